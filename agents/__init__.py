@@ -1,0 +1,1 @@
+"""Agents for gaisnet_env (installed as gaisnet_env.agents)."""
