@@ -1,0 +1,798 @@
+"""The GaisNet environment: schedule knowledge relay, fine-tuning and inference routing.
+
+One step is one decision epoch (``scenario.epoch_s`` seconds). For every edge server the
+agent picks a route for the requests of its cell (end device, edge or cloud) and may start
+one knowledge operation (none, relay_down, finetune, relay_up, relay_to_end). The model
+workers are real PyTorch models (``gaisnet_env.workers``); latency, energy and carbon come
+from the documented cost model (``gaisnet_env.cost`` and ``gaisnet_env.profiles``).
+
+Observation layout (all features in [0, 1]), ``E`` edges, row-major per edge then global:
+
+==== ============================ ==================================================
+idx  per-edge feature             normalisation
+==== ============================ ==================================================
+0    request rate                 rate / (2 x scenario mean rate), clipped
+1-3  accuracy end / edge / cloud  on the cell's current domain, held-out samples
+4    edge queue backlog           1 - exp(-backlog_s / epoch_s)
+5    access link bandwidth        current / nominal
+6    backhaul link bandwidth      current / nominal
+7-10 epochs since relay_down,     1 - exp(-epochs / 20)
+     finetune, relay_up,
+     relay_to_end completed
+11   knowledge op in flight       0 or 1
+12   op time remaining            1 - exp(-remaining_s / epoch_s)
+13   drift indicator              distance of the domain to the one last adapted to
+14   edge-site carbon intensity   g/kWh / 1000, clipped
+15   edge server up               0 or 1
+16   end-device battery level     share of capacity (1 without batteries)
+17   SLA violation share          of the cell's requests, last epoch
+18   latency / deadline           last epoch, / reward.latency_clip
+==== ============================ ==================================================
+
+Global features: cloud backlog (1 - exp(-backlog_s / epoch_s)), cloud capacity factor,
+time of day (0.5 + 0.5 sin, 0.5 + 0.5 cos), cloud-site carbon intensity (/1000), and the
+episode's elapsed share.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from gaisnet_env import cost, profiles
+from gaisnet_env.scenario import Scenario, load_scenario
+from gaisnet_env.topology import backhaul_hops, build_topology
+from gaisnet_env.worker_config import OPERATIONS, STYLES, TIERS
+from gaisnet_env.workers import WorkerSystem
+from gaisnet_env.workload import Workload
+
+EDGE_FEATURES: tuple[str, ...] = (
+    "request_rate",
+    "accuracy_end",
+    "accuracy_edge",
+    "accuracy_cloud",
+    "edge_backlog",
+    "access_bandwidth",
+    "backhaul_bandwidth",
+    "since_relay_down",
+    "since_finetune",
+    "since_relay_up",
+    "since_relay_to_end",
+    "op_in_flight",
+    "op_remaining",
+    "drift",
+    "edge_carbon_intensity",
+    "edge_up",
+    "battery",
+    "sla_violation_share",
+    "latency_ratio",
+)
+GLOBAL_FEATURES: tuple[str, ...] = (
+    "cloud_backlog",
+    "cloud_capacity",
+    "time_sin",
+    "time_cos",
+    "cloud_carbon_intensity",
+    "episode_progress",
+)
+ROUTE_END, ROUTE_EDGE, ROUTE_CLOUD = 0, 1, 2
+OP_NONE, OP_RELAY_DOWN, OP_FINETUNE, OP_RELAY_UP, OP_RELAY_TO_END = range(5)
+_SINCE_SCALE = 20.0  # epochs; the "time since op" features saturate over about this many epochs
+_NEVER = 1e6  # epochs since an operation that never ran
+
+
+@dataclass
+class SimState:
+    """Everything that changes during an episode except the workers' weights and the RNG."""
+
+    epoch: int
+    edge_backlog_s: np.ndarray  # (E,) seconds of queued work at each edge
+    cloud_backlog_s: float  # seconds of queued work per cloud server
+    op_kind: np.ndarray  # (E,) int, OPERATIONS index of the op in flight (0 = none)
+    op_remaining_s: np.ndarray  # (E,) simulated seconds until the op in flight completes
+    op_total_s: np.ndarray  # (E,) the op's whole duration, seconds
+    since_op: np.ndarray  # (E, 4) epochs since each operation last completed
+    adapted_class_mix: np.ndarray  # (E, 10) domain each edge's model was last adapted to
+    adapted_style_mix: np.ndarray  # (E, S)
+    battery_j: np.ndarray  # (E,) end-device battery energy per cell, J (inf without batteries)
+    last_violation: np.ndarray  # (E,) share of SLA violations last epoch
+    last_latency_ratio: np.ndarray  # (E,) mean latency / deadline last epoch
+    cum: dict[str, float]  # episode totals
+
+    def copy(self) -> SimState:
+        return SimState(**{f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)})
+
+
+class GaisNetEnv(gym.Env):
+    """Cloud-edge-end generative-AI system with real model workers (see module docstring)."""
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    @staticmethod
+    def default_config() -> dict[str, Any]:
+        """The default scenario (``metro``) as a plain dict; any subset can be passed as overrides."""
+        return load_scenario("metro").to_dict()
+
+    def __init__(
+        self,
+        scenario: str | Path | dict[str, Any] | Scenario = "metro",
+        render_mode: str | None = None,
+        cache_dir: str | None = None,
+        masked_action: str = "fallback",
+        torch_threads: int | None = 1,
+        **overrides: Any,
+    ) -> None:
+        """Build the env.
+
+        Args:
+            scenario: built-in name (``tiny``, ``metro``, ``city``, ``drift-storm``, ``green``),
+                a YAML path, a mapping or a :class:`Scenario`.
+            render_mode: ``None``, ``"ansi"`` or ``"rgb_array"``.
+            cache_dir: where pre-trained cloud weights are cached (default
+                ``$GAISNET_CACHE_DIR`` or ``~/.cache/gaisnet_env``).
+            masked_action: what a masked (infeasible) choice does: ``"fallback"`` (the op is
+                dropped and the route falls back to a feasible tier; counted in
+                ``info["actions_masked"]``) or ``"raise"`` (ValueError).
+            torch_threads: torch intra-op threads for this process (``None`` leaves it).
+            overrides: scenario fields, nested (``reward={"w_lat": 1}``) or dotted.
+        """
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode: got {render_mode!r}; allowed: None, 'ansi', 'rgb_array'")
+        if masked_action not in ("fallback", "raise"):
+            raise ValueError(f"masked_action: got {masked_action!r}; allowed: 'fallback', 'raise'")
+        if torch_threads is not None:
+            torch.set_num_threads(int(torch_threads))
+        self.scenario: Scenario = load_scenario(scenario, **overrides)
+        self.render_mode = render_mode
+        self.masked_action = masked_action
+        sc = self.scenario
+        self.n_edges = E = sc.topology.n_edges
+        self.n_styles = len(STYLES)
+
+        self.graph = build_topology(sc.topology, sc.seed)
+        self.hops = np.asarray(backhaul_hops(self.graph), dtype=np.float64)
+        self.workers = WorkerSystem(E, sc.workers, seed=sc.seed, cache_dir=cache_dir)
+        self._setup_costs()
+
+        self.action_space = spaces.MultiDiscrete(np.array([[len(TIERS), len(OPERATIONS)]] * E, dtype=np.int64).ravel())
+        n_obs = E * len(EDGE_FEATURES) + len(GLOBAL_FEATURES)
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(n_obs,), dtype=np.float32)
+        self.state: SimState | None = None
+        self._last_info: dict[str, Any] = {}
+        self._last_actions = np.zeros((E, 2), dtype=np.int64)
+
+    # ------------------------------------------------------------------------------------
+    # static cost figures
+
+    def _setup_costs(self) -> None:
+        """Per-tier compute, power and link figures, and the per-request FLOPs (counted or reference)."""
+        sc, w = self.scenario, self.workers
+        E = self.n_edges
+        self.node = {t: profiles.NODES[getattr(sc.hardware, t)] for t in TIERS}
+        access = sc.topology.edge_access_links or [sc.topology.access_link] * E
+        acc_links = [profiles.LINKS[name] for name in access]
+        bh = profiles.LINKS[sc.topology.backhaul_link]
+        self.access_up_bps = np.array([lk.uplink_bps for lk in acc_links])
+        self.access_down_bps = np.array([lk.downlink_bps for lk in acc_links])
+        self.access_rtt_s = np.array([lk.rtt_s for lk in acc_links])
+        self.access_j_per_bit = np.array([lk.j_per_bit for lk in acc_links])
+        self.backhaul_up_bps = np.full(E, bh.uplink_bps)
+        self.backhaul_down_bps = np.full(E, bh.downlink_bps)
+        self.backhaul_rtt_s = bh.rtt_s * self.hops
+        self.backhaul_j_per_bit = bh.j_per_bit * self.hops
+
+        refs = sc.reference_models
+        self.classify_flops = {}
+        self.train_scale = {}
+        for t in TIERS:
+            ref = getattr(refs, t)
+            real = w.inference_flops(t)
+            self.classify_flops[t] = ref.inference_flops if ref and ref.inference_flops > 0 else real
+            if ref and ref.train_flops_per_sample > 0:
+                # fwd+bwd of the worker ~ 3 x its counted forward FLOPs (Kaplan et al. 2020, sec. 2.1)
+                self.train_scale[t] = ref.train_flops_per_sample / (3.0 * real)
+            else:
+                self.train_scale[t] = self.classify_flops[t] / real
+        self.generate_flops = {}
+        for where in ("edge", "cloud"):
+            ref = getattr(refs, where)
+            real = w.generation_flops(where)
+            self.generate_flops[where] = ref.generate_flops if ref and ref.generate_flops > 0 else real
+        # seconds of compute per request on one node of each tier
+        self.t_classify = {t: self.classify_flops[t] / self.node[t].effective_flops for t in TIERS}
+        self.t_generate = {t: self.generate_flops[t] / self.node[t].effective_flops for t in ("edge", "cloud")}
+
+        wl = sc.workload
+        self.deadline = np.array([wl.classify_deadline_s, wl.generate_deadline_s])
+        # reward normalisers
+        edge_n = self.node["edge"]
+        self.energy_ref_j = sc.reward.energy_reference_j or E * edge_n.active_w * sc.epoch_s
+        mean_ci = profiles.GRID[sc.energy.edge_region].mean_g_per_kwh
+        self.carbon_ref_g = sc.reward.carbon_reference_g or cost.carbon_g(self.energy_ref_j, mean_ci)
+        self.mean_rate = max(wl.rate_per_s, 1e-9)
+
+    # ------------------------------------------------------------------------------------
+    # gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        sc = self.scenario
+        E, S = self.n_edges, self.n_styles
+        rng = self.np_random
+        self.workload = Workload(sc, rng)
+        self.workers.reset(int(rng.integers(2**31 - 1)))
+        class_mix, style_mix = self.workload.domains(0)
+        battery = sc.energy.end_battery_j
+        self.state = SimState(
+            epoch=0,
+            edge_backlog_s=np.zeros(E),
+            cloud_backlog_s=0.0,
+            op_kind=np.zeros(E, dtype=np.int64),
+            op_remaining_s=np.zeros(E),
+            op_total_s=np.zeros(E),
+            since_op=np.full((E, 4), _NEVER),
+            adapted_class_mix=np.full((E, 10), 0.1),
+            adapted_style_mix=np.eye(S)[np.zeros(E, dtype=np.int64)],
+            battery_j=np.full(E, float(battery) if battery else np.inf),
+            last_violation=np.zeros(E),
+            last_latency_ratio=np.zeros(E),
+            cum={k: 0.0 for k in ("energy_j", "carbon_g", "bytes_up", "bytes_down", "requests", "violations")},
+        )
+        self._domain = (class_mix, style_mix)
+        self._last_info = self._base_info()
+        return self._observation(), dict(self._last_info)
+
+    def step(self, action: Any):
+        if self.state is None:
+            raise RuntimeError("step() called before reset()")
+        st, sc = self.state, self.scenario
+        E = self.n_edges
+        act = self._check_action(action)
+        mask = self._mask_arrays()
+        route, op = act[:, 0].copy(), act[:, 1].copy()
+        masked = 0
+        route_ok = mask[0][np.arange(E), route]
+        op_ok = mask[1][np.arange(E), op]
+        if not (route_ok.all() and op_ok.all()):
+            if self.masked_action == "raise":
+                bad = int(np.flatnonzero(~(route_ok & op_ok))[0])
+                raise ValueError(
+                    f"action[{bad}] = (route {TIERS[route[bad]]}, op {OPERATIONS[op[bad]]}) is masked "
+                    f"(route feasible: {mask[0][bad].tolist()}, op feasible: {mask[1][bad].tolist()})"
+                )
+            masked = int((~route_ok).sum() + (~op_ok).sum())
+            route = np.where(route_ok, route, self._fallback_route(route, mask[0]))
+            op = np.where(op_ok, op, OP_NONE)
+        self._last_actions = np.stack([route, op], axis=1)
+
+        epoch_s = sc.epoch_s
+        t = st.epoch
+        rng = self.np_random
+        class_mix, style_mix = self.workload.domains(t)
+        self._domain = (class_mix, style_mix)
+        hour = self.workload.hour(t)
+        faults = self._faults(t)
+
+        # -- knowledge operations: start the new ones (real training happens now) ----------
+        op_energy = {"edge": 0.0, "cloud": 0.0}
+        ops_started = ops_failed = 0
+        bytes_up = bytes_down = 0.0
+        for e in np.flatnonzero(op != OP_NONE):
+            name = OPERATIONS[op[e]]
+            res = self.workers.start_op(name, int(e))
+            if not res.ok:
+                ops_failed += 1
+                continue
+            ops_started += 1
+            dur, energy_e, energy_c, up, down = self._op_cost(name, int(e), res, faults)
+            st.op_kind[e] = op[e]
+            st.op_remaining_s[e] = st.op_total_s[e] = dur
+            op_energy["edge"] += energy_e
+            op_energy["cloud"] += energy_c
+            bytes_up += up
+            bytes_down += down
+        radio_op_j = 0.0  # op payload radio energy is charged inside _op_cost (returned in energy_e)
+
+        # -- requests ------------------------------------------------------------------------
+        rates = self.workload.rates(t)
+        n_req = rng.poisson(rates * epoch_s).astype(np.float64)
+        n_gen = rng.binomial(n_req.astype(np.int64), sc.workload.generate_share).astype(np.float64)
+        n_cls = n_req - n_gen
+
+        acc_tier = self._tier_accuracy(class_mix, style_mix)  # (E, 3)
+        gen_quality = self._generation_quality(class_mix)  # (E, 2): edge, cloud generators
+        # served accuracy per edge for classify requests and quality for generate requests
+        acc_cls = acc_tier[np.arange(E), route]
+        gen_where = np.where(route == ROUTE_CLOUD, 1, 0)  # end-routed generate requests go to the edge
+        qual_gen = gen_quality[np.arange(E), gen_where]
+
+        # compute work per tier (seconds on one node)
+        wl = sc.workload
+        edge_cls = route == ROUTE_EDGE
+        at_edge_gen = route != ROUTE_CLOUD
+        at_cloud = route == ROUTE_CLOUD
+        edge_work = n_cls * edge_cls * self.t_classify["edge"] + n_gen * at_edge_gen * self.t_generate["edge"]
+        cloud_work_total = (n_cls * at_cloud).sum() * self.t_classify["cloud"] + (
+            n_gen * at_cloud
+        ).sum() * self.t_generate["cloud"]
+        end_busy = n_cls * (route == ROUTE_END) * self.t_classify["end"]  # summed over the cell's devices
+
+        # queues (ops in flight take op_share of the edge)
+        share = np.where(st.op_kind > 0, np.minimum(st.op_remaining_s, epoch_s) / epoch_s, 0.0)
+        edge_capacity = epoch_s * (1.0 - sc.hardware.op_share * share) * faults["edge_up"]
+        edge_start = st.edge_backlog_s.copy()
+        new_edge_backlog, edge_wait = cost.fluid_queue(edge_start, edge_work, np.maximum(edge_capacity, 1e-9))
+        cloud_servers = sc.hardware.cloud_servers
+        cloud_capacity = epoch_s * faults["cloud_capacity"]
+        cloud_start = st.cloud_backlog_s
+        new_cloud_backlog, cloud_wait = cost.fluid_queue(
+            np.array([cloud_start]), np.array([cloud_work_total / cloud_servers]), np.array([cloud_capacity])
+        )
+        new_cloud_backlog, cloud_wait = float(new_cloud_backlog[0]), float(cloud_wait[0])
+
+        # latency per edge for its routed requests, kinds (classify, generate): (E, 2)
+        up_bw = self.access_up_bps * faults["access"]
+        down_bw = self.access_down_bps * faults["access"]
+        bh_up = self.backhaul_up_bps * faults["backhaul"]
+        bh_down = self.backhaul_down_bps * faults["backhaul"]
+        in_b = np.array([wl.classify_in_bytes, wl.generate_in_bytes], dtype=np.float64)
+        out_b = np.array([wl.classify_out_bytes, wl.generate_out_bytes], dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            access_leg = cost.transfer_time_s(in_b[None, :], up_bw[:, None], self.access_rtt_s[:, None]) + (
+                cost.transfer_time_s(out_b[None, :], down_bw[:, None], self.access_rtt_s[:, None])
+            )
+            backhaul_leg = cost.transfer_time_s(in_b[None, :], bh_up[:, None], self.backhaul_rtt_s[:, None]) + (
+                cost.transfer_time_s(out_b[None, :], bh_down[:, None], self.backhaul_rtt_s[:, None])
+            )
+        comp_edge = np.array([self.t_classify["edge"], self.t_generate["edge"]])
+        comp_cloud = np.array([self.t_classify["cloud"], self.t_generate["cloud"]])
+        lat_edge0 = access_leg + comp_edge[None, :] + edge_start[:, None]
+        lat_edge1 = access_leg + comp_edge[None, :] + new_edge_backlog[:, None]
+        lat_cloud0 = access_leg + backhaul_leg + comp_cloud[None, :] + cloud_start
+        lat_cloud1 = access_leg + backhaul_leg + comp_cloud[None, :] + new_cloud_backlog
+        lat_end = np.full(E, self.t_classify["end"])
+        # classify
+        lc0 = np.select([route == ROUTE_END, route == ROUTE_EDGE], [lat_end, lat_edge0[:, 0]], lat_cloud0[:, 0])
+        lc1 = np.select([route == ROUTE_END, route == ROUTE_EDGE], [lat_end, lat_edge1[:, 0]], lat_cloud1[:, 0])
+        lc_mean = np.select(
+            [route == ROUTE_END, route == ROUTE_EDGE],
+            [lat_end, access_leg[:, 0] + comp_edge[0] + edge_wait],
+            access_leg[:, 0] + backhaul_leg[:, 0] + comp_cloud[0] + cloud_wait,
+        )
+        # generate (end-routed ones are served by the edge generator)
+        lg0 = np.where(at_cloud, lat_cloud0[:, 1], lat_edge0[:, 1])
+        lg1 = np.where(at_cloud, lat_cloud1[:, 1], lat_edge1[:, 1])
+        lg_mean = np.where(
+            at_cloud,
+            access_leg[:, 1] + backhaul_leg[:, 1] + comp_cloud[1] + cloud_wait,
+            access_leg[:, 1] + comp_edge[1] + edge_wait,
+        )
+        # requests that cannot be served at all (no feasible path): failed, counted as violations
+        gen_failed = n_gen * (~np.isfinite(lg_mean))
+        cls_failed = n_cls * (~np.isfinite(lc_mean))
+        viol_cls = np.where(np.isfinite(lc_mean), cost.violation_share(lc0, lc1, self.deadline[0]), 1.0)
+        viol_gen = np.where(np.isfinite(lg_mean), cost.violation_share(lg0, lg1, self.deadline[1]), 1.0)
+        clip = sc.reward.latency_clip
+        ratio_cls = np.minimum(np.nan_to_num(lc_mean / self.deadline[0], nan=clip, posinf=clip), clip)
+        ratio_gen = np.minimum(np.nan_to_num(lg_mean / self.deadline[1], nan=clip, posinf=clip), clip)
+        acc_cls = np.where(np.isfinite(lc_mean), acc_cls, 0.0)
+        qual_gen = np.where(np.isfinite(lg_mean), qual_gen, 0.0)
+
+        # -- energy (J) and carbon (g) -------------------------------------------------------
+        node_e, node_c, node_u = self.node["edge"], self.node["cloud"], self.node["end"]
+        edge_busy = np.minimum(edge_work, edge_capacity) + sc.hardware.op_share * share * epoch_s
+        energy_edge = (
+            cost.compute_energy_j(node_e.idle_w, node_e.active_w, edge_busy, epoch_s, node_e.pue) * faults["edge_up"]
+        ).sum() + op_energy["edge"]
+        # the cloud is shared: this system is charged the active power of the time it uses, times PUE
+        energy_cloud = node_c.active_w * cloud_work_total * node_c.pue + op_energy["cloud"]
+        end_energy_cell = (node_u.active_w - node_u.idle_w) * end_busy
+        bits_access = 8.0 * (
+            n_cls * (route != ROUTE_END) * (in_b[0] + out_b[0]) + n_gen * (in_b[1] + out_b[1])
+        ) * np.isfinite(lg_mean)
+        bits_backhaul = 8.0 * (n_cls * at_cloud * (in_b[0] + out_b[0]) + n_gen * at_cloud * (in_b[1] + out_b[1]))
+        radio_access = cost.radio_energy_j(bits_access / 8.0, self.access_j_per_bit)
+        radio_backhaul = cost.radio_energy_j(bits_backhaul / 8.0, self.backhaul_j_per_bit)
+        energy_radio = float(radio_access.sum() + radio_backhaul.sum()) + radio_op_j
+        energy_end = float(end_energy_cell.sum())
+        ci_edge = float(profiles.carbon_intensity(sc.energy.edge_region, hour, sc.energy.carbon_trace))
+        ci_cloud = float(profiles.carbon_intensity(sc.energy.cloud_region, hour, sc.energy.carbon_trace))
+        energy_total = energy_edge + energy_cloud + energy_end + energy_radio
+        carbon = cost.carbon_g(energy_edge + energy_end + energy_radio, ci_edge) + cost.carbon_g(energy_cloud, ci_cloud)
+        bytes_up += float((bits_access + bits_backhaul).sum() / 8.0 * 0.5)
+        bytes_down += float((bits_access + bits_backhaul).sum() / 8.0 * 0.5)
+
+        # batteries of end devices: compute at the end and the radio's uplink
+        if np.isfinite(st.battery_j).any():
+            drain = end_energy_cell + radio_access
+            st.battery_j = np.clip(
+                st.battery_j - drain + sc.energy.end_recharge_w * epoch_s, 0.0, sc.energy.end_battery_j
+            )
+
+        # -- aggregate metrics and reward ----------------------------------------------------
+        n_total = float(n_req.sum())
+        weights = np.concatenate([n_cls, n_gen])
+        served_quality = np.concatenate([acc_cls, qual_gen])
+        ratios = np.concatenate([ratio_cls, ratio_gen])
+        viols = np.concatenate([viol_cls, viol_gen])
+        lat_means = np.concatenate([lc_mean, lg_mean])
+        if n_total > 0:
+            accuracy = float((weights * served_quality).sum() / n_total)
+            lat_ratio = float((weights * ratios).sum() / n_total)
+            violations = float((weights * viols).sum())
+            viol_share = violations / n_total
+            finite = np.isfinite(lat_means)
+            fw = weights * finite
+            lat_mean_s = float((fw * np.where(finite, lat_means, 0)).sum() / max(fw.sum(), 1e-12))
+            lat_p50 = cost.weighted_quantile(np.where(finite, lat_means, 0), fw, 0.5) if fw.sum() > 0 else 0.0
+            lat_p95 = cost.weighted_quantile(np.where(finite, lat_means, 0), fw, 0.95) if fw.sum() > 0 else 0.0
+        else:
+            accuracy = float(acc_cls.mean())
+            lat_ratio = viol_share = violations = 0.0
+            lat_mean_s = lat_p50 = lat_p95 = 0.0
+        rw = sc.reward
+        r_acc = rw.w_acc * accuracy
+        r_lat = rw.w_lat * lat_ratio
+        r_energy = rw.w_energy * energy_total / self.energy_ref_j
+        r_sla = rw.w_sla * viol_share
+        r_carbon = rw.w_carbon * carbon / self.carbon_ref_g
+        reward = r_acc - r_lat - r_energy - r_sla - r_carbon
+
+        # per-edge bookkeeping for the next observation
+        cell_n = np.maximum(n_req, 1e-12)
+        st.last_violation = np.where(n_req > 0, (n_cls * viol_cls + n_gen * viol_gen) / cell_n, 0.0)
+        st.last_latency_ratio = np.where(n_req > 0, (n_cls * ratio_cls + n_gen * ratio_gen) / cell_n, 0.0) / clip
+        st.edge_backlog_s = np.where(faults["edge_up"] > 0, new_edge_backlog, 0.0)
+        st.cloud_backlog_s = new_cloud_backlog
+
+        # labelled feedback of this epoch's classify requests reaches the edges
+        n_fb = np.minimum(n_cls, sc.workload.feedback_per_epoch).astype(np.int64)
+        for e in np.flatnonzero((n_fb > 0) & (faults["edge_up"] > 0)):
+            self.workers.add_feedback(int(e), class_mix[e], style_mix[e], int(n_fb[e]), rng)
+
+        # -- advance operations in flight; commit those that complete this epoch -------------
+        ops_finished = 0
+        in_flight = st.op_kind > 0
+        st.since_op += 1.0
+        st.op_remaining_s = np.where(in_flight, st.op_remaining_s - epoch_s, 0.0)
+        for e in np.flatnonzero(in_flight & (st.op_remaining_s <= 0)):
+            kind = int(st.op_kind[e])
+            self.workers.commit_op(int(e))
+            st.since_op[e, kind - 1] = 0.0
+            if kind in (OP_RELAY_DOWN, OP_FINETUNE):
+                st.adapted_class_mix[e] = class_mix[e]
+                st.adapted_style_mix[e] = style_mix[e]
+            st.op_kind[e] = 0
+            st.op_remaining_s[e] = 0.0
+            ops_finished += 1
+        # edges that went down lose the op in flight (its cost stays charged)
+        ops_aborted = 0
+        for e in np.flatnonzero((st.op_kind > 0) & (faults["edge_up"] == 0)):
+            self.workers.abort_op(int(e))
+            st.op_kind[e] = 0
+            st.op_remaining_s[e] = 0.0
+            ops_aborted += 1
+
+        st.epoch += 1
+        c = st.cum
+        c["energy_j"] += energy_total
+        c["carbon_g"] += carbon
+        c["bytes_up"] += bytes_up
+        c["bytes_down"] += bytes_down
+        c["requests"] += n_total
+        c["violations"] += violations
+
+        info = self._base_info()
+        info.update(
+            accuracy=accuracy,
+            accuracy_classify=float((n_cls * acc_cls).sum() / max(n_cls.sum(), 1e-12)) if n_cls.sum() else 0.0,
+            quality_generate=float((n_gen * qual_gen).sum() / max(n_gen.sum(), 1e-12)) if n_gen.sum() else 0.0,
+            latency_mean_s=lat_mean_s,
+            latency_p50_s=lat_p50,
+            latency_p95_s=lat_p95,
+            latency_ratio=lat_ratio,
+            sla_violations=violations,
+            sla_violation_share=viol_share,
+            requests=n_total,
+            requests_classify=float(n_cls.sum()),
+            requests_generate=float(n_gen.sum()),
+            requests_failed=float(cls_failed.sum() + gen_failed.sum()),
+            energy_j=energy_total,
+            energy_end_j=energy_end,
+            energy_edge_j=float(energy_edge),
+            energy_cloud_j=float(energy_cloud),
+            energy_radio_j=energy_radio,
+            carbon_g=float(carbon),
+            bytes_up=bytes_up,
+            bytes_down=bytes_down,
+            ops_started=ops_started,
+            ops_finished=ops_finished,
+            ops_failed=ops_failed,
+            ops_aborted=ops_aborted,
+            actions_masked=masked,
+            route_counts=np.bincount(route, minlength=3).astype(np.int64),
+            op_counts=np.bincount(op, minlength=5).astype(np.int64),
+            reward_accuracy=r_acc,
+            reward_latency=-r_lat,
+            reward_energy=-r_energy,
+            reward_sla=-r_sla,
+            reward_carbon=-r_carbon,
+            edge_accuracy=acc_tier[:, ROUTE_EDGE].copy(),
+            edge_backlog_s=st.edge_backlog_s.copy(),
+            cloud_backlog_s=st.cloud_backlog_s,
+        )
+        for k, v in info.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise FloatingPointError(f"info[{k!r}] is {v} at epoch {t}: a bug in the simulation")
+        if not math.isfinite(reward):
+            raise FloatingPointError(f"reward is {reward} at epoch {t}: a bug in the simulation")
+        self._last_info = info
+        truncated = st.epoch >= sc.horizon
+        obs = self._observation()
+        return obs, float(reward), False, truncated, info
+
+    # ------------------------------------------------------------------------------------
+    # pieces of a step
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        """Return the action as an (E, 2) int array or raise naming the offending index."""
+        E = self.n_edges
+        try:
+            arr = np.asarray(action)
+        except Exception as e:  # pragma: no cover - numpy accepts nearly anything
+            raise ValueError(f"action: cannot convert {type(action).__name__} to an array: {e}") from None
+        if arr.dtype.kind not in "iub":
+            if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+                arr = arr.astype(np.int64)
+            else:
+                raise ValueError(f"action: expected integers, got dtype {arr.dtype} (values {arr.ravel()[:8]})")
+        if arr.shape not in ((2 * E,), (E, 2)):
+            raise ValueError(f"action: expected shape ({2 * E},) or ({E}, 2) for {E} edges, got {arr.shape}")
+        arr = arr.reshape(E, 2).astype(np.int64)
+        for col, (name, n) in enumerate((("route", len(TIERS)), ("operation", len(OPERATIONS)))):
+            bad = np.flatnonzero((arr[:, col] < 0) | (arr[:, col] >= n))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(
+                    f"action[{2 * i + col}] (edge {i} {name}) = {arr[i, col]} is out of range; allowed 0..{n - 1}"
+                )
+        return arr
+
+    def _faults(self, epoch: int) -> dict[str, Any]:
+        """Multipliers in force at ``epoch``: link bandwidth factors, edges up, cloud capacity."""
+        sc = self.scenario
+        E = self.n_edges
+        access = np.ones(E)
+        backhaul = np.ones(E)
+        edge_up = np.ones(E)
+        cloud = 1.0
+        for lf in sc.faults.links:
+            if lf.start_epoch <= epoch < lf.start_epoch + lf.duration_epochs:
+                target = access if lf.link == "access" else backhaul
+                target[lf.edge] = min(target[lf.edge], lf.bandwidth_factor)
+        for ed in sc.faults.edges_down:
+            if ed.start_epoch <= epoch < ed.start_epoch + ed.duration_epochs:
+                edge_up[ed.edge] = 0.0
+        for co in sc.faults.cloud_overload:
+            if co.start_epoch <= epoch < co.start_epoch + co.duration_epochs:
+                cloud = min(cloud, co.capacity_factor)
+        return {"access": access, "backhaul": backhaul, "edge_up": edge_up, "cloud_capacity": cloud}
+
+    def _mask_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Feasible routes (E, 3) and operations (E, 5) at the current epoch."""
+        st = self.state
+        assert st is not None
+        f = self._faults(st.epoch)
+        E = self.n_edges
+        access_up = f["access"] > 0
+        backhaul_up = f["backhaul"] > 0
+        edge_up = f["edge_up"] > 0
+        battery_ok = st.battery_j > 0
+        routes = np.stack(
+            [battery_ok, access_up & edge_up, access_up & backhaul_up], axis=1
+        )
+        # at least one route stays selectable; requests with no path fail (SLA violations)
+        routes[~routes.any(axis=1), ROUTE_END] = True
+        idle = (st.op_kind == 0) & edge_up
+        relay_up_busy = bool((st.op_kind == OP_RELAY_UP).any())
+        ops = np.ones((E, len(OPERATIONS)), dtype=bool)
+        ops[:, OP_RELAY_DOWN] = idle & backhaul_up
+        ops[:, OP_FINETUNE] = idle
+        ops[:, OP_RELAY_UP] = idle & backhaul_up & (not relay_up_busy)
+        ops[:, OP_RELAY_TO_END] = idle & access_up
+        return routes, ops
+
+    def action_masks(self) -> np.ndarray:
+        """Flat boolean mask for sb3-contrib's MaskablePPO: per edge 3 route then 5 op entries."""
+        routes, ops = self._mask_arrays()
+        return np.concatenate([routes, ops], axis=1).ravel()
+
+    @staticmethod
+    def _fallback_route(route: np.ndarray, routes_ok: np.ndarray) -> np.ndarray:
+        """Nearest feasible tier: cloud -> edge -> end, edge -> cloud -> end, end -> edge -> cloud."""
+        order = {ROUTE_END: (ROUTE_EDGE, ROUTE_CLOUD), ROUTE_EDGE: (ROUTE_CLOUD, ROUTE_END), ROUTE_CLOUD: (ROUTE_EDGE, ROUTE_END)}
+        out = route.copy()
+        for e, r in enumerate(route):
+            if not routes_ok[e, r]:
+                out[e] = next((c for c in order[int(r)] if routes_ok[e, c]), ROUTE_END)
+        return out
+
+    def _op_cost(self, name: str, e: int, res: Any, faults: dict[str, Any]) -> tuple[float, float, float, float, float]:
+        """Duration (s), edge and cloud energy (J, radio included) and bytes up/down of a started op."""
+        sc = self.scenario
+        refs = sc.reference_models
+        node_e, node_c = self.node["edge"], self.node["cloud"]
+        flops_edge = res.flops.get("edge", 0.0) * self.train_scale["edge"]
+        flops_cloud = res.flops.get("cloud", 0.0) * self.train_scale["cloud"]
+        flops_end = res.flops.get("end", 0.0) * self.train_scale["end"]
+        up, down = float(res.bytes_up), float(res.bytes_down)
+        if name == "relay_down":
+            if sc.workers.relay_down_variant == "ship_samples" and refs.edge and refs.edge.sample_bytes:
+                down = float(res.samples * refs.edge.sample_bytes)
+            elif sc.workers.relay_down_variant == "ship_adapter" and refs.edge and refs.edge.update_bytes:
+                down = float(refs.edge.update_bytes)
+        elif name == "relay_up" and refs.edge and refs.edge.update_bytes:
+            up = float(refs.edge.update_bytes)
+        elif name == "relay_to_end" and refs.end and refs.end.update_bytes:
+            down = float(refs.end.update_bytes)
+        t_edge = (flops_edge + flops_end) / (node_e.effective_flops * sc.hardware.op_share)
+        t_cloud = flops_cloud / node_c.effective_flops
+        if name == "relay_to_end":
+            bw_down, bw_up = self.access_down_bps[e] * faults["access"][e], self.access_up_bps[e] * faults["access"][e]
+            rtt, jpb = self.access_rtt_s[e], self.access_j_per_bit[e]
+        else:
+            bw_down, bw_up = self.backhaul_down_bps[e] * faults["backhaul"][e], self.backhaul_up_bps[e] * faults["backhaul"][e]
+            rtt, jpb = self.backhaul_rtt_s[e], self.backhaul_j_per_bit[e]
+        t_net = float(cost.transfer_time_s(up, bw_up, rtt)) if up else 0.0
+        t_net += float(cost.transfer_time_s(down, bw_down, rtt)) if down else 0.0
+        duration = t_edge + t_cloud + t_net
+        # dynamic energy of the edge's busy time (its idle power is charged every epoch anyway)
+        energy_edge = (node_e.active_w - node_e.idle_w) * (flops_edge + flops_end) / node_e.effective_flops
+        energy_edge += float(cost.radio_energy_j(up + down, jpb))
+        energy_cloud = node_c.active_w * t_cloud * node_c.pue
+        return float(duration), float(energy_edge), float(energy_cloud), up, down
+
+    def _tier_accuracy(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
+        """(E, 3) accuracy of each tier's classifier on each cell's current domain."""
+        E = self.n_edges
+        out = np.empty((E, 3))
+        for e in range(E):
+            for j, tier in enumerate(TIERS):
+                out[e, j] = self.workers.accuracy(tier, e, class_mix[e], style_mix[e])
+        return out
+
+    def _generation_quality(self, class_mix: np.ndarray) -> np.ndarray:
+        """(E, 2) expected quality x diversity-free score of the edge and cloud generators."""
+        E = self.n_edges
+        out = np.empty((E, 2))
+        for e in range(E):
+            for j, where in enumerate(("edge", "cloud")):
+                per_class, _div = self.workers.generation_scores(where, e)
+                out[e, j] = float(class_mix[e] @ per_class)
+        return out
+
+    def _observation(self) -> np.ndarray:
+        st, sc = self.state, self.scenario
+        assert st is not None
+        t = st.epoch
+        E = self.n_edges
+        class_mix, style_mix = self.workload.domains(min(t, sc.horizon))
+        self._domain = (class_mix, style_mix)
+        f = self._faults(t)
+        hour = self.workload.hour(t)
+        feats = np.empty((E, len(EDGE_FEATURES)))
+        feats[:, 0] = np.minimum(self.workload.rates(t) / (2.0 * self.mean_rate), 1.0)
+        feats[:, 1:4] = self._tier_accuracy(class_mix, style_mix)
+        feats[:, 4] = 1.0 - np.exp(-st.edge_backlog_s / sc.epoch_s)
+        feats[:, 5] = f["access"]
+        feats[:, 6] = f["backhaul"]
+        feats[:, 7:11] = 1.0 - np.exp(-st.since_op / _SINCE_SCALE)
+        feats[:, 11] = st.op_kind > 0
+        feats[:, 12] = 1.0 - np.exp(-st.op_remaining_s / sc.epoch_s)
+        feats[:, 13] = self._drift(class_mix, style_mix)
+        ci_edge = float(profiles.carbon_intensity(sc.energy.edge_region, hour, sc.energy.carbon_trace))
+        ci_cloud = float(profiles.carbon_intensity(sc.energy.cloud_region, hour, sc.energy.carbon_trace))
+        feats[:, 14] = min(ci_edge / 1000.0, 1.0)
+        feats[:, 15] = f["edge_up"]
+        cap = sc.energy.end_battery_j
+        feats[:, 16] = st.battery_j / cap if cap else 1.0
+        feats[:, 17] = st.last_violation
+        feats[:, 18] = st.last_latency_ratio
+        glob = np.array(
+            [
+                1.0 - math.exp(-st.cloud_backlog_s / sc.epoch_s),
+                f["cloud_capacity"],
+                0.5 + 0.5 * math.sin(2 * math.pi * hour / 24.0),
+                0.5 + 0.5 * math.cos(2 * math.pi * hour / 24.0),
+                min(ci_cloud / 1000.0, 1.0),
+                min(t / sc.horizon, 1.0),
+            ]
+        )
+        obs = np.concatenate([feats.ravel(), glob]).astype(np.float32)
+        if not np.all(np.isfinite(obs)):
+            bad = int(np.flatnonzero(~np.isfinite(obs))[0])
+            raise FloatingPointError(f"observation[{bad}] is not finite at epoch {t}: a bug in the simulation")
+        return np.clip(obs, 0.0, 1.0)
+
+    def _drift(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
+        """(E,) distance in [0, 1] between the current domain and the one last adapted to."""
+        st = self.state
+        assert st is not None
+        tv_class = 0.5 * np.abs(class_mix - st.adapted_class_mix).sum(axis=1)
+        tv_style = 0.5 * np.abs(style_mix - st.adapted_style_mix).sum(axis=1)
+        return np.clip(0.5 * (tv_class + tv_style), 0.0, 1.0)
+
+    def _base_info(self) -> dict[str, Any]:
+        st = self.state
+        assert st is not None
+        E = self.n_edges
+        cm, sm = self._domain
+        return {
+            "epoch": st.epoch,
+            "time_s": st.epoch * self.scenario.epoch_s,
+            "accuracy_end": float(np.mean([self.workers.accuracy("end", e, cm[e], sm[e]) for e in range(E)])),
+            "accuracy_edge": float(np.mean([self.workers.accuracy("edge", e, cm[e], sm[e]) for e in range(E)])),
+            "accuracy_cloud": float(np.mean([self.workers.accuracy("cloud", e, cm[e], sm[e]) for e in range(E)])),
+            "model_version_cloud": self.workers.version("cloud", 0),
+            "model_version_edge": np.array([self.workers.version("edge", e) for e in range(E)], dtype=np.int64),
+            "model_version_end": np.array([self.workers.version("end", e) for e in range(E)], dtype=np.int64),
+            "ops_in_flight": int((st.op_kind > 0).sum()),
+            "episode_energy_j": st.cum["energy_j"],
+            "episode_carbon_g": st.cum["carbon_g"],
+            "episode_bytes_up": st.cum["bytes_up"],
+            "episode_bytes_down": st.cum["bytes_down"],
+            "action_mask": self.action_masks(),
+        }
+
+    # ------------------------------------------------------------------------------------
+    # snapshot / restore, rendering
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole mutable state (simulation, RNG, workload, model weights), deep-copied."""
+        if self.state is None:
+            raise RuntimeError("snapshot() called before reset()")
+        return {
+            "state": self.state.copy(),
+            "rng": copy.deepcopy(self.np_random.bit_generator.state),
+            "workload": copy.deepcopy(self.workload),
+            "workers": self.workers.state_dict(),
+            "domain": copy.deepcopy(self._domain),
+            "last_info": copy.deepcopy(self._last_info),
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Return to a state taken by :meth:`snapshot`; later steps replay bit for bit."""
+        self.state = snap["state"].copy()
+        self.np_random.bit_generator.state = copy.deepcopy(snap["rng"])
+        self.workload = copy.deepcopy(snap["workload"])
+        self.workers.load_state_dict(snap["workers"])
+        self._domain = copy.deepcopy(snap["domain"])
+        self._last_info = copy.deepcopy(snap["last_info"])
+
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called with render_mode=None; pass render_mode='ansi' or 'rgb_array'")
+            return None
+        from gaisnet_env import render
+
+        if self.render_mode == "ansi":
+            return render.ansi(self)
+        return render.rgb_array(self)
+
+    def close(self) -> None:
+        from gaisnet_env import render
+
+        render.close(self)
+
+
+def make_env(scenario: str | Path | dict[str, Any] | Scenario = "metro", **kwargs: Any) -> GaisNetEnv:
+    """Build a :class:`GaisNetEnv` directly (no registry, no wrappers)."""
+    return GaisNetEnv(scenario, **kwargs)
