@@ -282,7 +282,8 @@ class GaisNetEnv(gym.Env):
         faults = self._faults(t)
 
         # -- knowledge operations: start the new ones (real training happens now) ----------
-        op_energy = {"edge": 0.0, "cloud": 0.0}
+        op_energy_edge = np.zeros(E)  # J, per edge that started an op (radio included)
+        op_energy_cloud = np.zeros(E)  # J, cloud energy of that edge's op
         ops_started = ops_failed = 0
         bytes_up = bytes_down = 0.0
         for e in np.flatnonzero(op != OP_NONE):
@@ -295,11 +296,10 @@ class GaisNetEnv(gym.Env):
             dur, energy_e, energy_c, up, down = self._op_cost(name, int(e), res, faults)
             st.op_kind[e] = op[e]
             st.op_remaining_s[e] = st.op_total_s[e] = dur
-            op_energy["edge"] += energy_e
-            op_energy["cloud"] += energy_c
+            op_energy_edge[e] = energy_e
+            op_energy_cloud[e] = energy_c
             bytes_up += up
             bytes_down += down
-        radio_op_j = 0.0  # op payload radio energy is charged inside _op_cost (returned in energy_e)
 
         # -- requests ------------------------------------------------------------------------
         rates = self.workload.rates(t)
@@ -389,19 +389,25 @@ class GaisNetEnv(gym.Env):
         # -- energy (J) and carbon (g) -------------------------------------------------------
         node_e, node_c, node_u = self.node["edge"], self.node["cloud"], self.node["end"]
         edge_busy = np.minimum(edge_work, edge_capacity) + sc.hardware.op_share * share * epoch_s
-        energy_edge = (
+        energy_edge_cell = (
             cost.compute_energy_j(node_e.idle_w, node_e.active_w, edge_busy, epoch_s, node_e.pue) * faults["edge_up"]
-        ).sum() + op_energy["edge"]
+            + op_energy_edge
+        )
+        energy_edge = float(energy_edge_cell.sum())
         # the cloud is shared: this system is charged the active power of the time it uses, times PUE
-        energy_cloud = node_c.active_w * cloud_work_total * node_c.pue + op_energy["cloud"]
+        cloud_work_cell = (n_cls * at_cloud) * self.t_classify["cloud"] + (n_gen * at_cloud) * self.t_generate["cloud"]
+        energy_cloud_cell = node_c.active_w * cloud_work_cell * node_c.pue + op_energy_cloud
+        energy_cloud = float(energy_cloud_cell.sum())
         end_energy_cell = (node_u.active_w - node_u.idle_w) * end_busy
-        bits_access = 8.0 * (
-            n_cls * (route != ROUTE_END) * (in_b[0] + out_b[0]) + n_gen * (in_b[1] + out_b[1])
-        ) * np.isfinite(lg_mean)
+        bits_access = (
+            8.0
+            * (n_cls * (route != ROUTE_END) * (in_b[0] + out_b[0]) + n_gen * (in_b[1] + out_b[1]))
+            * np.isfinite(lg_mean)
+        )
         bits_backhaul = 8.0 * (n_cls * at_cloud * (in_b[0] + out_b[0]) + n_gen * at_cloud * (in_b[1] + out_b[1]))
         radio_access = cost.radio_energy_j(bits_access / 8.0, self.access_j_per_bit)
         radio_backhaul = cost.radio_energy_j(bits_backhaul / 8.0, self.backhaul_j_per_bit)
-        energy_radio = float(radio_access.sum() + radio_backhaul.sum()) + radio_op_j
+        energy_radio = float(radio_access.sum() + radio_backhaul.sum())
         energy_end = float(end_energy_cell.sum())
         ci_edge = float(profiles.carbon_intensity(sc.energy.edge_region, hour, sc.energy.carbon_trace))
         ci_cloud = float(profiles.carbon_intensity(sc.energy.cloud_region, hour, sc.energy.carbon_trace))
@@ -452,6 +458,18 @@ class GaisNetEnv(gym.Env):
         st.last_latency_ratio = np.where(n_req > 0, (n_cls * ratio_cls + n_gen * ratio_gen) / cell_n, 0.0) / clip
         st.edge_backlog_s = np.where(faults["edge_up"] > 0, new_edge_backlog, 0.0)
         st.cloud_backlog_s = new_cloud_backlog
+        # per-edge reward (for the multi-agent view): the same terms, restricted to the cell
+        cell_acc = np.where(n_req > 0, (n_cls * acc_cls + n_gen * qual_gen) / cell_n, acc_cls)
+        cell_energy = energy_edge_cell + energy_cloud_cell + end_energy_cell + radio_access + radio_backhaul
+        cell_carbon = cost.carbon_g(energy_edge_cell + end_energy_cell + radio_access + radio_backhaul, ci_edge)
+        cell_carbon = cell_carbon + cost.carbon_g(energy_cloud_cell, ci_cloud)
+        edge_reward = (
+            rw.w_acc * cell_acc
+            - rw.w_lat * st.last_latency_ratio * clip
+            - rw.w_energy * cell_energy / (self.energy_ref_j / E)
+            - rw.w_sla * st.last_violation
+            - rw.w_carbon * cell_carbon / (self.carbon_ref_g / E)
+        )
 
         # labelled feedback of this epoch's classify requests reaches the edges
         n_fb = np.minimum(n_cls, sc.workload.feedback_per_epoch).astype(np.int64)
@@ -525,6 +543,7 @@ class GaisNetEnv(gym.Env):
             reward_energy=-r_energy,
             reward_sla=-r_sla,
             reward_carbon=-r_carbon,
+            edge_reward=edge_reward,
             edge_accuracy=acc_tier[:, ROUTE_EDGE].copy(),
             edge_backlog_s=st.edge_backlog_s.copy(),
             cloud_backlog_s=st.cloud_backlog_s,
@@ -596,9 +615,7 @@ class GaisNetEnv(gym.Env):
         backhaul_up = f["backhaul"] > 0
         edge_up = f["edge_up"] > 0
         battery_ok = st.battery_j > 0
-        routes = np.stack(
-            [battery_ok, access_up & edge_up, access_up & backhaul_up], axis=1
-        )
+        routes = np.stack([battery_ok, access_up & edge_up, access_up & backhaul_up], axis=1)
         # at least one route stays selectable; requests with no path fail (SLA violations)
         routes[~routes.any(axis=1), ROUTE_END] = True
         idle = (st.op_kind == 0) & edge_up
@@ -618,7 +635,11 @@ class GaisNetEnv(gym.Env):
     @staticmethod
     def _fallback_route(route: np.ndarray, routes_ok: np.ndarray) -> np.ndarray:
         """Nearest feasible tier: cloud -> edge -> end, edge -> cloud -> end, end -> edge -> cloud."""
-        order = {ROUTE_END: (ROUTE_EDGE, ROUTE_CLOUD), ROUTE_EDGE: (ROUTE_CLOUD, ROUTE_END), ROUTE_CLOUD: (ROUTE_EDGE, ROUTE_END)}
+        order = {
+            ROUTE_END: (ROUTE_EDGE, ROUTE_CLOUD),
+            ROUTE_EDGE: (ROUTE_CLOUD, ROUTE_END),
+            ROUTE_CLOUD: (ROUTE_EDGE, ROUTE_END),
+        }
         out = route.copy()
         for e, r in enumerate(route):
             if not routes_ok[e, r]:
@@ -649,7 +670,10 @@ class GaisNetEnv(gym.Env):
             bw_down, bw_up = self.access_down_bps[e] * faults["access"][e], self.access_up_bps[e] * faults["access"][e]
             rtt, jpb = self.access_rtt_s[e], self.access_j_per_bit[e]
         else:
-            bw_down, bw_up = self.backhaul_down_bps[e] * faults["backhaul"][e], self.backhaul_up_bps[e] * faults["backhaul"][e]
+            bw_down, bw_up = (
+                self.backhaul_down_bps[e] * faults["backhaul"][e],
+                self.backhaul_up_bps[e] * faults["backhaul"][e],
+            )
             rtt, jpb = self.backhaul_rtt_s[e], self.backhaul_j_per_bit[e]
         t_net = float(cost.transfer_time_s(up, bw_up, rtt)) if up else 0.0
         t_net += float(cost.transfer_time_s(down, bw_down, rtt)) if down else 0.0

@@ -95,8 +95,10 @@ def test_same_seed_same_episode_across_processes(tiny: GaisNetEnv) -> None:
         print(h.hexdigest())
         """
     )
-    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-            for _ in range(2)]
+    outs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
     assert outs[0] == outs[1] and len(outs[0].strip()) == 64
 
 
