@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +25,27 @@ from gaisnet_env.worker_config import STYLES, WorkerConfig
 
 class ScenarioError(ValueError):
     """A scenario file or override is invalid; the message names the field."""
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML loader that also reads YAML 1.2 floats such as ``1e6`` and ``3.6e13``.
+
+    (PyYAML follows YAML 1.1, where an exponent needs a dot and a sign: ``1.0e+6``.)
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
 
 
 def _f(default: Any, **meta: Any) -> Any:
@@ -248,6 +270,8 @@ def _convert(value: Any, tp: Any, path: str, meta: dict[str, Any]) -> Any:
         (item_tp,) = get_args(tp)
         return [_convert(v, item_tp, f"{path}[{i}]", meta) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
+        if value is None:  # an empty section (e.g. every entry commented out): the defaults
+            value = {}
         if isinstance(value, tp):
             value = dataclasses.asdict(value)
         if not isinstance(value, dict):
@@ -315,14 +339,11 @@ def _check_consistency(sc: Scenario) -> None:
     links = sc.topology.edge_access_links
     if links is not None:
         if len(links) != n:
-            raise ScenarioError(
-                f"topology.edge_access_links: got {len(links)} entries; must have n_edges={n} entries"
-            )
+            raise ScenarioError(f"topology.edge_access_links: got {len(links)} entries; must have n_edges={n} entries")
         for i, name in enumerate(links):
             if name not in profiles.LINKS:
-                raise ScenarioError(
-                    f"topology.edge_access_links[{i}]: got {name!r}; allowed values: {', '.join(sorted(profiles.LINKS))}"
-                )
+                allowed = ", ".join(sorted(profiles.LINKS))
+                raise ScenarioError(f"topology.edge_access_links[{i}]: got {name!r}; allowed values: {allowed}")
     for i, fc in enumerate(sc.workload.flash_crowds):
         for e in fc.edges or []:
             if not 0 <= e < n:
@@ -333,8 +354,8 @@ def _check_consistency(sc: Scenario) -> None:
                 raise ScenarioError(f"faults.{kind}[{i}].edge: got {item.edge}; must be in 0..{n - 1}")
     if not sc.drift.styles:
         raise ScenarioError("drift.styles: got []; must name at least one of " + ", ".join(STYLES))
-    if sc.drift.kind != "none" and len(sc.drift.styles) < 1:
-        raise ScenarioError("drift.styles: a drifting scenario needs at least one style")
+    if len(set(sc.drift.styles)) != len(sc.drift.styles):
+        raise ScenarioError(f"drift.styles: got {sc.drift.styles!r}; each style may appear once")
 
 
 def scenario_from_dict(data: dict[str, Any]) -> Scenario:
@@ -365,7 +386,7 @@ def _read_yaml(source: str | Path) -> dict[str, Any]:
             )
         text = path.read_text()
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as e:
         raise ScenarioError(f"scenario {name!r}: not valid YAML: {e}") from None
     return data if data is not None else {}
@@ -378,9 +399,11 @@ def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
         parts = key.split(".")
         node = out
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
+            if node.get(p) is None:  # absent or null (e.g. reference_models.edge: null)
+                node[p] = {}
+            node = node[p]
             if not isinstance(node, dict):
-                raise ScenarioError(f"{key}: {p} is not a section")
+                raise ScenarioError(f"{key}: {p} is not a section (got {node!r})")
         last = parts[-1]
         if isinstance(value, dict) and isinstance(node.get(last), dict):
             node[last] = merge_overrides(node[last], value)
