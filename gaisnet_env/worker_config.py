@@ -34,6 +34,9 @@ class WorkerConfig:
     lora_rank: int = field(default=4, metadata={"min": 1, "max": 64})
     # pre-training at the cloud (public pool only)
     pretrain_epochs: int = field(default=60, metadata={"min": 1, "max": 1000})
+    pretrain_lr: float = field(default=0.003, metadata={"min": 1e-6, "max": 1.0})
+    pretrain_batch_size: int = field(default=64, metadata={"min": 1, "max": 4096})
+    reference_hidden: int = field(default=128, metadata={"min": 8, "max": 4096})
     # knowledge operations
     feedback_buffer: int = field(default=256, metadata={"min": 8, "max": 100_000})
     finetune_epochs: int = field(default=4, metadata={"min": 1, "max": 100})
@@ -45,4 +48,8 @@ class WorkerConfig:
     relay_to_end_samples: int = field(default=256, metadata={"min": 8, "max": 100_000})
     distill_epochs: int = field(default=4, metadata={"min": 1, "max": 100})
     distill_temperature: float = field(default=2.0, metadata={"min": 0.1, "max": 20.0})
+    distill_lr: float = field(default=0.01, metadata={"min": 1e-6, "max": 1.0})
+    cloud_lr: float = field(default=0.001, metadata={"min": 1e-6, "max": 1.0})
+    cloud_batch_size: int = field(default=128, metadata={"min": 1, "max": 4096})
+    relay_up_public_share: float = field(default=0.5, metadata={"min": 0.0, "max": 4.0})
     generate_eval_samples: int = field(default=64, metadata={"min": 4, "max": 10_000})

@@ -1,1 +1,21 @@
-"""Top-level models for gaisnet_env (installed as gaisnet_env.models)."""
+"""PyTorch models of the workers (installed as ``gaisnet_env.models``).
+
+All models are float32 MLPs on CPU, initialised from explicit ``torch.Generator`` objects.
+"""
+
+from gaisnet_env.models.classifiers import LoRAClassifier, MLPClassifier, merged_forward
+from gaisnet_env.models.flops import classifier_flops, count_flops, generator_flops
+from gaisnet_env.models.layers import Dense, LoRADense
+from gaisnet_env.models.vae import CVAE
+
+__all__ = [
+    "CVAE",
+    "Dense",
+    "LoRAClassifier",
+    "LoRADense",
+    "MLPClassifier",
+    "classifier_flops",
+    "count_flops",
+    "generator_flops",
+    "merged_forward",
+]

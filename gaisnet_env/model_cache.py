@@ -1,0 +1,267 @@
+"""Pre-training of the workers' models on the cloud's public pool, cached in memory and on disk.
+
+``pretrained_weights(config, seed, cache_dir)`` returns the pre-trained weights of every model
+(lists of float32 tensors, keyed by model name, see :data:`MODEL_NAMES`):
+
+* ``teacher``: cloud classifier ``[64, teacher_hidden, teacher_hidden, 10]``;
+* ``generator``: cloud CVAE (``generator_latent``, ``generator_hidden``);
+* ``edge_base``: base of the edge classifier ``[64, edge_hidden, 10]`` (frozen at the edges);
+* ``end``: end devices' tiny classifier ``[64, end_hidden, 10]``;
+* ``edge_generator``: edge CVAE (``generator_latent``, ``edge_generator_hidden``);
+* ``reference``: fixed judge of generated samples ``[64, reference_hidden, 10]``.
+
+Training is deterministic per seed (explicit ``torch.Generator``), uses clean public samples only and
+takes a few seconds on 2 cores. Weights are cached
+
+1. in process memory (creating many systems in one process pre-trains once), and
+2. on disk under ``cache_dir`` (default ``$GAISNET_CACHE_DIR`` or ``~/.cache/gaisnet_env``), one file
+   per key = hash of (architecture and pre-training fields, seed, package version, format version).
+
+Disk writes go to a temporary file that is renamed (``os.replace``) under an exclusive ``fcntl``
+lock, so readers never see half files and concurrent builders pre-train once. A missing, truncated or
+corrupt file is rebuilt with a ``warnings.warn``; an unwritable cache directory falls back to memory
+only, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gaisnet_env.data import DigitsData
+from gaisnet_env.models import CVAE, MLPClassifier
+from gaisnet_env.worker_config import INPUT_DIM, N_CLASSES, WorkerConfig
+
+try:  # POSIX only; elsewhere write-temp-then-rename alone keeps files whole
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+#: Bump when the pre-training procedure or the file layout changes (invalidates disk caches).
+FORMAT_VERSION = 2
+#: WorkerConfig fields that determine the pre-trained weights (part of the cache key).
+PRETRAIN_FIELDS: tuple[str, ...] = (
+    "teacher_hidden",
+    "edge_hidden",
+    "end_hidden",
+    "generator_latent",
+    "generator_hidden",
+    "edge_generator_hidden",
+    "reference_hidden",
+    "pretrain_epochs",
+    "pretrain_lr",
+    "pretrain_batch_size",
+)
+MODEL_NAMES: tuple[str, ...] = ("teacher", "generator", "edge_base", "end", "edge_generator", "reference")
+
+Weights = dict[str, list[torch.Tensor]]
+_MEMORY: dict[str, Weights] = {}
+
+
+def _package_version() -> str:
+    try:
+        from gaisnet_env import __version__
+
+        return str(__version__)
+    except Exception:  # pragma: no cover - partial package
+        return "unknown"
+
+
+def cache_key(config: WorkerConfig, seed: int) -> str:
+    """Hex key of the pre-trained weights for ``config``'s pre-training fields and ``seed``."""
+    payload = {
+        "fields": {name: getattr(config, name) for name in PRETRAIN_FIELDS},
+        "seed": int(seed),
+        "package": _package_version(),
+        "format": FORMAT_VERSION,
+    }
+    blob = json.dumps(payload, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def default_cache_dir() -> Path:
+    """``$GAISNET_CACHE_DIR`` if set, else ``~/.cache/gaisnet_env``."""
+    env = os.environ.get("GAISNET_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "gaisnet_env"
+
+
+# --------------------------------------------------------------------------- architectures
+def build_models(config: WorkerConfig) -> dict[str, torch.nn.Module]:
+    """Untrained (zero) modules of every pre-trained model, keyed by :data:`MODEL_NAMES`."""
+    return {
+        "teacher": MLPClassifier([INPUT_DIM, config.teacher_hidden, config.teacher_hidden, N_CLASSES]),
+        "generator": CVAE(config.generator_latent, config.generator_hidden),
+        "edge_base": MLPClassifier([INPUT_DIM, config.edge_hidden, N_CLASSES]),
+        "end": MLPClassifier([INPUT_DIM, config.end_hidden, N_CLASSES]),
+        "edge_generator": CVAE(config.generator_latent, config.edge_generator_hidden),
+        "reference": MLPClassifier([INPUT_DIM, config.reference_hidden, N_CLASSES]),
+    }
+
+
+# --------------------------------------------------------------------------- pre-training
+def _fit(
+    params: list[torch.nn.Parameter],
+    n: int,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    epochs: int,
+    lr: float,
+    batch: int,
+    gen: torch.Generator,
+) -> None:
+    """Adam on mini-batches of a random permutation per epoch; ``loss_fn(batch_indices)``."""
+    opt = torch.optim.Adam(params, lr=lr, fused=True)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch):
+            loss = loss_fn(perm[i : i + batch])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+def pretrain(config: WorkerConfig, seed: int) -> Weights:
+    """Pre-train every model on the clean public pool of ``DigitsData(seed=seed)`` (deterministic)."""
+    data = DigitsData(1, seed)
+    pub = data.public_view()
+    x, y = pub.get(pub.indices, np.zeros(len(pub), dtype=np.int64))
+    n = x.shape[0]
+    models = build_models(config)
+    out: Weights = {}
+    for k, name in enumerate(MODEL_NAMES):
+        gen = torch.Generator().manual_seed(int(seed) * 1000 + k)
+        model = models[name]
+        model.reset_parameters(gen)  # type: ignore[operator]
+        model.train()
+        if isinstance(model, CVAE):
+            vae = model
+
+            def vae_loss(b: torch.Tensor, vae: CVAE = vae, gen: torch.Generator = gen) -> torch.Tensor:
+                eps = torch.randn((b.shape[0], vae.latent), generator=gen)
+                return vae.loss(x[b], y[b], eps)
+
+            _fit(list(model.parameters()), n, vae_loss, config.pretrain_epochs, config.pretrain_lr,
+                 config.pretrain_batch_size, gen)
+        else:
+            clf = model
+
+            def clf_loss(b: torch.Tensor, clf: torch.nn.Module = clf) -> torch.Tensor:
+                return F.cross_entropy(clf(x[b]), y[b])
+
+            _fit(list(model.parameters()), n, clf_loss, config.pretrain_epochs, config.pretrain_lr,
+                 config.pretrain_batch_size, gen)
+        model.eval()
+        out[name] = [p.detach().clone() for p in model.parameters()]
+    return out
+
+
+# --------------------------------------------------------------------------- validation / IO
+def _validate(weights: object, config: WorkerConfig) -> Weights:
+    """Check names, shapes, dtype and finiteness against ``config``'s architectures; raise ValueError."""
+    if not isinstance(weights, dict):
+        raise ValueError("cache file does not hold a dict")
+    models = build_models(config)
+    out: Weights = {}
+    for name in MODEL_NAMES:
+        ws = weights.get(name)
+        params = list(models[name].parameters())
+        if not isinstance(ws, list) or len(ws) != len(params):
+            raise ValueError(f"cache file lacks model {name!r}")
+        for w, p in zip(ws, params, strict=True):
+            if not isinstance(w, torch.Tensor) or w.shape != p.shape or w.dtype != p.dtype:
+                raise ValueError(f"cache file has a bad tensor for {name!r}")
+            if not bool(torch.isfinite(w).all()):
+                raise ValueError(f"cache file has non-finite weights for {name!r}")
+        out[name] = ws
+    return out
+
+
+def _read(path: Path, key: str, config: WorkerConfig) -> Weights:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("key") != key:
+        raise ValueError("cache file key mismatch")
+    return _validate(blob.get("weights"), config)
+
+
+def _write_atomic(path: Path, key: str, weights: Weights) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({"key": key, "weights": weights}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _load_or_build_on_disk(directory: Path, key: str, config: WorkerConfig, seed: int) -> Weights:
+    """Read the cached file, or pre-train and write it; raises OSError if the directory is unusable."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"pretrained-{key}.pt"
+    lock_path = directory / f"pretrained-{key}.lock"
+    with open(lock_path, "a+b") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            if path.exists():
+                try:
+                    return _read(path, key, config)
+                except Exception as exc:  # truncated, corrupt, foreign
+                    warnings.warn(
+                        f"gaisnet_env: pre-trained weight cache {path} is unreadable ({exc!r}); "
+                        "rebuilding it",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+            weights = pretrain(config, seed)
+            _write_atomic(path, key, weights)
+            return weights
+        finally:
+            if fcntl is not None:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def pretrained_weights(
+    config: WorkerConfig, seed: int, cache_dir: str | os.PathLike[str] | None = None
+) -> Weights:
+    """Pre-trained weights for ``config`` and ``seed``: from memory, else disk, else pre-trained now.
+
+    The returned tensors are shared with the in-memory cache: treat them as read-only.
+    """
+    key = cache_key(config, seed)
+    if key in _MEMORY:
+        return _MEMORY[key]
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:
+        weights = _load_or_build_on_disk(directory, key, config, seed)
+    except OSError as exc:
+        warnings.warn(
+            f"gaisnet_env: cache directory {directory} is not usable ({exc!r}); "
+            "keeping weights in memory only",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        try:  # a read-only directory may still hold a good file
+            weights = _read(directory / f"pretrained-{key}.pt", key, config)
+        except Exception:
+            weights = pretrain(config, seed)
+    _MEMORY[key] = weights
+    return weights
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-process copies (tests use this to exercise the disk path)."""
+    _MEMORY.clear()

@@ -1,0 +1,652 @@
+"""Real PyTorch model workers of the cloud, the edges and the end devices, and the knowledge operations.
+
+A :class:`WorkerSystem` holds, for one system of ``n_edges`` cells:
+
+* the cloud: teacher classifier, class-conditional generator (CVAE), the public pool view and the
+  aggregation store of edge adapter deltas (:class:`_Cloud`; it only ever receives domain reports
+  and adapters, never raw private samples);
+* per edge: a LoRA adapter on a shared frozen base classifier, a ring buffer of labelled feedback
+  (indices into its own private pool, read through its own :class:`~gaisnet_env.data.PoolView`)
+  and the pending result of a knowledge operation;
+* per cell: the end devices' tiny classifier (one pooled model per cell);
+* fixed models: the edge generator (serves generate requests at the edge) and the reference
+  classifier (judges generated samples).
+
+Units: FLOPs are counted floating-point operations (``FlopCounterMode``, 2 per multiply-add);
+bytes are real tensor payloads (``numel * element_size``); accuracies are shares in [0, 1].
+
+Weights are stored copy-on-write: ``None`` means "the pre-trained weights", and stored tensors are
+never modified in place (training works on the shared working modules and stores clones), so
+:meth:`WorkerSystem.reset` only drops references.
+
+Versions: every committed weight change draws a fresh number from a per-system counter that only
+grows (0 = pre-trained weights). A version therefore identifies weights uniquely within one system,
+also across ``reset`` and ``load_state_dict``; accuracy tables are cached by it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gaisnet_env.data import DigitsData, PoolView, apply_styles
+from gaisnet_env.model_cache import build_models, cache_key, pretrained_weights
+from gaisnet_env.models import (
+    CVAE,
+    LoRAClassifier,
+    MLPClassifier,
+    classifier_flops,
+    generator_flops,
+    merged_forward,
+)
+from gaisnet_env.worker_config import N_CLASSES, OPERATIONS, STYLES, WorkerConfig
+
+CLASSIFIER_TIERS: tuple[str, ...] = ("end", "edge", "cloud")
+GENERATOR_SITES: tuple[str, ...] = ("edge", "cloud")
+#: Bytes of a domain report: class histogram (10 x float32) + style histogram (n_styles x float32)
+#: + sample count (int64).
+REPORT_BYTES: int = 4 * N_CLASSES + 4 * len(STYLES) + 8
+_ACC_CACHE_SIZE = 4096
+# pre-trained accuracy tables and generation scores, shared by systems of one process
+_PRE_TABLES: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+_GEN_SCORES: dict[tuple[str, int, int, str], tuple[np.ndarray, float]] = {}
+
+
+@dataclass
+class OpResult:
+    """Outcome and real cost of starting a knowledge operation."""
+
+    op: str  #: one of OPERATIONS[1:]
+    edge: int
+    ok: bool  #: False if the operation could not run (message says why); then nothing is pending
+    message: str
+    flops: dict[str, float] = field(default_factory=lambda: {"end": 0.0, "edge": 0.0, "cloud": 0.0})
+    bytes_up: int = 0  #: payload bytes towards the cloud
+    bytes_down: int = 0  #: payload bytes towards the end devices
+    samples: int = 0  #: samples trained on / synthesised
+
+
+@dataclass
+class _Pending:
+    """Weights computed by a started operation, made live by ``commit_op``."""
+
+    op: str
+    target: str  # "edge" (adapter of the edge), "end" (tiny model of the cell) or "cloud" (teacher)
+    weights: list[torch.Tensor]
+    store_entry: tuple | None = None  # relay_up: (deltas, weight, class_hist, style_hist)
+
+
+def _finite(tensors: list[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _train(
+    model: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    x: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    soft: bool,
+    epochs: int,
+    lr: float,
+    batch: int,
+    temperature: float,
+    gen: torch.Generator,
+) -> bool:
+    """Adam on shuffled mini-batches; hard labels (cross-entropy) or soft labels (distillation at
+    ``temperature``, loss scaled by T^2). Returns False if a loss became non-finite."""
+    opt = torch.optim.Adam(params, lr=lr, fused=True)
+    n = x.shape[0]
+    t = float(temperature)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch):
+            b = perm[i : i + batch]
+            out = model(x[b])
+            if soft:
+                loss = -(target[b] * F.log_softmax(out / t, dim=1)).sum(1).mean() * (t * t)
+            else:
+                loss = F.cross_entropy(out, target[b])
+            if not bool(torch.isfinite(loss)):
+                return False
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return True
+
+
+def _sample_categorical(probs: np.ndarray, n: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` draws (int64) from the probabilities ``probs`` with a torch generator."""
+    p = torch.as_tensor(np.asarray(probs, dtype=np.float64), dtype=torch.float64)
+    if float(p.sum()) <= 0:
+        p = torch.ones_like(p)
+    return torch.multinomial(p, n, replacement=True, generator=gen)
+
+
+class _Cloud:
+    """The cloud worker. It sees the public pool, its own models, domain reports and adapters only."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        public: PoolView,
+        teacher: MLPClassifier,
+        generator: CVAE,
+        edge_base: list[torch.Tensor],
+    ) -> None:
+        self.config = config
+        self.public = public
+        self.teacher = teacher
+        self.generator = generator
+        self.edge_base = edge_base  # the cloud pre-trained the edges' base, so it knows it
+
+    def synthesise(
+        self, class_hist: np.ndarray, style_hist: np.ndarray, n: int, gen: torch.Generator
+    ) -> torch.Tensor:
+        """``n`` synthetic samples (n, 64) for a reported domain: generator output for classes drawn
+        from ``class_hist``, then the deterministic style transforms of styles drawn from ``style_hist``
+        (styles are sensor metadata, not raw data)."""
+        y = _sample_categorical(class_hist, n, gen)
+        styles = _sample_categorical(style_hist, n, gen)
+        with torch.no_grad():
+            x = self.generator.generate(y, gen)
+            return apply_styles(x, styles, gen)
+
+    def soft_labels(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits / self.config.distill_temperature, dim=1)
+
+    def teacher_soft_labels(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.soft_labels(self.teacher(x))
+
+    def public_samples(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``n`` clean public samples drawn with replacement (the cloud's own data)."""
+        pos = torch.randint(len(self.public), (n,), generator=gen).numpy()
+        x, _ = self.public.get(self.public.indices[pos], np.zeros(n, dtype=np.int64))
+        return x
+
+
+class WorkerSystem:
+    """The real model workers of one cloud, ``n_edges`` edges and their cells' end devices.
+
+    ``seed`` fixes the data split and the pre-trained weights (pre-trained once per process and
+    cached on disk under ``cache_dir``); ``reset(seed)`` reseeds the training randomness only.
+    """
+
+    def __init__(self, n_edges: int, config: WorkerConfig, seed: int, cache_dir: str | None = None) -> None:
+        self.n_edges = int(n_edges)
+        self.config = config
+        self.seed = int(seed)
+        self.data = DigitsData(self.n_edges, self.seed)
+        self._pre = pretrained_weights(config, self.seed, cache_dir)
+        self._key = cache_key(config, self.seed)
+        models = build_models(config)
+        for name, module in models.items():
+            module.set_weights(self._pre[name])  # type: ignore[operator]
+            module.eval()
+        self._teacher: MLPClassifier = models["teacher"]  # type: ignore[assignment]
+        self._end: MLPClassifier = models["end"]  # type: ignore[assignment]
+        self._reference: MLPClassifier = models["reference"]  # type: ignore[assignment]
+        self._generators: dict[str, CVAE] = {
+            "cloud": models["generator"],  # type: ignore[dict-item]
+            "edge": models["edge_generator"],  # type: ignore[dict-item]
+        }
+        base_mlp: MLPClassifier = models["edge_base"]  # type: ignore[assignment]
+        self._edge = LoRAClassifier(base_mlp.sizes, config.lora_rank)
+        self._edge.set_base(self._pre["edge_base"])
+        self._edge.reset_adapter(torch.Generator().manual_seed(self.seed * 1000 + 99))
+        self._edge.eval()
+        self._adapter0 = self._edge.get_adapter()  # fresh adapter: zero delta
+        self._cloud = _Cloud(config, self.data.public_view(), self._teacher, self._generators["cloud"],
+                             self._edge.get_base())
+        self._views = [self.data.private_view(e) for e in range(self.n_edges)]
+        self._test = self.data.test_view()
+        # measurement tensors: every style of every test sample, (n_styles * n_test, 64)
+        n_test = len(self._test)
+        s_idx = np.repeat(np.arange(len(STYLES)), n_test)
+        self._x_eval, y_test = self._test.get(np.tile(self._test.indices, len(STYLES)), s_idx)
+        self._x_eval = self._x_eval.contiguous()
+        y_np = y_test[:n_test].numpy()
+        counts = np.bincount(y_np, minlength=N_CLASSES).astype(np.float64)
+        onehot = np.zeros((n_test, N_CLASSES))
+        onehot[np.arange(n_test), y_np] = 1.0
+        self._class_avg = onehot / np.maximum(counts, 1.0)  # (n_test, 10): per-class mean
+        self._y_eval = y_test
+        self._n_test = n_test
+        # counted FLOPs per sample
+        self._flops = {
+            "teacher": classifier_flops(self._teacher),
+            "edge": classifier_flops(self._edge),
+            "end": classifier_flops(self._end),
+            "gen_cloud": generator_flops(self._generators["cloud"]),
+            "gen_edge": generator_flops(self._generators["edge"]),
+        }
+        self.adapter_bytes = self._edge.adapter_bytes
+        # mutable state
+        self._gen = torch.Generator()
+        self._counter = 0
+        self._acc_cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        cap = config.feedback_buffer
+        self._fb_idx = [np.zeros(cap, dtype=np.int64) for _ in range(self.n_edges)]
+        self._fb_style = [np.zeros(cap, dtype=np.int64) for _ in range(self.n_edges)]
+        pre_key = (self._key, self.seed)
+        if pre_key not in _PRE_TABLES:
+            _PRE_TABLES[pre_key] = {tier: self._compute_table(tier, -1) for tier in CLASSIFIER_TIERS}
+        self._pre_tables = _PRE_TABLES[pre_key]
+        self.reset(self.seed)
+
+    # ------------------------------------------------------------------ state
+    def reset(self, seed: int) -> None:
+        """Back to the pre-trained weights (adapters zero, end models pre-trained), feedback cleared,
+        pending operations and the cloud's aggregation store dropped, training RNG reseeded."""
+        self._gen.manual_seed(int(seed))
+        self._teacher_w: list[torch.Tensor] | None = None
+        self._store: dict[int, tuple] = {}
+        self._adapters: list[list[torch.Tensor] | None] = [None] * self.n_edges
+        self._ends: list[list[torch.Tensor] | None] = [None] * self.n_edges
+        self._ver_cloud = 0
+        self._ver_edge = [0] * self.n_edges
+        self._ver_end = [0] * self.n_edges
+        self._fb_ptr = [0] * self.n_edges
+        self._fb_count = [0] * self.n_edges
+        self._pending: list[_Pending | None] = [None] * self.n_edges
+
+    def state_dict(self) -> dict:
+        """Deep copy of all mutable state (for env snapshot / restore; bit-exact)."""
+        def cl(ws: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
+            return None if ws is None else [w.clone() for w in ws]
+
+        return {
+            "teacher": cl(self._teacher_w),
+            "store": copy.deepcopy(self._store),
+            "adapters": [cl(a) for a in self._adapters],
+            "ends": [cl(a) for a in self._ends],
+            "ver_cloud": self._ver_cloud,
+            "ver_edge": list(self._ver_edge),
+            "ver_end": list(self._ver_end),
+            "fb_idx": [a.copy() for a in self._fb_idx],
+            "fb_style": [a.copy() for a in self._fb_style],
+            "fb_ptr": list(self._fb_ptr),
+            "fb_count": list(self._fb_count),
+            "pending": copy.deepcopy(self._pending),
+            "gen_state": self._gen.get_state().clone(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` (deep-copied, so the snapshot stays reusable)."""
+        s = copy.deepcopy(state)
+        self._teacher_w = s["teacher"]
+        self._store = s["store"]
+        self._adapters = s["adapters"]
+        self._ends = s["ends"]
+        self._ver_cloud = s["ver_cloud"]
+        self._ver_edge = s["ver_edge"]
+        self._ver_end = s["ver_end"]
+        self._fb_idx = s["fb_idx"]
+        self._fb_style = s["fb_style"]
+        self._fb_ptr = s["fb_ptr"]
+        self._fb_count = s["fb_count"]
+        self._pending = s["pending"]
+        self._gen.set_state(s["gen_state"])
+        self._counter = max(self._counter, self._ver_cloud, *self._ver_edge, *self._ver_end)
+
+    def _next_version(self) -> int:
+        self._counter += 1
+        return self._counter
+
+    # ----------------------------------------------------------- load weights
+    def _load_teacher(self) -> None:
+        self._teacher.set_weights(self._teacher_w if self._teacher_w is not None else self._pre["teacher"])
+
+    def _adapter(self, edge: int) -> list[torch.Tensor]:
+        a = self._adapters[edge]
+        return a if a is not None else self._adapter0
+
+    def _load_edge(self, edge: int) -> None:
+        self._edge.set_adapter(self._adapter(edge))
+
+    def _load_end(self, edge: int) -> None:
+        w = self._ends[edge]
+        self._end.set_weights(w if w is not None else self._pre["end"])
+
+    def _classifier(self, tier: str, edge: int) -> torch.nn.Module:
+        """The working module of ``tier`` loaded with ``edge``'s current weights (edge -1: pre-trained)."""
+        if tier == "cloud":
+            if edge < 0:
+                self._teacher.set_weights(self._pre["teacher"])
+            else:
+                self._load_teacher()
+            return self._teacher
+        if tier == "edge":
+            self._edge.set_adapter(self._adapter0 if edge < 0 else self._adapter(edge))
+            return self._edge
+        if tier == "end":
+            if edge < 0:
+                self._end.set_weights(self._pre["end"])
+            else:
+                self._load_end(edge)
+            return self._end
+        raise ValueError(f"unknown tier {tier!r}; expected one of {CLASSIFIER_TIERS}")
+
+    # ----------------------------------------------------------- measurement
+    def version(self, tier: str, edge: int) -> int:
+        """Version of the weights of ``tier``'s classifier at ``edge`` (cloud: one teacher for all)."""
+        if tier == "cloud":
+            return self._ver_cloud
+        if tier == "edge":
+            return self._ver_edge[edge]
+        if tier == "end":
+            return self._ver_end[edge]
+        raise ValueError(f"unknown tier {tier!r}")
+
+    def _compute_table(self, tier: str, edge: int) -> np.ndarray:
+        model = self._classifier(tier, edge)
+        with torch.no_grad():
+            pred = model(self._x_eval).argmax(1)
+        correct = (pred == self._y_eval).numpy().reshape(len(STYLES), self._n_test).astype(np.float64)
+        return correct @ self._class_avg
+
+    def accuracy_table(self, tier: str, edge: int, use_cache: bool = True) -> np.ndarray:
+        """(n_styles, 10) accuracy per (style, class) on the held-out test pool, of ``tier``'s current
+        classifier at ``edge``. Cached per weight version: no forward pass while weights are unchanged.
+        ``use_cache=False`` forces a forward pass (for checks). Do not modify the returned array."""
+        ver = self.version(tier, edge)
+        if use_cache:
+            if ver == 0:
+                return self._pre_tables[tier]
+            key = (tier, ver)
+            table = self._acc_cache.get(key)
+            if table is not None:
+                self._acc_cache.move_to_end(key)
+                return table
+        table = self._compute_table(tier, edge)
+        table.setflags(write=False)
+        if use_cache:
+            self._acc_cache[(tier, ver)] = table
+            if len(self._acc_cache) > _ACC_CACHE_SIZE:
+                self._acc_cache.popitem(last=False)
+        return table
+
+    def accuracy(self, tier: str, edge: int, class_mix: np.ndarray, style_mix: np.ndarray) -> float:
+        """Expected accuracy on a domain: ``sum_s style_mix[s] * sum_c class_mix[c] * table[s, c]``."""
+        table = self.accuracy_table(tier, edge)
+        return float(np.asarray(style_mix) @ table @ np.asarray(class_mix))
+
+    def generation_scores(self, where: str, edge: int = 0) -> tuple[np.ndarray, float]:
+        """Quality per class (10,): share of ``generate_eval_samples`` generated samples per class that the
+        fixed reference classifier labels as the requested class; and diversity in [0, 1]: mean pairwise
+        distance among generated samples of a class relative to that among real test samples of the class
+        (clipped at 1), averaged over classes. Generators are never updated, so scores are computed once."""
+        if where not in GENERATOR_SITES:
+            raise ValueError(f"unknown generator site {where!r}; expected one of {GENERATOR_SITES}")
+        key = (self._key, self.seed, self.config.generate_eval_samples, where)
+        if key not in _GEN_SCORES:
+            n = self.config.generate_eval_samples
+            y = torch.arange(N_CLASSES).repeat_interleave(n)
+            g = torch.Generator().manual_seed(self.seed * 1000 + 7)
+            x = self._generators[where].generate(y, g)
+            with torch.no_grad():
+                pred = self._reference(x).argmax(1)
+            quality = (pred == y).reshape(N_CLASSES, n).double().mean(1).numpy()
+            real = self._x_eval[: self._n_test]
+            y_real = self._y_eval[: self._n_test]
+            ratios = []
+            for c in range(N_CLASSES):
+                xg = x[y == c]
+                xr = real[y_real == c]
+                dg = torch.cdist(xg, xg).sum() / max(xg.shape[0] * (xg.shape[0] - 1), 1)
+                dr = torch.cdist(xr, xr).sum() / max(xr.shape[0] * (xr.shape[0] - 1), 1)
+                ratios.append(min(float(dg / dr), 1.0) if float(dr) > 0 else 0.0)
+            quality.setflags(write=False)
+            _GEN_SCORES[key] = (quality, float(np.mean(ratios)))
+        return _GEN_SCORES[key]
+
+    def inference_flops(self, tier: str) -> float:
+        """Counted forward FLOPs per sample of ``tier``'s classifier."""
+        name = {"cloud": "teacher", "edge": "edge", "end": "end"}[tier]
+        return self._flops[name][0]
+
+    def training_flops(self, tier: str) -> float:
+        """Counted forward+backward FLOPs per training sample (edge: adapter only)."""
+        name = {"cloud": "teacher", "edge": "edge", "end": "end"}[tier]
+        return self._flops[name][1]
+
+    def generation_flops(self, where: str) -> float:
+        """Counted FLOPs to generate one sample at ``where`` ("edge" or "cloud")."""
+        return self._flops["gen_" + where][0]
+
+    def model_bytes(self, tier: str) -> int:
+        """Parameter bytes of ``tier``'s classifier (edge: frozen base plus adapter)."""
+        return {"cloud": self._teacher.n_bytes, "edge": self._edge.n_bytes, "end": self._end.n_bytes}[tier]
+
+    def generator_bytes(self, where: str) -> int:
+        """Parameter bytes of the generator at ``where`` ("edge" or "cloud")."""
+        return self._generators[where].n_bytes
+
+    # ----------------------------------------------------------- feedback
+    def add_feedback(
+        self, edge: int, class_mix: np.ndarray, style_mix: np.ndarray, n: int, rng: np.random.Generator
+    ) -> None:
+        """Append ``n`` labelled samples of the edge's requests (drawn from its private pool with
+        ``data.sample_private``) to its ring buffer of the ``feedback_buffer`` most recent samples."""
+        n = int(n)
+        if n <= 0:
+            return
+        idx, style = self.data.sample_private(edge, class_mix, style_mix, n, rng)
+        cap = self.config.feedback_buffer
+        if n > cap:
+            idx, style, n = idx[-cap:], style[-cap:], cap
+        pos = (self._fb_ptr[edge] + np.arange(n)) % cap
+        self._fb_idx[edge][pos] = idx
+        self._fb_style[edge][pos] = style
+        self._fb_ptr[edge] = int((self._fb_ptr[edge] + n) % cap)
+        self._fb_count[edge] = min(self._fb_count[edge] + n, cap)
+
+    def feedback_count(self, edge: int) -> int:
+        """Samples in the edge's feedback buffer."""
+        return self._fb_count[edge]
+
+    def _feedback(self, edge: int) -> tuple[np.ndarray, np.ndarray]:
+        n = self._fb_count[edge]
+        return self._fb_idx[edge][:n], self._fb_style[edge][:n]
+
+    def domain_report(self, edge: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """What the edge may tell the cloud about its domain: class histogram (10,) and style histogram
+        (n_styles,) as float32 shares of its feedback buffer, and the number of samples in it."""
+        idx, style = self._feedback(edge)
+        n = int(idx.shape[0])
+        if n == 0:
+            return np.zeros(N_CLASSES, np.float32), np.zeros(len(STYLES), np.float32), 0
+        labels = self._views[edge].labels_of(idx)
+        ch = (np.bincount(labels, minlength=N_CLASSES) / n).astype(np.float32)
+        sh = (np.bincount(style, minlength=len(STYLES)) / n).astype(np.float32)
+        return ch, sh, n
+
+    # ----------------------------------------------------------- operations
+    def has_pending(self, edge: int) -> bool:
+        return self._pending[edge] is not None
+
+    def pending_op(self, edge: int) -> str | None:
+        """Name of the pending operation of ``edge`` (None if none)."""
+        p = self._pending[edge]
+        return None if p is None else p.op
+
+    def start_op(self, op: str, edge: int) -> OpResult:
+        """Run knowledge operation ``op`` for ``edge`` for real and keep the new weights pending.
+
+        Returns what it cost. ``ok=False`` (nothing pending) when the edge already has a pending
+        operation, its feedback buffer is empty, or a NaN/inf guard tripped.
+        """
+        if op not in OPERATIONS[1:]:
+            raise ValueError(f"unknown operation {op!r}; expected one of {OPERATIONS[1:]}")
+        if not 0 <= edge < self.n_edges:
+            raise IndexError(f"edge {edge} out of range")
+        if self._pending[edge] is not None:
+            return OpResult(op, edge, False, f"edge busy: {self._pending[edge].op} is pending")
+        if self._fb_count[edge] == 0:
+            return OpResult(op, edge, False, "no feedback yet")
+        res, pending = getattr(self, "_op_" + op)(edge)
+        if res.ok:
+            self._pending[edge] = pending
+        return res
+
+    def commit_op(self, edge: int) -> None:
+        """Make the pending weights of ``edge``'s operation live (new version). No-op if none."""
+        p = self._pending[edge]
+        if p is None:
+            return
+        self._pending[edge] = None
+        if p.target == "edge":
+            self._adapters[edge] = p.weights
+            self._ver_edge[edge] = self._next_version()
+        elif p.target == "end":
+            self._ends[edge] = p.weights
+            self._ver_end[edge] = self._next_version()
+        else:
+            self._teacher_w = p.weights
+            self._store[edge] = p.store_entry
+            self._ver_cloud = self._next_version()
+
+    def abort_op(self, edge: int) -> None:
+        """Drop the pending weights of ``edge``'s operation."""
+        self._pending[edge] = None
+
+    def _nan(self, res: OpResult) -> tuple[OpResult, None]:
+        res.ok = False
+        res.message = "numerical guard: NaN/inf in new weights or outputs; weights unchanged"
+        return res, None
+
+    def _train_adapter(self, edge: int, x: torch.Tensor, target: torch.Tensor, soft: bool,
+                       epochs: int, lr: float) -> list[torch.Tensor] | None:
+        self._load_edge(edge)
+        self._edge.train()
+        ok = _train(self._edge, self._edge.adapter_parameters(), x, target, soft=soft, epochs=epochs, lr=lr,
+                    batch=self.config.batch_size, temperature=self.config.distill_temperature, gen=self._gen)
+        self._edge.eval()
+        new = self._edge.get_adapter()
+        return new if ok and _finite(new) else None
+
+    def _op_relay_down(self, edge: int) -> tuple[OpResult, _Pending | None]:
+        cfg = self.config
+        ch, sh, _ = self.domain_report(edge)
+        n = cfg.relay_down_samples
+        # cloud: synthesise for the reported domain, label with the teacher's own knowledge
+        self._load_teacher()
+        x = self._cloud.synthesise(ch, sh, n, self._gen)
+        soft = self._cloud.teacher_soft_labels(x)
+        fl_cloud = n * (self.generation_flops("cloud") + self.inference_flops("cloud"))
+        fl_train = cfg.distill_epochs * n * self.training_flops("edge")
+        if cfg.relay_down_variant == "ship_adapter":
+            # the edge sends its current adapter with the report; the cloud trains it and ships it back
+            res = OpResult("relay_down", edge, True, "cloud distilled the edge adapter and shipped it",
+                           flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud + fl_train},
+                           bytes_up=REPORT_BYTES + self.adapter_bytes, bytes_down=self.adapter_bytes,
+                           samples=n)
+        else:
+            res = OpResult("relay_down", edge, True, "cloud shipped synthetic samples and soft labels",
+                           flops={"end": 0.0, "edge": fl_train, "cloud": fl_cloud}, bytes_up=REPORT_BYTES,
+                           bytes_down=x.numel() * x.element_size() + soft.numel() * soft.element_size(),
+                           samples=n)
+        if not (_finite([x, soft])):
+            return self._nan(res)
+        new = self._train_adapter(edge, x, soft, True, cfg.distill_epochs, cfg.distill_lr)
+        if new is None:
+            return self._nan(res)
+        return res, _Pending("relay_down", "edge", new)
+
+    def _op_finetune(self, edge: int) -> tuple[OpResult, _Pending | None]:
+        cfg = self.config
+        idx, style = self._feedback(edge)
+        x, y = self._views[edge].get(idx, style)
+        n = int(x.shape[0])
+        res = OpResult("finetune", edge, True, f"adapter fine-tuned on {n} feedback samples",
+                       flops={"end": 0.0, "edge": cfg.finetune_epochs * n * self.training_flops("edge"),
+                              "cloud": 0.0}, samples=n)
+        new = self._train_adapter(edge, x, y, False, cfg.finetune_epochs, cfg.finetune_lr)
+        if new is None:
+            return self._nan(res)
+        return res, _Pending("finetune", "edge", new)
+
+    def _op_relay_up(self, edge: int) -> tuple[OpResult, _Pending | None]:
+        cfg = self.config
+        cloud = self._cloud
+        # edge -> cloud: adapter and domain report (never raw samples)
+        adapter = self._adapter(edge)
+        ch, sh, n_fb = self.domain_report(edge)
+        entry = (self._edge.adapter_deltas(adapter), float(n_fb), ch, sh)
+        store = dict(self._store)
+        store[edge] = entry
+        # FedAvg of the merged deltas, weighted by the edges' sample counts
+        w = np.array([e[1] for e in store.values()], dtype=np.float64)
+        w = w / w.sum()
+        entries = list(store.values())
+        agg = [
+            sum(float(wk) * e[0][k] for wk, e in zip(w, entries, strict=True)) for k in range(len(entry[0]))
+        ]
+        union_c = sum(wk * e[2].astype(np.float64) for wk, e in zip(w, entries, strict=True))
+        union_s = sum(wk * e[3].astype(np.float64) for wk, e in zip(w, entries, strict=True))
+        n_syn = cfg.relay_up_samples
+        n_pub = int(round(cfg.relay_up_public_share * n_syn))
+        self._load_teacher()
+        x_syn = cloud.synthesise(union_c, union_s, n_syn, self._gen)
+        with torch.no_grad():
+            soft_syn = cloud.soft_labels(merged_forward(x_syn, cloud.edge_base, agg))
+        x_pub = cloud.public_samples(n_pub, self._gen)
+        soft_pub = cloud.teacher_soft_labels(x_pub)
+        x = torch.cat([x_syn, x_pub])
+        soft = torch.cat([soft_syn, soft_pub])
+        n = n_syn + n_pub
+        fl_cloud = (n_syn * (self.generation_flops("cloud") + self.inference_flops("edge"))
+                    + n_pub * self.inference_flops("cloud")
+                    + cfg.distill_epochs * n * self.training_flops("cloud"))
+        res = OpResult("relay_up", edge, True,
+                       f"cloud aggregated {len(store)} edge adapter(s) and distilled them into the teacher",
+                       flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud},
+                       bytes_up=self.adapter_bytes + REPORT_BYTES, samples=n)
+        if not _finite([x, soft, *agg]):
+            return self._nan(res)
+        self._teacher.train()
+        ok = _train(self._teacher, list(self._teacher.parameters()), x, soft, soft=True,
+                    epochs=cfg.distill_epochs, lr=cfg.cloud_lr, batch=cfg.cloud_batch_size,
+                    temperature=cfg.distill_temperature, gen=self._gen)
+        self._teacher.eval()
+        new = self._teacher.get_weights()
+        if not (ok and _finite(new)):
+            return self._nan(res)
+        return res, _Pending("relay_up", "cloud", new, entry)
+
+    def _op_relay_to_end(self, edge: int) -> tuple[OpResult, _Pending | None]:
+        cfg = self.config
+        idx, style = self._feedback(edge)
+        n = cfg.relay_to_end_samples
+        pos = torch.randint(idx.shape[0], (n,), generator=self._gen).numpy()
+        x, _ = self._views[edge].get(idx[pos], style[pos])
+        self._load_edge(edge)
+        with torch.no_grad():
+            soft = torch.softmax(self._edge(x) / cfg.distill_temperature, dim=1)
+        res = OpResult("relay_to_end", edge, True, "edge distilled its model into the end devices' model",
+                       flops={"end": 0.0,
+                              "edge": n * self.inference_flops("edge")
+                              + cfg.distill_epochs * n * self.training_flops("end"),
+                              "cloud": 0.0},
+                       bytes_down=self._end.n_bytes, samples=n)
+        if not _finite([soft]):
+            return self._nan(res)
+        self._load_end(edge)
+        self._end.train()
+        ok = _train(self._end, list(self._end.parameters()), x, soft, soft=True,
+                    epochs=cfg.distill_epochs, lr=cfg.distill_lr, batch=cfg.batch_size,
+                    temperature=cfg.distill_temperature, gen=self._gen)
+        self._end.eval()
+        new = self._end.get_weights()
+        if not (ok and _finite(new)):
+            return self._nan(res)
+        return res, _Pending("relay_to_end", "end", new)
+
+
+__all__ = ["CLASSIFIER_TIERS", "GENERATOR_SITES", "REPORT_BYTES", "OpResult", "WorkerSystem"]
