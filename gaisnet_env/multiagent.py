@@ -6,6 +6,21 @@ system's shared reward (``reward_mode="shared"``) or the edge's own share
 (``reward_mode="per_edge"``: the reward's terms restricted to the edge's cell, with the energy
 and carbon references divided by the number of edges). Requires ``pip install pettingzoo``
 (the ``multiagent`` extra).
+
+Per-agent ``infos[agent]["action_mask"]`` is the edge's feasibility mask (3 route then 5
+operation entries, as in ``GaisNetEnv.action_masks()``). ``state()`` is the flat single-agent
+observation (``state_space``). For PettingZoo's AEC API use
+``pettingzoo.utils.parallel_to_aec(parallel_env(...))``.
+
+Example::
+
+    from gaisnet_env.multiagent import parallel_env
+
+    env = parallel_env("tiny", reward_mode="per_edge")
+    obs, infos = env.reset(seed=0)
+    while env.agents:
+        actions = {a: env.action_space(a).sample() for a in env.agents}
+        obs, rewards, terms, truncs, infos = env.step(actions)
 """
 
 from __future__ import annotations
@@ -43,14 +58,21 @@ class GaisNetParallelEnv(ParallelEnv):
         self.render_mode = render_mode
         self.possible_agents = [f"edge_{i}" for i in range(self.env.n_edges)]
         self.agents: list[str] = []
-        self._obs_space = spaces.Box(0.0, 1.0, shape=(_F + _G,), dtype=np.float32)
-        self._act_space = spaces.MultiDiscrete([len(TIERS), len(OPERATIONS)])
+        # one space object per agent (PettingZoo's tests want the same object on every call,
+        # and separate objects keep the agents' sampling streams independent)
+        self.observation_spaces = {
+            a: spaces.Box(0.0, 1.0, shape=(_F + _G,), dtype=np.float32) for a in self.possible_agents
+        }
+        self.action_spaces = {a: spaces.MultiDiscrete([len(TIERS), len(OPERATIONS)]) for a in self.possible_agents}
+        self.state_space = self.env.observation_space
 
     def observation_space(self, agent: str) -> spaces.Box:
-        return self._obs_space
+        """The agent's own 19 edge features then the 6 global ones, all in [0, 1]."""
+        return self.observation_spaces[agent]
 
     def action_space(self, agent: str) -> spaces.MultiDiscrete:
-        return self._act_space
+        """``MultiDiscrete([3, 5])``: (route, knowledge operation) of the agent's edge."""
+        return self.action_spaces[agent]
 
     def _split(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         E = self.env.n_edges
@@ -62,12 +84,23 @@ class GaisNetParallelEnv(ParallelEnv):
         mask = info["action_mask"].reshape(self.env.n_edges, len(TIERS) + len(OPERATIONS))
         return {a: {"action_mask": mask[i].copy()} for i, a in enumerate(self.agents)}
 
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         obs, info = self.env.reset(seed=seed, options=options)
         self.agents = list(self.possible_agents)
+        if seed is not None:
+            for i, a in enumerate(self.possible_agents):
+                self.action_spaces[a].seed(seed + 1 + i)
+                self.observation_spaces[a].seed(seed + 1 + i)
         return self._split(obs), self._infos(info)
 
-    def step(self, actions: dict[str, Any]):
+    def step(self, actions: dict[str, Any]) -> tuple[
+        dict[str, np.ndarray], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]
+    ]:
+        """All live agents act at once; raises ValueError for a missing or unknown agent."""
+        if not self.agents:
+            raise RuntimeError("step() called with no live agents; call reset()")
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"actions: no action for agent(s) {', '.join(missing)}")
@@ -90,7 +123,7 @@ class GaisNetParallelEnv(ParallelEnv):
             self.agents = []
         return observations, rewards, terms, truncs, infos
 
-    def render(self):
+    def render(self) -> str | np.ndarray | None:
         return self.env.render()
 
     def close(self) -> None:
@@ -98,4 +131,13 @@ class GaisNetParallelEnv(ParallelEnv):
 
     def state(self) -> np.ndarray:
         """The full (single-agent) observation: every edge's features plus the global ones."""
+        if self.env.state is None:
+            raise RuntimeError("state() called before reset()")
         return self.env._observation()
+
+
+def parallel_env(
+    scenario: str | Path | dict[str, Any] | Scenario = "metro", reward_mode: str = "shared", **kwargs: Any
+) -> GaisNetParallelEnv:
+    """Build a :class:`GaisNetParallelEnv` (PettingZoo's conventional factory name)."""
+    return GaisNetParallelEnv(scenario, reward_mode=reward_mode, **kwargs)
