@@ -114,8 +114,8 @@ def violation_share(lat_start_s: ArrayLike, lat_end_s: ArrayLike, deadline_s: Ar
     l0 = np.asarray(lat_start_s, dtype=float)
     l1 = np.asarray(lat_end_s, dtype=float)
     d = np.asarray(deadline_s, dtype=float)
-    span = l1 - l0
     with np.errstate(divide="ignore", invalid="ignore"):
+        span = l1 - l0
         tau = (d - l0) / span
     rising = np.clip(1.0 - tau, 0.0, 1.0)
     falling = np.clip(tau, 0.0, 1.0)
