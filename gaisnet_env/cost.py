@@ -19,20 +19,17 @@ def transfer_time_s(n_bytes: ArrayLike, bandwidth_bps: ArrayLike, rtt_s: ArrayLi
 
     A bandwidth of 0 (an outage) gives ``inf``.
     """
-    bits = 8.0 * np.asarray(n_bytes, dtype=float)
-    bw = np.asarray(bandwidth_bps, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = bits / bw + 0.5 * np.asarray(rtt_s, dtype=float)
-    return np.where(bw > 0.0, t, np.inf)
+    bits, bw = np.broadcast_arrays(8.0 * np.asarray(n_bytes, dtype=float), np.asarray(bandwidth_bps, dtype=float))
+    up = bw > 0.0
+    t = np.divide(bits, bw, out=np.full(bw.shape, np.inf), where=up)
+    return t + 0.5 * np.asarray(rtt_s, dtype=float)
 
 
 def compute_time_s(flops: ArrayLike, effective_flops: ArrayLike) -> np.ndarray:
     """Compute time, s: ``flops / effective_flops`` (0 work takes 0 s; no capacity -> inf)."""
-    work = np.asarray(flops, dtype=float)
-    speed = np.asarray(effective_flops, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = work / speed
-    return np.where(work > 0.0, np.where(speed > 0.0, t, np.inf), 0.0)
+    work, speed = np.broadcast_arrays(np.asarray(flops, dtype=float), np.asarray(effective_flops, dtype=float))
+    out = np.where(work > 0.0, np.inf, 0.0)
+    return np.divide(work, speed, out=out, where=speed > 0.0)
 
 
 def fluid_queue(
@@ -62,20 +59,19 @@ def fluid_queue(
     ``capacity_s / period_s`` (e.g. 8 servers: rate 8; half an edge: rate 0.5); a server with
     no capacity and a non-empty queue then waits ``inf``.
     """
-    b = np.asarray(backlog_s, dtype=float)
-    w = np.asarray(work_s, dtype=float)
-    c = np.asarray(capacity_s, dtype=float)
-    slack = c - w
+    b, c = np.broadcast_arrays(np.asarray(backlog_s, dtype=float), np.asarray(capacity_s, dtype=float))
+    slack = c - np.asarray(work_s, dtype=float)
+    b = np.broadcast_to(b, slack.shape)
     new_backlog = np.maximum(0.0, b - slack)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        emptying = b * b / (2.0 * slack)
-    mean_backlog = np.where(slack <= 0.0, b - 0.5 * slack, np.where(b >= slack, b - 0.5 * slack, emptying))
+    # queued all epoch: b - slack/2; empties mid-epoch (0 <= b < slack): b^2 / (2 slack)
+    mean_backlog = np.array(b - 0.5 * slack, dtype=float)
+    empties = b < slack
+    np.divide(b * b, 2.0 * slack, out=mean_backlog, where=empties)
     if period_s is None:
         return new_backlog, mean_backlog
     rate = c / np.asarray(period_s, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wait = mean_backlog / rate
-    wait = np.where(mean_backlog > 0.0, np.where(rate > 0.0, wait, np.inf), 0.0)
+    wait = np.where(mean_backlog > 0.0, np.inf, 0.0)
+    np.divide(mean_backlog, rate, out=wait, where=(rate > 0.0) & (mean_backlog > 0.0))
     return new_backlog, wait
 
 
@@ -111,18 +107,17 @@ def violation_share(lat_start_s: ArrayLike, lat_end_s: ArrayLike, deadline_s: Ar
     falls (clipped to [0, 1]); a constant latency gives 0 or 1. An infinite end (an outage)
     counts every request after the start as late.
     """
-    l0 = np.asarray(lat_start_s, dtype=float)
-    l1 = np.asarray(lat_end_s, dtype=float)
-    d = np.asarray(deadline_s, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        span = l1 - l0
-        tau = (d - l0) / span
-    rising = np.clip(1.0 - tau, 0.0, 1.0)
-    falling = np.clip(tau, 0.0, 1.0)
-    flat = (l0 > d).astype(float)
-    out = np.where(span > 0.0, rising, np.where(span < 0.0, falling, flat))
-    # an infinite end makes L(tau) infinite on all of (0, 1) (and inf - inf is nan)
-    return np.where(np.isinf(l0) | np.isinf(l1), 1.0, out)
+    l0, l1, d = np.broadcast_arrays(
+        np.asarray(lat_start_s, dtype=float), np.asarray(lat_end_s, dtype=float), np.asarray(deadline_s, dtype=float)
+    )
+    finite = np.isfinite(l0) & np.isfinite(l1)
+    span = np.subtract(l1, l0, out=np.zeros(l0.shape), where=finite)
+    # constant latency: all late or none; an infinite end: L is infinite on (0, 1), all late
+    out = np.where(finite, (l0 > d).astype(float), 1.0)
+    moving = span != 0.0
+    tau = np.divide(d - l0, span, out=np.zeros(l0.shape), where=moving)
+    np.clip(np.where(span > 0.0, 1.0 - tau, tau), 0.0, 1.0, out=tau)
+    return np.where(moving, tau, out)
 
 
 def weighted_quantile(values: ArrayLike, weights: ArrayLike, q: float) -> float:
