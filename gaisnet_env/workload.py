@@ -9,7 +9,8 @@ arithmetic (no Python loops over edges).
   ``diurnal(h) = 1 + amplitude * cos(2 pi (h - peak_hour) / 24)`` and flash crowds
   multiplying the rate of their edges during their window.
 * **Domains**: each cell has a sequence of domains; a domain is a class mix
-  (``Dirichlet(alpha)`` over the 10 classes) and a style (one of ``drift.styles``; a cell's
+  (``Dirichlet(alpha)`` over the 10 classes) and a style (one of ``drift.styles``, as a
+  one-hot mix over all of ``worker_config.STYLES``; a cell's
   first style is ``"clean"`` with probability 1/2 when allowed, and each later style differs
   from the one before it when there is a choice). Cell ``i``'s domain index at epoch ``t`` is
   ``k = (t + offset_i) // every_epochs`` with ``offset_i ~ U{0..every-1}`` when ``stagger``
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from gaisnet_env.scenario import Scenario
-from gaisnet_env.worker_config import N_CLASSES
+from gaisnet_env.worker_config import N_CLASSES, STYLES
 
 #: Probability that a cell starts in the "clean" style (when the scenario allows it).
 P_CLEAN_FIRST: float = 0.5
@@ -58,7 +59,11 @@ class Workload:
         self.amplitude = w.diurnal_amplitude
         self.kind = d.kind
         self.every = d.every_epochs
-        self.styles: tuple[str, ...] = tuple(d.styles)
+        #: columns of the style mixes: all of worker_config.STYLES, so the workers can use them
+        self.styles: tuple[str, ...] = STYLES
+        #: the styles this scenario's domains may take (drift.styles)
+        self.allowed_styles: tuple[str, ...] = tuple(d.styles)
+        self._allowed_cols = np.array([STYLES.index(st) for st in d.styles], dtype=np.int64)
 
         # base rates, arrivals/s
         self.base_rates = w.rate_per_s * rng.uniform(1.0 - w.rate_spread, 1.0 + w.rate_spread, size=n)
@@ -82,16 +87,16 @@ class Workload:
             rng.integers(0, d.every_epochs, size=n) if d.stagger and d.kind != "none" else np.zeros(n, np.int64)
         )
         self.class_mix = rng.dirichlet(np.full(N_CLASSES, d.dirichlet_alpha), size=(n, n_dom))  # (E, D, 10)
-        self.style_index = self._draw_styles(rng, n, n_dom)  # (E, D)
-        self.style_mix = np.eye(len(self.styles))[self.style_index]  # (E, D, S)
+        self.style_index = self._draw_styles(rng, n, n_dom)  # (E, D), columns of STYLES
+        self.style_mix = np.eye(len(STYLES))[self.style_index]  # (E, D, 6)
         self._rows = np.arange(n)
 
     def _draw_styles(self, rng: np.random.Generator, n: int, n_dom: int) -> np.ndarray:
-        s = len(self.styles)
-        idx = np.empty((n, n_dom), dtype=np.int64)
+        s = len(self.allowed_styles)
+        idx = np.empty((n, n_dom), dtype=np.int64)  # positions in allowed_styles
         first = rng.integers(0, s, size=n)
-        if "clean" in self.styles:
-            clean = self.styles.index("clean")
+        if "clean" in self.allowed_styles:
+            clean = self.allowed_styles.index("clean")
             first = np.where(rng.random(n) < P_CLEAN_FIRST, clean, first)
         idx[:, 0] = first
         for k in range(1, n_dom):
@@ -99,7 +104,7 @@ class Workload:
                 idx[:, k] = 0
             else:  # a different style than the previous domain's
                 idx[:, k] = (idx[:, k - 1] + rng.integers(1, s, size=n)) % s
-        return idx
+        return self._allowed_cols[idx]
 
     def hour(self, epoch: int) -> float:
         """Time of day at the start of ``epoch``, hours in [0, 24)."""
@@ -128,9 +133,10 @@ class Workload:
         return (epoch + self.offsets) // self.every
 
     def domains(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """Current (class mix (E, 10), style mix (E, S)) per cell; rows sum to 1.
+        """Current (class mix (E, 10), style mix (E, 6)) per cell; rows sum to 1.
 
-        Style columns follow :attr:`styles` (the scenario's ``drift.styles``).
+        Style columns follow ``worker_config.STYLES`` (:attr:`styles`); only the scenario's
+        ``drift.styles`` (:attr:`allowed_styles`) get non-zero weight.
         """
         k = self.domain_index(epoch)
         if self.kind == "recurring":

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gaisnet_env.scenario import load_scenario
+from gaisnet_env.worker_config import STYLES
 from gaisnet_env.workload import Workload, domain_shift, total_variation
 
 
@@ -54,7 +55,7 @@ def test_domains_are_distributions(kind: str) -> None:
     w = _wl(**{"drift.kind": kind, "drift.every_epochs": 10})
     for t in range(0, 130, 3):  # also past the horizon
         cls, sty = w.domains(t)
-        assert cls.shape == (6, 10) and sty.shape == (6, len(w.styles))
+        assert cls.shape == (6, 10) and sty.shape == (6, len(STYLES))
         np.testing.assert_allclose(cls.sum(axis=1), 1.0)
         np.testing.assert_allclose(sty.sum(axis=1), 1.0)
         assert cls.min() >= 0.0 and sty.min() >= 0.0
@@ -102,12 +103,17 @@ def test_recurring_alternates() -> None:
 
 def test_styles_follow_scenario() -> None:
     w = _wl(**{"drift.styles": ["noise", "blur"], "drift.kind": "sudden", "drift.every_epochs": 5})
-    assert w.styles == ("noise", "blur")
-    assert w.style_mix.shape[-1] == 2
+    assert w.styles == STYLES and w.allowed_styles == ("noise", "blur")
+    assert w.style_mix.shape[-1] == len(STYLES)
+    allowed = [STYLES.index("noise"), STYLES.index("blur")]
+    assert set(np.unique(w.style_index)) <= set(allowed)
+    for t in range(0, 40, 3):
+        sty = w.domains(t)[1]
+        np.testing.assert_allclose(sty[:, allowed].sum(axis=1), 1.0)
     # consecutive domains alternate when only two styles are allowed
     assert np.all(w.style_index[:, 1:] != w.style_index[:, :-1])
     one = _wl(**{"drift.styles": ["rotate"]})
-    assert np.all(one.style_index == 0)
+    assert np.all(one.style_index == STYLES.index("rotate"))
 
 
 def test_clean_first_often() -> None:
