@@ -1,0 +1,387 @@
+"""Hand-written scheduling policies (baselines for the learned agents).
+
+Each heuristic is a route rule combined with a knowledge-operation rule:
+
+* route rules: ``end`` / ``edge`` / ``cloud`` (fixed tier), ``accuracy`` (the tier whose
+  *observed* accuracy on the cell's domain is highest), ``latency`` (lowest predicted
+  latency) and ``cost`` (highest predicted reward: accuracy minus latency, SLA and energy
+  penalties, with the scenario's weights), the last two from the cost model's figures;
+* op rules: ``none``, ``random``, ``periodic`` (relay_down every ``k`` epochs, relay_up
+  every ``m``, finetune every ``j``) and ``threshold`` (finetune when the observed edge
+  accuracy falls ``acc_drop`` below its best since the last adaptation or the drift
+  indicator passes ``drift_finetune``; relay_down when drift passes ``drift_relay_down``;
+  relay_up after a completed finetune; relay_to_end when the end tier lags the edge).
+
+All of them respect the action mask in ``info['action_mask']``. Rules that need the cost
+model's figures (``latency``, ``cost``) read them from the env passed to ``bind(env)``
+(:func:`gaisnet_env.agents.base.evaluate` calls it); without an env they fall back to
+observation-only proxies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from gaisnet_env.agents.base import (
+    N_OPS,
+    N_ROUTES,
+    ObsView,
+    Policy,
+    compose,
+    masked_route,
+    n_edges_of,
+    split_mask,
+)
+
+if TYPE_CHECKING:
+    from gaisnet_env.env import GaisNetEnv
+
+ROUTE_END, ROUTE_EDGE, ROUTE_CLOUD = 0, 1, 2
+OP_NONE, OP_RELAY_DOWN, OP_FINETUNE, OP_RELAY_UP, OP_RELAY_TO_END = range(5)
+ROUTE_RULES: tuple[str, ...] = ("end", "edge", "cloud", "accuracy", "latency", "cost", "random")
+OP_RULES: tuple[str, ...] = ("none", "random", "periodic", "threshold")
+
+
+def _inv_sat(x: np.ndarray | float, scale: float) -> np.ndarray:
+    """Undo the observation's ``1 - exp(-v / scale)`` saturation: returns ``v`` (same units as scale)."""
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0 - 1e-6)
+    return -scale * np.log1p(-x)
+
+
+class CostPredictor:
+    """Per-edge, per-route predictions of latency, SLA violations, energy and reward.
+
+    Uses the env's static cost figures (``t_classify``, ``t_generate``, link bandwidths and
+    RTTs, node powers) and the cost model's functions (``gaisnet_env.cost``) on the state read
+    from the observation (rates, backlogs, link factors), exactly as the env charges them.
+    """
+
+    def __init__(self, env: GaisNetEnv) -> None:
+        from gaisnet_env import cost
+
+        self.env, self.cost = env, cost
+        sc = env.scenario
+        self.epoch_s = float(sc.epoch_s)
+        self.rw = sc.reward
+        self.wl = sc.workload
+        self.in_b = np.array([self.wl.classify_in_bytes, self.wl.generate_in_bytes], dtype=np.float64)
+        self.out_b = np.array([self.wl.classify_out_bytes, self.wl.generate_out_bytes], dtype=np.float64)
+
+    def _legs(self, view: ObsView) -> tuple[np.ndarray, np.ndarray]:
+        """Access and backhaul round-trip transfer times (E, 2 kinds), s."""
+        env, c = self.env, self.cost
+        a = view.edge("access_bandwidth")
+        b = view.edge("backhaul_bandwidth")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            acc = c.transfer_time_s(self.in_b[None, :], (env.access_up_bps * a)[:, None], env.access_rtt_s[:, None])
+            acc = acc + c.transfer_time_s(
+                self.out_b[None, :], (env.access_down_bps * a)[:, None], env.access_rtt_s[:, None]
+            )
+            bh = c.transfer_time_s(self.in_b[None, :], (env.backhaul_up_bps * b)[:, None], env.backhaul_rtt_s[:, None])
+            bh = bh + c.transfer_time_s(
+                self.out_b[None, :], (env.backhaul_down_bps * b)[:, None], env.backhaul_rtt_s[:, None]
+            )
+        return np.nan_to_num(np.asarray(acc, float), nan=np.inf), np.nan_to_num(np.asarray(bh, float), nan=np.inf)
+
+    def predict(self, view: ObsView, routes_ok: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Greedy per-edge prediction: (E, 3) arrays ``latency_s`` (request-weighted mean),
+        ``violation`` (share), ``energy_j`` and ``score`` (the edge's contribution to the reward).
+
+        The cloud is shared, so edges are visited in decreasing rate and each sees the cloud
+        work of the edges before it that prefer the cloud.
+        """
+        env, c, rw = self.env, self.cost, self.rw
+        E, ep = view.n_edges, self.epoch_s
+        rate = view.edge("request_rate") * 2.0 * env.mean_rate  # requests/s (clipped at 2x mean)
+        n = rate * ep
+        n_gen = n * self.wl.generate_share
+        n_cls = n - n_gen
+        n_total = max(float(n.sum()), 1e-9)
+        acc = view.accuracy  # (E, 3)
+        acc_leg, bh_leg = self._legs(view)
+        edge_b = _inv_sat(view.edge("edge_backlog"), ep)
+        op_left = _inv_sat(view.edge("op_remaining"), ep)
+        share = view.edge("op_in_flight") * np.minimum(op_left, ep) / ep
+        edge_cap = np.maximum(ep * (1.0 - env.scenario.hardware.op_share * share) * view.edge("edge_up"), 1e-9)
+        cloud_b = float(_inv_sat(view.glob("cloud_backlog"), ep))
+        cloud_cap = max(ep * view.glob("cloud_capacity"), 1e-9)
+        servers = env.scenario.hardware.cloud_servers
+        tc, tg = env.t_classify, env.t_generate
+        dl = env.deadline
+        clip = rw.latency_clip
+        ne, nc, nu = env.node["edge"], env.node["cloud"], env.node["end"]
+
+        lat = np.zeros((E, N_ROUTES))
+        viol = np.zeros((E, N_ROUTES))
+        energy = np.zeros((E, N_ROUTES))
+        score = np.full((E, N_ROUTES), -np.inf)
+        cloud_work = 0.0  # s of work on the cloud already claimed by earlier edges
+        for e in np.argsort(-n):
+            best_r, best_s = ROUTE_END, -np.inf
+            for r in range(N_ROUTES):
+                if routes_ok is not None and not routes_ok[e, r]:
+                    continue
+                cls_edge = n_cls[e] * (r == ROUTE_EDGE)
+                gen_edge = n_gen[e] * (r != ROUTE_CLOUD)
+                work_e = cls_edge * tc["edge"] + gen_edge * tg["edge"]
+                nb, w = c.fluid_queue(np.array([edge_b[e]]), np.array([work_e]), np.array([edge_cap[e]]))
+                nb, w = float(nb[0]), float(w[0])
+                work_c = (n_cls[e] * tc["cloud"] + n_gen[e] * tg["cloud"]) * (r == ROUTE_CLOUD)
+                cb, cw = c.fluid_queue(
+                    np.array([cloud_b]), np.array([(cloud_work + work_c) / servers]), np.array([cloud_cap])
+                )
+                cb, cw = float(cb[0]), float(cw[0])
+                # latencies at the epoch's start (0), end (1) and mean, for classify then generate
+                if r == ROUTE_END:
+                    lc = (tc["end"], tc["end"], tc["end"])
+                elif r == ROUTE_EDGE:
+                    base = acc_leg[e, 0] + tc["edge"]
+                    lc = (base + edge_b[e], base + nb, base + w)
+                else:
+                    base = acc_leg[e, 0] + bh_leg[e, 0] + tc["cloud"]
+                    lc = (base + cloud_b, base + cb, base + cw)
+                if r == ROUTE_CLOUD:
+                    base = acc_leg[e, 1] + bh_leg[e, 1] + tg["cloud"]
+                    lg = (base + cloud_b, base + cb, base + cw)
+                else:
+                    base = acc_leg[e, 1] + tg["edge"]
+                    lg = (base + edge_b[e], base + nb, base + w)
+                if not (math.isfinite(lc[2]) and math.isfinite(lg[2])):
+                    continue
+                vc = float(c.violation_share(np.array([lc[0]]), np.array([lc[1]]), dl[0])[0])
+                vg = float(c.violation_share(np.array([lg[0]]), np.array([lg[1]]), dl[1])[0])
+                ratio = n_cls[e] * min(lc[2] / dl[0], clip) + n_gen[e] * min(lg[2] / dl[1], clip)
+                q_gen = acc[e, ROUTE_CLOUD] if r == ROUTE_CLOUD else acc[e, ROUTE_EDGE]  # proxy for quality
+                acc_sum = n_cls[e] * acc[e, r] + n_gen[e] * q_gen
+                en = (ne.active_w - ne.idle_w) * work_e * ne.pue + nc.active_w * work_c * nc.pue
+                en += (nu.active_w - nu.idle_w) * n_cls[e] * tc["end"] * (r == ROUTE_END)
+                acc_bytes = (n_cls[e] * (r != ROUTE_END)) * (self.in_b[0] + self.out_b[0]) + n_gen[e] * (
+                    self.in_b[1] + self.out_b[1]
+                )
+                bh_bytes = (n_cls[e] * (self.in_b[0] + self.out_b[0]) + n_gen[e] * (self.in_b[1] + self.out_b[1])) * (
+                    r == ROUTE_CLOUD
+                )
+                en += float(c.radio_energy_j(acc_bytes, env.access_j_per_bit[e]))
+                en += float(c.radio_energy_j(bh_bytes, env.backhaul_j_per_bit[e]))
+                s = (rw.w_acc * acc_sum - rw.w_lat * ratio - rw.w_sla * (n_cls[e] * vc + n_gen[e] * vg)) / n_total
+                s -= rw.w_energy * en / env.energy_ref_j
+                lat[e, r] = (n_cls[e] * lc[2] + n_gen[e] * lg[2]) / max(n[e], 1e-9) if n[e] > 0 else lc[2]
+                viol[e, r] = (n_cls[e] * vc + n_gen[e] * vg) / max(n[e], 1e-9)
+                energy[e, r] = en
+                score[e, r] = s
+                if s > best_s:
+                    best_r, best_s = r, s
+            if best_r == ROUTE_CLOUD:
+                cloud_work += n_cls[e] * tc["cloud"] + n_gen[e] * tg["cloud"]
+        return {"latency_s": lat, "violation": viol, "energy_j": energy, "score": score}
+
+
+class RuleBasedPolicy:
+    """A route rule plus an operation rule (see the module docstring); respects the mask.
+
+    Args:
+        route: route rule, one of :data:`ROUTE_RULES`.
+        ops: operation rule, one of :data:`OP_RULES`.
+        k, m, j: periodic rule: relay_down every ``k``, relay_up every ``m``, finetune every
+            ``j`` epochs (0 disables); edges are staggered so they do not all start at once.
+        acc_drop: threshold rule: finetune when the observed edge accuracy is more than this
+            (absolute, accuracy in [0, 1]) below its best since the edge last adapted.
+        drift_finetune: threshold rule: finetune when the drift indicator exceeds this.
+        drift_relay_down: threshold rule: relay_down (cloud knowledge) when drift exceeds this.
+        relay_up_after_finetune: threshold rule: send the adapter up after each finetune.
+        end_gap: threshold rule: relay_to_end when end accuracy lags edge accuracy by more than
+            this and the route is ``end`` (0 disables).
+        cooldown: epochs an edge waits after an operation completes before another (threshold).
+        op_prob: random rule: chance per edge and epoch of starting a uniformly chosen feasible op.
+        seed: seed of the random rules (``reset(seed)`` reseeds).
+        env: the live env, for the ``latency`` and ``cost`` route rules (or call ``bind``).
+    """
+
+    def __init__(
+        self,
+        route: str = "accuracy",
+        ops: str = "none",
+        *,
+        k: int = 25,
+        m: int = 40,
+        j: int = 10,
+        acc_drop: float = 0.05,
+        drift_finetune: float = 0.25,
+        drift_relay_down: float = 0.5,
+        relay_up_after_finetune: bool = True,
+        end_gap: float = 0.1,
+        cooldown: int = 3,
+        op_prob: float = 0.2,
+        seed: int | None = None,
+        env: GaisNetEnv | None = None,
+    ) -> None:
+        if route not in ROUTE_RULES:
+            raise ValueError(f"route: got {route!r}; allowed: {', '.join(ROUTE_RULES)}")
+        if ops not in OP_RULES:
+            raise ValueError(f"ops: got {ops!r}; allowed: {', '.join(OP_RULES)}")
+        self.route_rule, self.op_rule = route, ops
+        self.k, self.m, self.j = int(k), int(m), int(j)
+        self.acc_drop, self.drift_finetune, self.drift_relay_down = acc_drop, drift_finetune, drift_relay_down
+        self.relay_up_after_finetune, self.end_gap, self.cooldown = relay_up_after_finetune, end_gap, int(cooldown)
+        self.op_prob = op_prob
+        self._seed = seed
+        self.env: GaisNetEnv | None = None
+        self.predictor: CostPredictor | None = None
+        if env is not None:
+            self.bind(env)
+        self.reset(seed)
+
+    # -- Policy interface ----------------------------------------------------------------
+
+    def bind(self, env: Any) -> None:
+        """Give the policy the live (unwrapped) env for the cost-model route rules."""
+        self.env = env.unwrapped if hasattr(env, "unwrapped") else env
+        self.predictor = CostPredictor(self.env) if self.route_rule in ("latency", "cost") else None
+
+    def reset(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(self._seed if seed is None else seed)
+        self.t = 0
+        self._best: np.ndarray | None = None  # best observed edge accuracy since last adaptation
+        self._pending: np.ndarray | None = None  # (E, 5) ops waiting for a free edge
+        self._last_since: np.ndarray | None = None
+        self._last_done = np.zeros(0)
+
+    def act(self, observation: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        E = n_edges_of(info, observation)
+        view = ObsView(observation)
+        routes_ok, ops_ok = split_mask(info, E)
+        route = self._route(view, routes_ok)
+        op = self._ops(view, ops_ok, route)
+        self.t += 1
+        return compose(route, op, ops_ok)
+
+    # -- route rules -----------------------------------------------------------------------
+
+    def _route(self, view: ObsView, routes_ok: np.ndarray) -> np.ndarray:
+        E = view.n_edges
+        rule = self.route_rule
+        if rule in ("end", "edge", "cloud"):
+            fixed = {"end": ROUTE_END, "edge": ROUTE_EDGE, "cloud": ROUTE_CLOUD}[rule]
+            return masked_route(np.full(E, fixed), routes_ok)
+        if rule == "random":
+            return np.array([self.rng.choice(np.flatnonzero(routes_ok[e])) for e in range(E)], dtype=np.int64)
+        if rule == "accuracy":
+            # ties go to the nearer tier (edge, then end, then cloud)
+            score = view.accuracy + np.array([1e-4, 2e-4, 0.0])[None, :]
+            score = np.where(routes_ok, score, -np.inf)
+            return np.argmax(score, axis=1).astype(np.int64)
+        if self.predictor is None:
+            # without the cost model: the end device has no network leg, the cloud the longest
+            return masked_route(np.full(E, ROUTE_END), routes_ok, np.tile([3.0, 2.0, 1.0], (E, 1)))
+        pred = self.predictor.predict(view, routes_ok)
+        if rule == "latency":
+            ok = routes_ok & (pred["score"] > -np.inf)
+            score = np.where(ok, -pred["latency_s"] - 10.0 * pred["violation"], -np.inf)
+        else:
+            score = pred["score"]
+        out = np.argmax(score, axis=1).astype(np.int64)
+        return masked_route(out, routes_ok)
+
+    # -- operation rules -------------------------------------------------------------------
+
+    def _ops(self, view: ObsView, ops_ok: np.ndarray, route: np.ndarray) -> np.ndarray:
+        E = view.n_edges
+        op = np.zeros(E, dtype=np.int64)
+        if self.op_rule == "none":
+            return op
+        if self.op_rule == "random":
+            for e in range(E):
+                feas = np.flatnonzero(ops_ok[e, 1:]) + 1
+                if feas.size and self.rng.random() < self.op_prob:
+                    op[e] = int(self.rng.choice(feas))
+            return op
+        if self._pending is None or self._pending.shape[0] != E:
+            self._pending = np.zeros((E, N_OPS), dtype=bool)
+        if self.op_rule == "periodic":
+            self._periodic(E)
+        else:
+            self._threshold(view, route)
+        idle = view.edge("op_in_flight") < 0.5
+        # one op per edge and epoch, in priority order; the rest stays pending
+        for e in range(E):
+            if not idle[e]:
+                continue
+            for kind in (OP_RELAY_DOWN, OP_FINETUNE, OP_RELAY_UP, OP_RELAY_TO_END):
+                if self._pending[e, kind] and ops_ok[e, kind]:
+                    op[e] = kind
+                    self._pending[e, kind] = False
+                    break
+        return op
+
+    def _periodic(self, E: int) -> None:
+        assert self._pending is not None
+        for e in range(E):
+            t = self.t + e  # stagger the edges by one epoch each
+            for kind, every in ((OP_RELAY_DOWN, self.k), (OP_RELAY_UP, self.m), (OP_FINETUNE, self.j)):
+                if every > 0 and t % every == every - 1:
+                    self._pending[e, kind] = True
+
+    def _threshold(self, view: ObsView, route: np.ndarray) -> None:
+        assert self._pending is not None
+        E = view.n_edges
+        acc_edge = view.edge("accuracy_edge")
+        acc_end = view.edge("accuracy_end")
+        drift = view.edge("drift")
+        since = np.stack([view.edge(f) for f in ("since_relay_down", "since_finetune", "since_relay_up")], axis=1)
+        if self._best is None or self._best.shape[0] != E:
+            self._best = acc_edge.copy()
+            self._last_since = since.copy()
+            self._last_done = np.full(E, -(10**9))
+        assert self._last_since is not None
+        # an op completed when its "epochs since" feature dropped back to ~0
+        done = since < self._last_since - 1e-9
+        adapted = done[:, 0] | done[:, 1]
+        self._best = np.where(adapted, acc_edge, np.maximum(self._best, acc_edge))
+        self._last_done = np.where(done.any(axis=1), self.t, self._last_done)
+        if self.relay_up_after_finetune:
+            self._pending[done[:, 1], OP_RELAY_UP] = True
+        self._last_since = since.copy()
+        busy = view.edge("op_in_flight") > 0.5
+        cool = (self.t - self._last_done) >= self.cooldown
+        for e in range(E):
+            if busy[e] or not cool[e] or self._pending[e, OP_RELAY_DOWN] or self._pending[e, OP_FINETUNE]:
+                continue
+            if drift[e] > self.drift_relay_down:
+                self._pending[e, OP_RELAY_DOWN] = True
+            elif drift[e] > self.drift_finetune or self._best[e] - acc_edge[e] > self.acc_drop:
+                self._pending[e, OP_FINETUNE] = True
+            elif self.end_gap > 0 and route[e] == ROUTE_END and acc_edge[e] - acc_end[e] > self.end_gap:
+                self._pending[e, OP_RELAY_TO_END] = True
+
+
+def _factory(route: str, ops: str, **fixed: Any) -> Callable[..., Policy]:
+    def make(env: GaisNetEnv | None = None, **kwargs: Any) -> Policy:
+        params = {**fixed, **kwargs}
+        return RuleBasedPolicy(route=params.pop("route", route), ops=params.pop("ops", ops), env=env, **params)
+
+    make.__doc__ = f"RuleBasedPolicy(route={route!r}, ops={ops!r}); keyword args override the defaults."
+    return make
+
+
+#: Registry of the heuristics: name -> factory ``(env=None, **params) -> Policy``.
+HEURISTICS: dict[str, Callable[..., Policy]] = {
+    "always-end": _factory("end", "none"),
+    "always-edge": _factory("edge", "none"),
+    "always-cloud": _factory("cloud", "none"),
+    "random": _factory("random", "random"),
+    "greedy-latency": _factory("latency", "none"),
+    "greedy-accuracy": _factory("accuracy", "none"),
+    "periodic": _factory("accuracy", "periodic"),
+    "threshold": _factory("accuracy", "threshold"),
+    "cost-aware": _factory("cost", "threshold"),
+}
+
+
+def make_heuristic(name: str, env: GaisNetEnv | None = None, **params: Any) -> Policy:
+    """Build the heuristic ``name`` (see :data:`HEURISTICS`) with optional parameter overrides."""
+    if name not in HEURISTICS:
+        raise ValueError(f"heuristic: got {name!r}; known: {', '.join(HEURISTICS)}")
+    return HEURISTICS[name](env=env, **params)

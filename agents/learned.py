@@ -1,0 +1,382 @@
+"""Learned agents from stable-baselines3 / sb3-contrib: PPO, A2C, DQN and MaskablePPO.
+
+* Hyperparameters per algorithm and scenario live in ``agents/hyperparams/<algo>.yml`` in the
+  rl-zoo3 format (top-level key = registered env id, e.g. ``gaisnet_env/GaisNet-metro-v0``);
+  :func:`load_hyperparams` merges them over :data:`DEFAULTS`.
+* :func:`train` builds the vectorised training envs (seeds ``seed, seed+1, ...``), a held-out
+  evaluation env (seeds from :data:`~gaisnet_env.agents.base.EVAL_SEED_BASE`), checkpoints,
+  keeps the best model on the evaluation env and can resume from a saved model.
+* :class:`LearnedPolicy` adapts a trained model to the :class:`~gaisnet_env.agents.base.Policy`
+  interface (deterministic actions; MaskablePPO reads ``info['action_mask']``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import yaml
+from gaisnet_env.agents.base import EVAL_SEED_BASE
+
+HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+
+#: Algorithm names (rl-zoo3 spelling) and accepted aliases.
+ALGOS: tuple[str, ...] = ("ppo", "a2c", "dqn", "ppo_mask")
+ALIASES: dict[str, str] = {"maskable_ppo": "ppo_mask", "maskableppo": "ppo_mask", "mppo": "ppo_mask"}
+
+#: Defaults used when a scenario has no entry in the YAML file.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "ppo": {"policy": "MlpPolicy", "n_envs": 2, "n_timesteps": 20_000, "n_steps": 256, "batch_size": 64},
+    "a2c": {"policy": "MlpPolicy", "n_envs": 2, "n_timesteps": 20_000, "n_steps": 16},
+    "dqn": {
+        "policy": "MlpPolicy",
+        "n_envs": 1,
+        "n_timesteps": 20_000,
+        "learning_starts": 500,
+        "env_wrapper": "gaisnet_env.wrappers.FlattenMultiDiscreteAction",
+    },
+    "ppo_mask": {"policy": "MlpPolicy", "n_envs": 2, "n_timesteps": 20_000, "n_steps": 256, "batch_size": 64},
+}
+# keys of the rl-zoo3 format that are not constructor arguments of the algorithm
+_ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_wrapper", "normalize", "frame_stack", "callback",
+             "vec_env_wrapper", "env_kwargs")
+
+
+def canonical_algo(algo: str) -> str:
+    """``ppo`` / ``a2c`` / ``dqn`` / ``ppo_mask`` from a name or alias (case-insensitive)."""
+    a = algo.lower().replace("-", "_")
+    a = ALIASES.get(a, a)
+    if a not in ALGOS:
+        raise ValueError(f"algo: got {algo!r}; known: {', '.join(ALGOS)} (aliases: {', '.join(ALIASES)})")
+    return a
+
+
+def algo_class(algo: str) -> type:
+    """The SB3 / sb3-contrib class of ``algo``."""
+    a = canonical_algo(algo)
+    if a == "ppo_mask":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO
+    import stable_baselines3 as sb3
+
+    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN}[a]
+
+
+def scenario_env_id(scenario: str) -> str:
+    """Registered id of a built-in scenario, else the generic id (custom scenario files)."""
+    import gaisnet_env
+
+    return gaisnet_env.env_id(scenario) if scenario in gaisnet_env.BUILTIN_SCENARIOS else "gaisnet_env/GaisNet-v0"
+
+
+def load_hyperparams(algo: str, scenario: str = "metro", path: str | Path | None = None) -> dict[str, Any]:
+    """Hyperparameters of ``algo`` for ``scenario``: the YAML entry merged over :data:`DEFAULTS`."""
+    a = canonical_algo(algo)
+    params = dict(DEFAULTS[a])
+    file = Path(path) if path else HYPERPARAMS_DIR / f"{a}.yml"
+    if file.exists():
+        data = yaml.safe_load(file.read_text()) or {}
+        entry = data.get(scenario_env_id(scenario)) or data.get(scenario)
+        if entry:
+            params.update(entry)
+    return params
+
+
+def _schedule(value: Any) -> Any:
+    """rl-zoo3 ``lin_<x>`` strings -> linear schedules; numbers pass through."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        start = float(value[4:])
+        return lambda progress: progress * start
+    return float(value) if isinstance(value, str) else value
+
+
+def algo_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of the algorithm from a hyperparameter dict (rl-zoo3 conventions)."""
+    kw = {k: v for k, v in params.items() if k not in _ZOO_KEYS}
+    for key in ("learning_rate", "clip_range"):
+        if key in kw:
+            kw[key] = _schedule(kw[key])
+    pk = kw.get("policy_kwargs")
+    if isinstance(pk, str):  # rl-zoo3 writes e.g. "dict(net_arch=[64, 64])"
+        import torch.nn as nn
+
+        kw["policy_kwargs"] = eval(pk, {"__builtins__": {}}, {"dict": dict, "nn": nn})  # noqa: S307
+    return kw
+
+
+def _import(path: str) -> Any:
+    mod, _, name = path.rpartition(".")
+    import importlib
+
+    return getattr(importlib.import_module(mod), name)
+
+
+def make_env_fn(
+    scenario: str,
+    seed: int,
+    wrapper: str | None = None,
+    masked: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Callable[[], gym.Env]:
+    """A thunk building one monitored env (optionally flattened / mask-wrapped), seeded at ``seed``."""
+
+    def thunk() -> gym.Env:
+        from stable_baselines3.common.monitor import Monitor
+
+        from gaisnet_env.env import GaisNetEnv
+
+        env: gym.Env = GaisNetEnv(scenario, **(env_kwargs or {}))
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        if wrapper:
+            env = _import(wrapper)(env)
+        env = Monitor(env)
+        if masked:
+            from sb3_contrib.common.wrappers import ActionMasker
+
+            env = ActionMasker(env, lambda e: e.unwrapped.action_masks())
+        return env
+
+    return thunk
+
+
+def make_vec_env(
+    scenario: str,
+    n_envs: int,
+    seed: int,
+    wrapper: str | None = None,
+    masked: bool = False,
+    subproc: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Any:
+    """``n_envs`` envs with seeds ``seed .. seed+n_envs-1`` in a Dummy (or Subproc) VecEnv."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    fns = [make_env_fn(scenario, seed + i, wrapper, masked, env_kwargs) for i in range(n_envs)]
+    venv = SubprocVecEnv(fns) if subproc and n_envs > 1 else DummyVecEnv(fns)
+    venv.seed(seed)
+    return venv
+
+
+def train(
+    scenario: str = "metro",
+    algo: str = "ppo",
+    timesteps: int | None = None,
+    seed: int = 0,
+    logdir: str | Path = "runs",
+    resume: str | Path | None = None,
+    eval_freq: int | None = None,
+    eval_episodes: int = 2,
+    hyperparams: dict[str, Any] | None = None,
+    progress: bool = True,
+    subproc: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+    checkpoint_freq: int | None = None,
+    verbose: int = 0,
+    run_name: str | None = None,
+    time_budget_s: float | None = None,
+) -> tuple[Any, Path]:
+    """Train ``algo`` on ``scenario``; returns ``(model, run_dir)``.
+
+    The run directory holds ``final_model.zip``, ``best_model.zip`` (best mean reward on the
+    held-out evaluation env, seeds from ``EVAL_SEED_BASE``), ``checkpoints/``, TensorBoard
+    logs (``tb/``) and ``meta.json`` (algo, scenario, hyperparameters, timings).
+
+    Args:
+        timesteps: environment steps (all envs together); default the YAML's ``n_timesteps``.
+        resume: a saved model (``.zip``) to continue training from.
+        eval_freq: evaluate every this many env steps (all envs together); default ~5 times a run.
+        hyperparams: overrides of the YAML entry (rl-zoo3 keys).
+        subproc: run the training envs in subprocesses (uses more cores).
+        env_kwargs: extra ``GaisNetEnv`` arguments (scenario overrides), e.g. ``{"horizon": 10}``.
+        time_budget_s: stop learning after this many seconds of wall time (None: no limit).
+    """
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
+
+    from gaisnet_env.callbacks import EnvMetricsCallback, StopAfterSeconds
+
+    a = canonical_algo(algo)
+    params = load_hyperparams(a, scenario)
+    params.update(hyperparams or {})
+    n_steps_total = int(timesteps if timesteps is not None else float(params["n_timesteps"]))
+    n_envs = int(params.get("n_envs", 1))
+    wrapper = params.get("env_wrapper")
+    masked = a == "ppo_mask"
+    run_dir = Path(logdir) / (run_name or f"{scenario}_{a}_s{seed}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_env = make_vec_env(scenario, n_envs, seed, wrapper, masked, subproc, env_kwargs)
+    eval_env = make_vec_env(scenario, 1, EVAL_SEED_BASE, wrapper, masked, False, env_kwargs)
+    horizon = int(train_env.get_attr("scenario")[0].horizon) if hasattr(train_env, "get_attr") else 200
+
+    cls = algo_class(a)
+    kw = algo_kwargs(params)
+    if resume:
+        model = cls.load(str(resume), env=train_env, device="cpu", tensorboard_log=str(run_dir / "tb"))
+        reset_steps = False
+    else:
+        model = cls(params["policy"], train_env, seed=seed, verbose=verbose, device="cpu",
+                    tensorboard_log=str(run_dir / "tb"), **kw)
+        reset_steps = True
+
+    per_env = max(1, n_envs)
+    ev = eval_freq or max(horizon, n_steps_total // 5)
+    ck = checkpoint_freq or max(horizon, n_steps_total // 4)
+    if masked:
+        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as EvalCB
+    else:
+        EvalCB = EvalCallback  # noqa: N806
+    eval_cb = _ReseedingEval(EvalCB)(
+        eval_env,
+        eval_seed=EVAL_SEED_BASE,
+        n_eval_episodes=eval_episodes,
+        eval_freq=max(1, ev // per_env),
+        best_model_save_path=str(run_dir),
+        log_path=str(run_dir / "eval"),
+        deterministic=True,
+        verbose=verbose,
+    )
+    callbacks = CallbackList([
+        CheckpointCallback(save_freq=max(1, ck // per_env), save_path=str(run_dir / "checkpoints"),
+                           name_prefix=f"{a}"),
+        eval_cb,
+        EnvMetricsCallback(),
+        *([StopAfterSeconds(time_budget_s)] if time_budget_s else []),
+    ])
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=n_steps_total, callback=callbacks, progress_bar=progress,
+                reset_num_timesteps=reset_steps, tb_log_name=a)
+    wall = time.perf_counter() - t0
+    model.save(str(run_dir / "final_model"))
+    if not (run_dir / "best_model.zip").exists():
+        model.save(str(run_dir / "best_model"))
+    meta = {
+        "algo": a,
+        "scenario": scenario,
+        "seed": seed,
+        "timesteps": n_steps_total,
+        "num_timesteps": int(model.num_timesteps),
+        "train_wall_s": wall,
+        "hyperparams": {k: (v if isinstance(v, (int, float, str, bool, type(None), list, dict)) else str(v))
+                        for k, v in params.items()},
+        "env_kwargs": env_kwargs or {},
+        "best_eval_reward": float(getattr(eval_cb, "best_mean_reward", float("nan"))),
+        "resumed_from": str(resume) if resume else None,
+    }
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    train_env.close()
+    eval_env.close()
+    return model, run_dir
+
+
+def _ReseedingEval(base: type) -> type:  # noqa: N802 - a class factory
+    """An EvalCallback subclass that reseeds its env before every evaluation, so each
+    evaluation runs the same held-out episodes (seed ``eval_seed`` onward)."""
+
+    class ReseedingEval(base):  # type: ignore[misc, valid-type]
+        def __init__(self, eval_env: Any, eval_seed: int = EVAL_SEED_BASE, **kwargs: Any) -> None:
+            super().__init__(eval_env, **kwargs)
+            self.eval_seed = eval_seed
+
+        def _on_step(self) -> bool:
+            if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+                self.eval_env.seed(self.eval_seed)
+            return super()._on_step()
+
+    return ReseedingEval
+
+
+# ----------------------------------------------------------------------------------------
+# trained models as policies
+
+
+def detect_algo(path: str | Path) -> str:
+    """Algorithm of a saved model: ``meta.json`` next to it, else its stored policy class."""
+    p = Path(path)
+    meta = p.parent / "meta.json"
+    if meta.exists():
+        try:
+            return canonical_algo(json.loads(meta.read_text())["algo"])
+        except (KeyError, ValueError, json.JSONDecodeError):
+            pass
+    with zipfile.ZipFile(p) as z:
+        data = z.read("data").decode("utf-8", "replace")
+    if "Maskable" in data:
+        return "ppo_mask"
+    if "DQNPolicy" in data or "QNetwork" in data or "exploration_rate" in data:
+        return "dqn"
+    if '"normalize_advantage"' in data and '"clip_range"' not in data:
+        return "a2c"
+    return "ppo"
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A model file from a path: a ``.zip``, the same without suffix, or a run directory."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best_model.zip", "final_model.zip"):
+            if (p / name).exists():
+                return p / name
+        raise FileNotFoundError(f"policy: {p} holds neither best_model.zip nor final_model.zip")
+    if p.suffix != ".zip" and p.with_suffix(".zip").exists():
+        return p.with_suffix(".zip")
+    if not p.exists():
+        raise FileNotFoundError(f"policy: no such model file {p}")
+    return p
+
+
+class LearnedPolicy:
+    """A trained SB3 model as a :class:`~gaisnet_env.agents.base.Policy`.
+
+    Args:
+        model: a PPO / A2C / DQN / MaskablePPO model.
+        deterministic: greedy actions (default) or samples.
+        name: label for tables.
+    """
+
+    def __init__(self, model: Any, deterministic: bool = True, name: str = "") -> None:
+        from gymnasium import spaces
+
+        self.model = model
+        self.deterministic = deterministic
+        self.masked = type(model).__name__ == "MaskablePPO"
+        space = model.action_space
+        self.flat_nvec: np.ndarray | None = None
+        if isinstance(space, spaces.Discrete):
+            # trained through FlattenMultiDiscreteAction over the env's [3, 5] * E action
+            self.flat_nvec = None  # resolved on first act from the mask size
+        self.discrete = isinstance(space, spaces.Discrete)
+        self.name = name or type(model).__name__
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.model.set_random_seed(seed)
+
+    def act(self, observation: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        kwargs: dict[str, Any] = {}
+        if self.masked and "action_mask" in info:
+            kwargs["action_masks"] = np.asarray(info["action_mask"], dtype=bool)
+        action, _ = self.model.predict(np.asarray(observation, dtype=np.float32), deterministic=self.deterministic,
+                                       **kwargs)
+        if self.discrete:
+            E = len(info["action_mask"]) // 8 if "action_mask" in info else None
+            if self.flat_nvec is None:
+                if E is None:
+                    raise ValueError("LearnedPolicy: a Discrete model needs info['action_mask'] to size the action")
+                self.flat_nvec = np.array([3, 5] * E, dtype=np.int64)
+            return np.asarray(np.unravel_index(int(action), tuple(self.flat_nvec)), dtype=np.int64)
+        return np.asarray(action, dtype=np.int64).ravel()
+
+
+def load_policy(path: str | Path, algo: str | None = None, deterministic: bool = True) -> LearnedPolicy:
+    """Load a saved model (file, or run directory -> its best model) as a :class:`LearnedPolicy`."""
+    p = resolve_model_path(path)
+    a = canonical_algo(algo) if algo else detect_algo(p)
+    model = algo_class(a).load(str(p), device="cpu")
+    return LearnedPolicy(model, deterministic=deterministic, name=f"{a}:{p.parent.name}/{p.stem}")

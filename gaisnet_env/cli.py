@@ -1,0 +1,603 @@
+"""Command line: train, evaluate and benchmark scheduling agents (``gaisnet-train`` / ``train.py``).
+
+Subcommands (each has ``--help``)::
+
+    gaisnet-train train     --scenario metro --algo ppo --timesteps 20000 --seed 0 --logdir runs/
+    gaisnet-train evaluate  --policy runs/metro_ppo_s0 --scenario metro --episodes 1 --seeds 10000 10001
+    gaisnet-train benchmark --scenario metro --seeds 10 --policies cost-aware threshold ppo \\
+                            --train-timesteps 20000 --out benchmarks/results
+    gaisnet-train           # the main job: train a small PPO on metro (<= 10 min), print the table
+
+Policies are named by a heuristic (``gaisnet_env.agents.heuristics.HEURISTICS``, parameters as
+``periodic:k=10,j=5``), ``oracle`` (look-ahead upper reference, slow), a saved model (``.zip``
+or a run directory), or an algorithm name (``ppo``, ``a2c``, ``dqn``, ``ppo_mask``) that the
+benchmark trains first with ``--train-timesteps``. Evaluation seeds start at 10000, training
+seeds at the ``--seed`` given (default 0): they never overlap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from gaisnet_env.agents.base import EVAL_SEED_BASE, METRICS, EpisodeMetrics, run_episode, summarise
+
+DEFAULT_SCENARIO = "metro"
+#: Heuristics the benchmark compares by default.
+DEFAULT_HEURISTICS: tuple[str, ...] = (
+    "always-end",
+    "always-edge",
+    "always-cloud",
+    "random",
+    "greedy-latency",
+    "greedy-accuracy",
+    "periodic",
+    "threshold",
+    "cost-aware",
+)
+#: Seconds the main job may spend training (the whole job stays under 10 minutes on 2 cores).
+MAIN_TRAIN_BUDGET_S = 330.0
+MAIN_SEEDS = 5
+
+
+# ----------------------------------------------------------------------------------------
+# policies from specs
+
+
+def _parse_value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``name:key=value,key=value`` -> ``(name, params)`` (values parsed as int/float/bool/str)."""
+    name, _, rest = spec.partition(":")
+    params: dict[str, Any] = {}
+    if rest and "=" in rest:
+        for part in rest.split(","):
+            k, _, v = part.partition("=")
+            params[k.strip()] = _parse_value(v.strip())
+    elif rest:  # a path such as C:\... or a name with a colon: keep whole
+        return spec, {}
+    return name, params
+
+
+def build_policy(spec: str, env: Any) -> Any:
+    """A :class:`~gaisnet_env.agents.base.Policy` from a spec, bound to the live ``env``."""
+    from gaisnet_env.agents.heuristics import HEURISTICS, make_heuristic
+
+    name, params = parse_spec(spec)
+    if name in HEURISTICS:
+        pol = make_heuristic(name, env=env, **params)
+    elif name == "oracle":
+        from gaisnet_env.agents.oracle import LookaheadOracle
+
+        pol = LookaheadOracle(env=env, **params)
+    else:
+        from gaisnet_env.agents.learned import load_policy
+
+        pol = load_policy(spec)
+    if hasattr(pol, "bind") and name not in HEURISTICS and name != "oracle":
+        pol.bind(env)
+    return pol
+
+
+def policy_label(spec: str) -> str:
+    """Short table label of a policy spec."""
+    name, _ = parse_spec(spec)
+    if name == "oracle":
+        return "oracle (upper ref.)"
+    p = Path(spec)
+    if p.suffix == ".zip" or p.is_dir():
+        try:
+            from gaisnet_env.agents.learned import detect_algo, resolve_model_path
+
+            mp = resolve_model_path(p)
+            return f"{detect_algo(mp)} ({mp.parent.name}/{mp.stem})"
+        except (OSError, ValueError):
+            return p.name
+    return spec
+
+
+_ENV_CACHE: dict[str, Any] = {}
+
+
+def _env(scenario: str, env_kwargs: dict[str, Any] | None) -> Any:
+    """One env per (scenario, overrides) per process (building one loads the workers)."""
+    from gaisnet_env.env import GaisNetEnv
+
+    key = json.dumps([scenario, env_kwargs or {}], sort_keys=True, default=str)
+    if key not in _ENV_CACHE:
+        _ENV_CACHE[key] = GaisNetEnv(scenario, **(env_kwargs or {}))
+    return _ENV_CACHE[key]
+
+
+def _eval_job(spec: str, scenario: str, seed: int, episode: int, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """Run one episode of ``spec`` (in a worker process); returns the metrics as a dict."""
+    env = _env(scenario, env_kwargs)
+    pol = build_policy(spec, env)
+    m = run_episode(pol, env, seed + 100_000 * episode, name=policy_label(spec), episode=episode)
+    return m.as_dict()
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def evaluate_specs(
+    specs: Sequence[str],
+    scenario: str,
+    seeds: Sequence[int],
+    episodes: int = 1,
+    jobs: int = 1,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> list[EpisodeMetrics]:
+    """Evaluate every policy spec on every seed (x episodes), in ``jobs`` processes."""
+    from tqdm.auto import tqdm
+
+    work = [(s, sd, k) for s in specs for sd in seeds for k in range(episodes)]
+    # slow policies first so the pool's tail is short
+    work.sort(key=lambda w: 0 if parse_spec(w[0])[0] == "oracle" else 1)
+    out: list[dict[str, Any]] = []
+    bar = tqdm(total=len(work), desc=f"benchmark {scenario}", unit="ep", disable=not progress)
+    if jobs <= 1:
+        for s, sd, k in work:
+            bar.set_postfix_str(policy_label(s)[:30])
+            out.append(_eval_job(s, scenario, sd, k, env_kwargs))
+            bar.update()
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as ex:
+            futs = [ex.submit(_eval_job, s, scenario, sd, k, env_kwargs) for s, sd, k in work]
+            for f in as_completed(futs):
+                out.append(f.result())
+                bar.update()
+    bar.close()
+    order = {s: i for i, s in enumerate(policy_label(s) for s in specs)}
+    out.sort(key=lambda d: (order.get(d["policy"], 99), d["seed"], d["episode"]))
+    return [EpisodeMetrics(**d) for d in out]
+
+
+# ----------------------------------------------------------------------------------------
+# tables and plots
+
+
+def aggregate(results: Sequence[EpisodeMetrics]) -> list[dict[str, Any]]:
+    """Per policy: n, and mean / 95% t-CI half-width of every metric in :data:`METRICS`."""
+    by: dict[str, list[EpisodeMetrics]] = {}
+    for r in results:
+        by.setdefault(r.policy, []).append(r)
+    rows = []
+    for name, rs in by.items():
+        row: dict[str, Any] = {"policy": name, "n": len(rs)}
+        for k in METRICS:
+            mean, ci = summarise([getattr(r, k) for r in rs])
+            row[f"{k}_mean"], row[f"{k}_ci95"] = mean, ci
+        row["wall_s_per_episode"] = sum(r.wall_s for r in rs) / len(rs)
+        rows.append(row)
+    return rows
+
+
+def _fmt(mean: float, ci: float, k: str) -> str:
+    if k in ("accuracy",):
+        f = "{:.4f}"
+    elif k in ("latency_p95_s",):
+        f = "{:.3f}"
+    elif abs(mean) >= 1e4:
+        f = "{:.3g}"
+    else:
+        f = "{:.2f}"
+    ci_s = "n/a" if not math.isfinite(ci) else f.format(ci)
+    return f"{f.format(mean)} ± {ci_s}"
+
+
+def verdict(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Sentences comparing the best learned agent, the best heuristic and the oracle."""
+    from gaisnet_env.agents.heuristics import HEURISTICS
+
+    def kind(name: str) -> str:
+        base = parse_spec(name)[0]
+        if base in HEURISTICS:
+            return "heuristic"
+        return "oracle" if name.startswith("oracle") else "learned"
+
+    def best(k: str) -> dict[str, Any] | None:
+        cands = [r for r in rows if kind(r["policy"]) == k]
+        return max(cands, key=lambda r: r["reward_mean"]) if cands else None
+
+    h, lrn, o = best("heuristic"), best("learned"), best("oracle")
+    lines = []
+
+    def lo_hi(r: dict[str, Any]) -> tuple[float, float]:
+        ci = r["reward_ci95"] if math.isfinite(r["reward_ci95"]) else 0.0
+        return r["reward_mean"] - ci, r["reward_mean"] + ci
+
+    if h:
+        hr = _fmt(h["reward_mean"], h["reward_ci95"], "r")
+        lines.append(f"Best heuristic: **{h['policy']}**, episode reward {hr}.")
+    if h and lrn:
+        (hl, hh), (ll, lh) = lo_hi(h), lo_hi(lrn)
+        if ll > hh:
+            rel = "beats it with non-overlapping 95% CIs"
+        elif lh < hl:
+            rel = "is worse, with non-overlapping 95% CIs"
+        else:
+            rel = "is not separable from it (the 95% CIs overlap)"
+        lines.append(
+            f"Best learned agent: **{lrn['policy']}**, {_fmt(lrn['reward_mean'], lrn['reward_ci95'], 'r')}: {rel} "
+            f"(difference {lrn['reward_mean'] - h['reward_mean']:+.2f})."
+        )
+    if o:
+        ref = [x for x in (h, lrn) if x]
+        gaps = ", ".join(f"{o['reward_mean'] - x['reward_mean']:+.2f} vs {x['policy']}" for x in ref)
+        lines.append(
+            f"Oracle (look-ahead on env copies that sees the true future: an upper reference, not deployable): "
+            f"{_fmt(o['reward_mean'], o['reward_ci95'], 'r')}; gap {gaps}."
+        )
+    return lines
+
+
+def write_tables(
+    rows: Sequence[dict[str, Any]],
+    results: Sequence[EpisodeMetrics],
+    out_dir: str | Path,
+    stem: str,
+    header: str = "",
+) -> dict[str, Path]:
+    """Write ``<stem>.md`` (mean ± 95% CI), ``<stem>.csv`` (means, CIs) and ``<stem>_episodes.csv``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / f"{stem}.md"
+    cs = out / f"{stem}.csv"
+    ep = out / f"{stem}_episodes.csv"
+    cols = list(METRICS)
+    lines = [header.rstrip(), ""] if header else []
+    lines.append("| policy | n | " + " | ".join(METRICS[k] for k in cols) + " | s/episode |")
+    lines.append("|---|---:|" + "---:|" * len(cols) + "---:|")
+    for r in sorted(rows, key=lambda r: -r["reward_mean"]):
+        cells = [_fmt(r[f"{k}_mean"], r[f"{k}_ci95"], k) for k in cols]
+        lines.append(f"| {r['policy']} | {r['n']} | " + " | ".join(cells) + f" | {r['wall_s_per_episode']:.1f} |")
+    lines.append("")
+    lines.append("Mean ± half-width of the two-sided 95% confidence interval (t-distribution, n-1 dof) over "
+                 "held-out evaluation seeds. Reward: sum over the episode; accuracy: mean served accuracy / "
+                 "generation quality; p95 latency: mean over epochs of the per-epoch p95; energy, carbon, "
+                 "SLA violations (requests) and bytes moved: episode totals.")
+    lines.append("")
+    lines.extend(verdict(rows))
+    md.write_text("\n".join(lines) + "\n")
+    with cs.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()) if rows else ["policy"])
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    with ep.open("w", newline="") as f:
+        if results:
+            w = csv.DictWriter(f, fieldnames=list(results[0].as_dict().keys()))
+            w.writeheader()
+            for m in results:
+                w.writerow(m.as_dict())
+    return {"md": md, "csv": cs, "episodes_csv": ep}
+
+
+def pareto_plot(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Accuracy (x) against p95 latency (y), energy as colour, one marker per policy, 95% CI bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import cm, colors
+
+    markers = "osD^v<>pP*hXd8H"
+    fig, ax = plt.subplots(figsize=(8.5, 5.5), dpi=120)
+    energies = [r["energy_j_mean"] for r in rows]
+    lo, hi = min(energies), max(energies)
+    norm = colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0)
+    cmap = cm.viridis
+    for i, r in enumerate(rows):
+        x, y = r["accuracy_mean"], r["latency_p95_s_mean"]
+        xe = r["accuracy_ci95"] if math.isfinite(r["accuracy_ci95"]) else 0.0
+        ye = r["latency_p95_s_ci95"] if math.isfinite(r["latency_p95_s_ci95"]) else 0.0
+        c = cmap(norm(r["energy_j_mean"]))
+        ax.errorbar(x, y, xerr=xe, yerr=ye, fmt="none", ecolor="0.6", lw=0.8, zorder=1)
+        ax.scatter([x], [y], marker=markers[i % len(markers)], s=90, color=c, edgecolor="k", zorder=2,
+                   label=f"{r['policy']} (R={r['reward_mean']:.1f})")
+    # Pareto front: higher accuracy, lower latency
+    pts = sorted(((r["accuracy_mean"], r["latency_p95_s_mean"]) for r in rows), key=lambda p: (-p[0], p[1]))
+    front, best_lat = [], math.inf
+    for a, lat in pts:
+        if lat < best_lat:
+            front.append((a, lat))
+            best_lat = lat
+    if len(front) > 1:
+        fx, fy = zip(*sorted(front), strict=True)
+        ax.plot(fx, fy, "--", color="0.4", lw=1, zorder=0, label="Pareto front")
+    sm = cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, label="energy per episode (J)")
+    ax.set_xlabel("mean served accuracy (higher is better)")
+    ax.set_ylabel("p95 latency, s (lower is better)")
+    ax.set_title(title or "accuracy vs p95 latency")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    fig.tight_layout()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p)
+    plt.close(fig)
+    return p
+
+
+def print_table(rows: Sequence[dict[str, Any]], title: str = "") -> None:
+    """Print the benchmark table (rich if available)."""
+    cols = list(METRICS)
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=title or None, show_lines=False)
+        t.add_column("policy")
+        t.add_column("n", justify="right")
+        for k in cols:
+            t.add_column(METRICS[k], justify="right")
+        for r in sorted(rows, key=lambda r: -r["reward_mean"]):
+            t.add_row(r["policy"], str(r["n"]), *[_fmt(r[f"{k}_mean"], r[f"{k}_ci95"], k) for k in cols])
+        Console(width=220).print(t)
+    except ImportError:  # pragma: no cover
+        print(title)
+        for r in sorted(rows, key=lambda r: -r["reward_mean"]):
+            print(r["policy"], r["n"], *[_fmt(r[f"{k}_mean"], r[f"{k}_ci95"], k) for k in cols])
+    for line in verdict(rows):
+        print(line.replace("**", ""))
+
+
+# ----------------------------------------------------------------------------------------
+# commands
+
+
+def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if getattr(args, "horizon", None):
+        kw["horizon"] = int(args.horizon)
+    for item in getattr(args, "set", None) or []:
+        k, _, v = item.partition("=")
+        kw[k.strip()] = _parse_value(v.strip())
+    return kw
+
+
+def cmd_train(args: argparse.Namespace) -> Path:
+    """``train``: one SB3 run; prints the run directory."""
+    from gaisnet_env.agents.learned import train
+
+    hp = json.loads(args.hyperparams) if args.hyperparams else None
+    t0 = time.perf_counter()
+    _model, run_dir = train(
+        scenario=args.scenario,
+        algo=args.algo,
+        timesteps=args.timesteps,
+        seed=args.seed,
+        logdir=args.logdir,
+        resume=args.resume,
+        eval_freq=args.eval_freq,
+        eval_episodes=args.eval_episodes,
+        hyperparams=hp,
+        progress=not args.no_progress,
+        subproc=args.subproc,
+        env_kwargs=_env_kwargs(args),
+        run_name=args.run_name,
+        time_budget_s=args.time_budget,
+    )
+    print(f"trained {args.algo} on {args.scenario} in {time.perf_counter() - t0:.1f} s -> {run_dir}")
+    print(f"  best model: {run_dir / 'best_model.zip'}   tensorboard --logdir {run_dir / 'tb'}")
+    return run_dir
+
+
+def _seeds(arg: Sequence[int] | None, n: int | None) -> list[int]:
+    if arg:
+        if len(arg) == 1 and n is None and arg[0] < EVAL_SEED_BASE:
+            return list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + arg[0]))
+        return [int(s) for s in arg]
+    return list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + (n or 5)))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``evaluate``: one policy on held-out seeds; prints the summary (and per-episode rows)."""
+    seeds = _seeds(args.seeds, None)
+    res = evaluate_specs([args.policy], args.scenario, seeds, args.episodes, 1, _env_kwargs(args), not args.no_progress)
+    for m in res:
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.as_dict().items()}))
+    rows = aggregate(res)
+    print_table(rows, f"{args.scenario}: {policy_label(args.policy)}")
+    if args.out:
+        write_tables(rows, res, args.out, f"{args.scenario}_evaluate")
+    return rows
+
+
+def run_benchmark(
+    scenario: str,
+    seeds: Sequence[int],
+    policies: Sequence[str],
+    out: str | Path | None,
+    train_timesteps: int | None = None,
+    train_seed: int = 0,
+    logdir: str | Path = "runs",
+    episodes: int = 1,
+    jobs: int = 1,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
+    stem: str | None = None,
+    time_budget_s: float | None = None,
+    note: str = "",
+) -> tuple[list[dict[str, Any]], list[EpisodeMetrics]]:
+    """Train the algorithm names in ``policies`` (if ``train_timesteps``), evaluate all, write
+    ``<out>/<stem>.md/.csv/.png`` and print the table. Returns (summary rows, episodes)."""
+    from gaisnet_env.agents.learned import ALGOS, ALIASES, canonical_algo, train
+
+    specs: list[str] = []
+    train_info: list[str] = []
+    for p in policies:
+        base = parse_spec(p)[0].lower().replace("-", "_")
+        if base in ALGOS or base in ALIASES:
+            a = canonical_algo(base)
+            run_dir = Path(logdir) / f"{scenario}_{a}_s{train_seed}"
+            if train_timesteps:
+                t0 = time.perf_counter()
+                _m, run_dir = train(scenario, a, train_timesteps, train_seed, logdir, progress=progress,
+                                    env_kwargs=env_kwargs, time_budget_s=time_budget_s)
+                train_info.append(f"{a}: {train_timesteps} timesteps, seed {train_seed}, "
+                                  f"{time.perf_counter() - t0:.0f} s")
+            elif not (run_dir / "best_model.zip").exists():
+                raise SystemExit(f"benchmark: no trained {a} under {run_dir}; pass --train-timesteps N")
+            specs.append(str(run_dir / "best_model.zip"))
+        else:
+            specs.append(p)
+    t0 = time.perf_counter()
+    res = evaluate_specs(specs, scenario, seeds, episodes, jobs, env_kwargs, progress)
+    rows = aggregate(res)
+    title = f"{scenario}: {len(seeds)} held-out seeds ({seeds[0]}..{seeds[-1]}) x {episodes} episode(s)"
+    print_table(rows, title)
+    print(f"evaluation took {time.perf_counter() - t0:.0f} s")
+    if out:
+        stem = stem or f"{scenario}_benchmark"
+        header = f"# Benchmark: {title}\n"
+        if train_info:
+            header += "\nTrained: " + "; ".join(train_info) + "\n"
+        if note:
+            header += f"\n{note}\n"
+        paths = write_tables(rows, res, out, stem, header)
+        png = pareto_plot(rows, Path(out) / f"{stem}.png", title)
+        print(f"wrote {paths['md']}, {paths['csv']}, {png}")
+    return rows, res
+
+
+def cmd_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``benchmark``: heuristics, oracle and learned agents on the same held-out seeds."""
+    seeds = _seeds(args.seeds, None)
+    rows, _ = run_benchmark(
+        args.scenario, seeds, args.policies or list(DEFAULT_HEURISTICS), args.out, args.train_timesteps,
+        args.train_seed, args.logdir, args.episodes, args.jobs, _env_kwargs(args), not args.no_progress,
+        args.stem,
+    )
+    return rows
+
+
+def cmd_main(args: argparse.Namespace) -> None:
+    """The README's main job: a small PPO on ``metro`` then the benchmark against the heuristics."""
+    t0 = time.perf_counter()
+    n_seeds = args.main_seeds
+    print(f"Main job: train {args.algo} on '{DEFAULT_SCENARIO}' (at most {MAIN_TRAIN_BUDGET_S:.0f} s of training), "
+          f"then evaluate it against the heuristics on {n_seeds} held-out seeds (fewer than the 10 of "
+          f"benchmarks/results/ to fit in about 10 minutes on 2 cores).")
+    jobs = max(1, min(2, os.cpu_count() or 1))
+    run_benchmark(
+        DEFAULT_SCENARIO,
+        list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + n_seeds)),
+        [*DEFAULT_HEURISTICS, args.algo],
+        out=args.out,
+        train_timesteps=args.timesteps,
+        train_seed=0,
+        logdir=args.logdir,
+        jobs=jobs,
+        stem=f"{DEFAULT_SCENARIO}_main",
+        time_budget_s=MAIN_TRAIN_BUDGET_S,
+        note="The README's main job (reduced seeds and training budget); see metro_benchmark.md for the full run.",
+    )
+    print(f"main job finished in {time.perf_counter() - t0:.0f} s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``gaisnet-train``."""
+    from gaisnet_env.agents.learned import ALGOS
+
+    p = argparse.ArgumentParser(
+        prog="gaisnet-train",
+        description="Train, evaluate and benchmark scheduling agents on gaisnet-env. "
+        "Without a subcommand: the main job (train a small PPO on metro, print the benchmark table).",
+    )
+    p.add_argument("--algo", default="ppo", help="main job: algorithm to train (default ppo)")
+    p.add_argument("--timesteps", type=int, default=None, help="main job: training timesteps (default: YAML)")
+    p.add_argument("--main-seeds", type=int, default=MAIN_SEEDS, help="main job: evaluation seeds")
+    p.add_argument("--logdir", default="runs", help="main job: run directory root")
+    p.add_argument("--out", default=None, help="main job: also write tables/plot here")
+    sub = p.add_subparsers(dest="command")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--scenario", default=DEFAULT_SCENARIO, help="built-in name or YAML path (default metro)")
+        sp.add_argument("--horizon", type=int, default=None, help="override the scenario's episode length (epochs)")
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="scenario override, dotted (e.g. reward.w_lat=0.5); repeatable")
+        sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    t = sub.add_parser("train", help="train an SB3 agent", description="Train PPO / A2C / DQN / MaskablePPO.")
+    common(t)
+    t.add_argument("--algo", default="ppo", help=f"one of {', '.join(ALGOS)} (alias maskable_ppo)")
+    t.add_argument("--timesteps", type=int, default=None, help="env steps (default: the YAML's n_timesteps)")
+    t.add_argument("--seed", type=int, default=0, help="training seed (train envs use seed, seed+1, ...)")
+    t.add_argument("--logdir", default="runs", help="root of run directories (default runs/)")
+    t.add_argument("--run-name", default=None, help="run directory name (default <scenario>_<algo>_s<seed>)")
+    t.add_argument("--resume", default=None, metavar="PATH", help="continue training a saved model (.zip)")
+    t.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations")
+    t.add_argument("--eval-episodes", type=int, default=2, help="held-out episodes per evaluation")
+    t.add_argument("--hyperparams", default=None, help='JSON overrides, e.g. \'{"learning_rate": 1e-3}\'')
+    t.add_argument("--subproc", action="store_true", help="training envs in subprocesses")
+    t.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate one policy", description="Evaluate a heuristic, the oracle "
+                       "or a saved model on held-out seeds.")
+    common(e)
+    e.add_argument("--policy", required=True, help="heuristic name (params as name:k=v), 'oracle', or model path")
+    e.add_argument("--episodes", type=int, default=1, help="episodes per seed")
+    e.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="explicit seeds, or one number N < 10000 meaning seeds 10000..10000+N-1 (default 5)")
+    e.add_argument("--out", default=None, help="write <scenario>_evaluate.md/.csv here")
+    e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("benchmark", help="compare policies", description="Benchmark policies on the same held-out "
+                       "seeds; writes a markdown and CSV table and a Pareto plot.")
+    common(b)
+    b.add_argument("--seeds", type=int, nargs="+", default=[10],
+                   help="number of held-out seeds (from 10000), or explicit seeds (default 10)")
+    b.add_argument("--policies", nargs="+", default=None,
+                   help="heuristics, 'oracle', model paths, or algorithm names to train (default: all heuristics)")
+    b.add_argument("--train-timesteps", type=int, default=None, help="train the algorithm names first")
+    b.add_argument("--train-seed", type=int, default=0, help="training seed of the algorithm names")
+    b.add_argument("--logdir", default="runs", help="where trained runs go / are looked up")
+    b.add_argument("--episodes", type=int, default=1, help="episodes per seed")
+    b.add_argument("--jobs", type=int, default=1, help="worker processes for the evaluation")
+    b.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
+    b.add_argument("--stem", default=None, help="output file stem (default <scenario>_benchmark)")
+    b.set_defaults(func=cmd_benchmark)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``gaisnet-train`` and ``train.py``."""
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        cmd_main(args)
+    else:
+        args.func(args)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
