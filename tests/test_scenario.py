@@ -65,7 +65,8 @@ def test_reference_tradeoffs(name: str) -> None:
     end, edge, cloud = _classify_latency(sc)
     # end fastest, cloud slowest, all within the deadline when nothing queues
     assert end < edge < cloud < sc.workload.classify_deadline_s
-    # one finetune on the edge (op_share of its compute): roughly 0.5 to 10 epochs
+    # hand upper bound of one finetune (reference FLOPs x samples x epochs on op_share of the
+    # edge): roughly 0.5 to 10 epochs (the env, scaling counted worker FLOPs, gives ~half)
     wc, ref = sc.workers, sc.reference_models.edge
     flops = ref.train_flops_per_sample * wc.feedback_buffer * wc.finetune_epochs
     speed = profiles.NODES[sc.hardware.edge].effective_flops * sc.hardware.op_share
