@@ -240,7 +240,7 @@ def test_overrides_are_validated() -> None:
         load_scenario("metro", reward={"w_latency": 1.0})
     with pytest.raises(ScenarioError, match=r"horizon: got 'long'; expected an integer"):
         load_scenario("metro", horizon="long")
-    with pytest.raises(ScenarioError, match=r"epoch_s\.x: epoch_s is not a section \(got 10\.0\)"):
+    with pytest.raises(ScenarioError, match=r"epoch_s\.x: epoch_s is not a section \(got 5\.0\)"):
         load_scenario("metro", **{"epoch_s.x": 1})
 
 
