@@ -129,7 +129,20 @@ def _fit(
 
 
 def pretrain(config: WorkerConfig, seed: int) -> Weights:
-    """Pre-train every model on the clean public pool of ``DigitsData(seed=seed)`` (deterministic)."""
+    """Pre-train every model on the clean public pool of ``DigitsData(seed=seed)`` (deterministic).
+
+    Runs on one intra-op thread (restored afterwards): these small models gain nothing from more,
+    and a fixed thread count makes the weights independent of the caller's ``torch.set_num_threads``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _pretrain(config, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pretrain(config: WorkerConfig, seed: int) -> Weights:
     data = DigitsData(1, seed)
     pub = data.public_view()
     x, y = pub.get(pub.indices, np.zeros(len(pub), dtype=np.int64))

@@ -1,0 +1,397 @@
+"""Real model workers: knowledge operations, costs, caching, access control, determinism, cache files."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from gaisnet_env import model_cache
+from gaisnet_env.worker_config import N_CLASSES, OPERATIONS, STYLES, WorkerConfig
+from gaisnet_env.workers import REPORT_BYTES, WorkerSystem
+
+N_EDGES = 3
+UNIFORM = np.full(N_CLASSES, 1.0 / N_CLASSES)
+
+
+def style(name: str) -> np.ndarray:
+    v = np.zeros(len(STYLES))
+    v[STYLES.index(name)] = 1.0
+    return v
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("gaisnet_cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> object:
+    """Small models run fastest (and undisturbed by other processes) on one intra-op thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def system(cache_dir: str) -> WorkerSystem:
+    return WorkerSystem(N_EDGES, WorkerConfig(), seed=0, cache_dir=cache_dir)
+
+
+@pytest.fixture()
+def ws(system: WorkerSystem) -> WorkerSystem:
+    system.reset(0)
+    return system
+
+
+def fill(ws: WorkerSystem, name: str = "rotate", n: int = 200, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for e in range(ws.n_edges):
+        ws.add_feedback(e, UNIFORM, style(name), n, rng)
+
+
+def weights_of(ws: WorkerSystem) -> dict[str, list[torch.Tensor]]:
+    """Every live weight tensor, by owner (pre-trained ones included)."""
+    out = {"cloud": [t.clone() for t in (ws._teacher_w or ws._pre["teacher"])]}
+    for e in range(ws.n_edges):
+        out[f"edge{e}"] = [t.clone() for t in ws._adapter(e)]
+        out[f"end{e}"] = [t.clone() for t in (ws._ends[e] or ws._pre["end"])]
+    return out
+
+
+def changed(a: dict[str, list[torch.Tensor]], b: dict[str, list[torch.Tensor]]) -> set[str]:
+    return {k for k in a if any(not torch.equal(x, y) for x, y in zip(a[k], b[k], strict=True))}
+
+
+# ---------------------------------------------------------------- pre-training
+def test_pretrained_accuracies(ws: WorkerSystem) -> None:
+    clean, invert = STYLES.index("clean"), STYLES.index("invert")
+    teacher = ws.accuracy_table("cloud", 0)
+    assert teacher.shape == (len(STYLES), N_CLASSES)
+    assert teacher[clean].mean() > 0.9
+    assert teacher[invert].mean() < 0.5
+    for tier in ("edge", "end"):
+        assert ws.accuracy("edge", 0, UNIFORM, style("clean")) > 0.85, tier
+    quality, diversity = ws.generation_scores("cloud", 0)
+    assert quality.shape == (N_CLASSES,) and quality.mean() > 0.8
+    assert 0.0 < diversity <= 1.0
+    q_edge, d_edge = ws.generation_scores("edge", 1)
+    assert q_edge.mean() > 0.5 and 0.0 < d_edge <= 1.0
+
+
+def test_model_sizes_and_flops(ws: WorkerSystem) -> None:
+    assert ws.model_bytes("cloud") > ws.model_bytes("edge") > ws.model_bytes("end")
+    assert ws.inference_flops("cloud") > ws.inference_flops("edge") > ws.inference_flops("end") > 0
+    assert ws.generation_flops("cloud") > ws.generation_flops("edge") > 0
+    assert ws.adapter_bytes == sum(t.numel() * t.element_size() for t in ws._adapter0)
+    assert ws.adapter_bytes < ws.model_bytes("edge")
+
+
+# ---------------------------------------------------------------- operations
+@pytest.mark.parametrize(
+    ("op", "owner"), [("relay_down", "edge1"), ("finetune", "edge1"), ("relay_up", "cloud"), ("relay_to_end", "end1")]
+)
+def test_each_operation_changes_only_its_weights(ws: WorkerSystem, op: str, owner: str) -> None:
+    fill(ws)
+    ws.start_op("finetune", 1)  # a non-zero adapter, so relay_up / relay_to_end carry something
+    ws.commit_op(1)
+    before = weights_of(ws)
+    versions = {(t, e): ws.version(t, e) for t in ("end", "edge", "cloud") for e in range(N_EDGES)}
+    res = ws.start_op(op, 1)
+    assert res.ok, res.message
+    assert res.op == op and res.edge == 1 and res.samples > 0
+    assert ws.has_pending(1)
+    assert changed(before, weights_of(ws)) == set(), "start_op must not change live weights"
+    ws.commit_op(1)
+    assert not ws.has_pending(1)
+    assert changed(before, weights_of(ws)) == {owner}
+    tier = owner.rstrip("0123456789")
+    for (t, e), v in versions.items():
+        if t == tier and (t == "cloud" or e == 1):
+            assert ws.version(t, e) > v
+        else:
+            assert ws.version(t, e) == v
+
+
+def test_abort_and_busy_and_no_feedback(ws: WorkerSystem) -> None:
+    res = ws.start_op("finetune", 0)
+    assert not res.ok and "feedback" in res.message and not ws.has_pending(0)
+    fill(ws)
+    before = weights_of(ws)
+    assert ws.start_op("finetune", 0).ok
+    busy = ws.start_op("relay_down", 0)
+    assert not busy.ok and "busy" in busy.message
+    ws.abort_op(0)
+    ws.commit_op(0)  # nothing pending: no-op
+    assert changed(before, weights_of(ws)) == set()
+    assert ws.version("edge", 0) == 0
+    with pytest.raises(ValueError):
+        ws.start_op("teleport", 0)
+
+
+def test_bytes_equal_real_tensor_sizes(system: WorkerSystem, cache_dir: str) -> None:
+    ws = system
+    ws.reset(0)
+    fill(ws)
+    cfg = ws.config
+    adapter_bytes = sum(t.numel() * t.element_size() for t in ws._edge.get_adapter())
+    end_bytes = sum(p.numel() * p.element_size() for p in ws._end.parameters())
+    report = ws.domain_report(0)
+    report_bytes = report[0].nbytes + report[1].nbytes + np.int64(report[2]).nbytes
+    assert REPORT_BYTES == report_bytes
+
+    r = ws.start_op("relay_down", 0)
+    assert r.bytes_down == cfg.relay_down_samples * (64 + N_CLASSES) * 4 and r.bytes_up == report_bytes
+    assert r.flops["cloud"] > 0 and r.flops["edge"] > 0
+    ws.abort_op(0)
+    r = ws.start_op("finetune", 0)
+    assert r.bytes_up == 0 and r.bytes_down == 0 and r.flops["edge"] > 0 and r.flops["cloud"] == 0
+    ws.abort_op(0)
+    r = ws.start_op("relay_up", 0)
+    assert r.bytes_up == adapter_bytes + report_bytes and r.bytes_down == 0 and r.flops["cloud"] > 0
+    ws.abort_op(0)
+    r = ws.start_op("relay_to_end", 0)
+    assert r.bytes_down == end_bytes and r.bytes_up == 0 and r.flops["edge"] > 0
+    ws.abort_op(0)
+
+    other = WorkerSystem(2, dataclasses.replace(cfg, relay_down_variant="ship_adapter"), 0, cache_dir=cache_dir)
+    fill(other)
+    r = other.start_op("relay_down", 0)
+    assert r.ok and r.bytes_down == adapter_bytes and r.bytes_up == adapter_bytes + report_bytes
+    assert r.flops["edge"] == 0 and r.flops["cloud"] > 0
+
+
+def test_no_operation_reaches_foreign_raw_samples(ws: WorkerSystem) -> None:
+    d = ws.data
+    cloud = ws._cloud
+    # the cloud worker holds only the public pool view and its own models
+    assert cloud.public.name == "public"
+    for value in vars(cloud).values():
+        assert not isinstance(value, type(d)), "the cloud must not hold the data set"
+        if hasattr(value, "indices"):
+            assert value is cloud.public
+    zeros = np.zeros(2, dtype=np.int64)
+    for foreign in (d.private_idx[0], d.test_idx):
+        with pytest.raises(PermissionError):
+            cloud.public.get(foreign[:2], zeros)
+    # each edge's view refuses the other edges' and the public samples
+    for e in range(N_EDGES):
+        for other in (d.private_idx[(e + 1) % N_EDGES], d.public_idx):
+            with pytest.raises(PermissionError):
+                ws._views[e].get(other[:2], zeros)
+    # what leaves an edge towards the cloud is a report: shares and a count, no samples
+    fill(ws)
+    ch, sh, n = ws.domain_report(0)
+    assert ch.shape == (N_CLASSES,) and sh.shape == (len(STYLES),) and isinstance(n, int)
+    assert abs(ch.sum() - 1) < 1e-5 and abs(sh.sum() - 1) < 1e-5
+    # feedback of an edge only ever indexes its own pool
+    for e in range(N_EDGES):
+        assert np.isin(ws._feedback(e)[0], d.private_idx[e]).all()
+
+
+@pytest.mark.parametrize("drift", ["rotate", "invert"])
+def test_finetune_raises_accuracy_on_drifted_domain(ws: WorkerSystem, drift: str) -> None:
+    gains = []
+    for seed in range(3):
+        ws.reset(seed)
+        fill(ws, drift, seed=seed)
+        before = ws.accuracy("edge", 0, UNIFORM, style(drift))
+        for _ in range(3):
+            assert ws.start_op("finetune", 0).ok
+            ws.commit_op(0)
+        gains.append(ws.accuracy("edge", 0, UNIFORM, style(drift)) - before)
+    assert np.mean(gains) > 0.2, gains
+
+
+def test_relay_up_then_down_carries_other_edges_knowledge(ws: WorkerSystem) -> None:
+    fill(ws, "rotate")
+    cloud_before = ws.accuracy("cloud", 0, UNIFORM, style("rotate"))
+    for _ in range(3):
+        ws.start_op("finetune", 0)
+        ws.commit_op(0)
+    for _ in range(2):
+        assert ws.start_op("relay_up", 0).ok
+        ws.commit_op(0)
+    assert ws.accuracy("cloud", 0, UNIFORM, style("rotate")) > cloud_before + 0.2
+    assert ws.accuracy("cloud", 0, UNIFORM, style("clean")) > 0.85  # public share prevents forgetting
+    edge1_before = ws.accuracy("edge", 1, UNIFORM, style("rotate"))
+    for _ in range(2):
+        assert ws.start_op("relay_down", 1).ok
+        ws.commit_op(1)
+    assert ws.accuracy("edge", 1, UNIFORM, style("rotate")) > edge1_before + 0.1
+
+
+def test_cached_and_uncached_accuracy_agree(ws: WorkerSystem) -> None:
+    fill(ws, "invert")
+    for op in OPERATIONS[1:]:
+        ws.start_op(op, 2)
+        ws.commit_op(2)
+        for tier in ("end", "edge", "cloud"):
+            for e in range(N_EDGES):
+                cached = ws.accuracy_table(tier, e)
+                again = ws.accuracy_table(tier, e)
+                assert again is cached  # no forward pass while weights are unchanged
+                np.testing.assert_array_equal(cached, ws.accuracy_table(tier, e, use_cache=False))
+    mix = np.random.default_rng(0).dirichlet(np.ones(N_CLASSES))
+    smix = np.random.default_rng(1).dirichlet(np.ones(len(STYLES)))
+    expect = float(sum(smix[s] * sum(mix[c] * ws.accuracy_table("edge", 2)[s, c] for c in range(10)) for s in range(6)))
+    assert ws.accuracy("edge", 2, mix, smix) == pytest.approx(expect, abs=1e-12)
+
+
+def test_numerical_guard(cache_dir: str) -> None:
+    cfg = dataclasses.replace(WorkerConfig(), finetune_lr=1e30, finetune_epochs=3)
+    ws = WorkerSystem(1, cfg, 0, cache_dir=cache_dir)
+    fill(ws)
+    res = ws.start_op("finetune", 0)
+    assert not res.ok and "NaN" in res.message
+    assert not ws.has_pending(0) and ws.version("edge", 0) == 0
+
+
+def test_reset_is_fast_and_restores_pretrained(ws: WorkerSystem) -> None:
+    fill(ws)
+    for op in OPERATIONS[1:]:
+        ws.start_op(op, 0)
+        ws.commit_op(0)
+    assert ws.version("edge", 0) > 0
+    t0 = time.perf_counter()
+    for _ in range(100):
+        ws.reset(1)
+    assert (time.perf_counter() - t0) / 100 < 0.005
+    assert ws.version("edge", 0) == ws.version("cloud", 0) == 0
+    assert ws.feedback_count(0) == 0 and not ws.has_pending(0)
+    ref = weights_of(ws)
+    assert changed(ref, weights_of(ws)) == set()
+    assert all(torch.equal(a, b) for a, b in zip(ref["cloud"], ws._pre["teacher"], strict=True))
+
+
+def test_state_dict_roundtrip_is_bit_exact(ws: WorkerSystem) -> None:
+    fill(ws, "shift")
+    ws.start_op("finetune", 0)
+    ws.commit_op(0)
+    ws.start_op("relay_up", 0)  # left pending on purpose
+    snap = ws.state_dict()
+
+    def branch() -> tuple[dict, list[np.ndarray]]:
+        ws.commit_op(0)
+        for op, e in [("relay_down", 1), ("finetune", 2), ("relay_to_end", 0)]:
+            ws.start_op(op, e)
+            ws.commit_op(e)
+        return weights_of(ws), [ws.accuracy_table(t, e).copy() for t in ("end", "edge", "cloud") for e in range(3)]
+
+    w1, a1 = branch()
+    ws.load_state_dict(snap)
+    w2, a2 = branch()
+    assert changed(w1, w2) == set()
+    assert all(np.array_equal(x, y) for x, y in zip(a1, a2, strict=True))
+    ws.load_state_dict(snap)  # the snapshot stays reusable
+    assert ws.has_pending(0)
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, sys
+    import numpy as np, torch
+    torch.set_num_threads(1)
+    from gaisnet_env.worker_config import WorkerConfig
+    from gaisnet_env.workers import WorkerSystem
+    cfg = WorkerConfig(teacher_hidden=32, generator_hidden=32, pretrain_epochs=3, relay_up_samples=64,
+                       relay_down_samples=64, relay_to_end_samples=64)
+    ws = WorkerSystem(2, cfg, seed=4, cache_dir=sys.argv[1])
+    ws.reset(9)
+    rng = np.random.default_rng(9)
+    for e in range(2):
+        ws.add_feedback(e, np.full(10, 0.1), np.full(6, 1 / 6), 100, rng)
+    for op in ["relay_down", "finetune", "relay_up", "relay_to_end"]:
+        for e in range(2):
+            ws.start_op(op, e)
+            ws.commit_op(e)
+    h = hashlib.sha256()
+    for tier in ["end", "edge", "cloud"]:
+        for e in range(2):
+            h.update(ws.accuracy_table(tier, e).tobytes())
+    for t in ws._teacher_w + ws._adapters[0] + ws._adapters[1] + ws._ends[0]:
+        h.update(t.numpy().tobytes())
+    print(h.hexdigest())
+    """
+)
+
+
+def test_determinism_across_processes(tmp_path: os.PathLike) -> None:
+    # separate cache dirs, so that pre-training itself is repeated in each process; run side by side
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _SCRIPT, os.path.join(tmp_path, f"c{k}")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for k in range(2)
+    ]
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        outs.append(out.strip())
+    assert outs[0] == outs[1] and len(outs[0]) == 64
+
+
+# ---------------------------------------------------------------- disk cache
+SMALL = WorkerConfig(teacher_hidden=16, edge_hidden=8, end_hidden=8, generator_hidden=16,
+                     edge_generator_hidden=8, reference_hidden=8, pretrain_epochs=1)
+
+
+def _digest(weights: dict[str, list[torch.Tensor]]) -> str:
+    h = hashlib.sha256()
+    for name in model_cache.MODEL_NAMES:
+        for t in weights[name]:
+            h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_cache_file_is_rebuilt_with_warning(tmp_path: os.PathLike, damage: str) -> None:
+    d = str(tmp_path)
+    model_cache.clear_memory_cache()
+    good = _digest(model_cache.pretrained_weights(SMALL, 0, d))
+    path = os.path.join(d, f"pretrained-{model_cache.cache_key(SMALL, 0)}.pt")
+    assert os.path.exists(path)
+    raw = open(path, "rb").read()
+    with open(path, "wb") as fh:
+        fh.write({"truncate": raw[: len(raw) // 2], "garbage": b"not a torch file" * 10, "empty": b""}[damage])
+    model_cache.clear_memory_cache()
+    with pytest.warns(RuntimeWarning, match="rebuilding"):
+        rebuilt = model_cache.pretrained_weights(SMALL, 0, d)
+    assert _digest(rebuilt) == good
+    model_cache.clear_memory_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _digest(model_cache.pretrained_weights(SMALL, 0, d)) == good  # the rebuilt file is good
+    leftovers = [f for f in os.listdir(d) if f.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_cache_key_tracks_pretraining_fields() -> None:
+    k = model_cache.cache_key(SMALL, 0)
+    assert k == model_cache.cache_key(dataclasses.replace(SMALL, finetune_lr=0.5), 0)
+    assert k != model_cache.cache_key(dataclasses.replace(SMALL, teacher_hidden=17), 0)
+    assert k != model_cache.cache_key(SMALL, 1)
+
+
+def test_unusable_cache_dir_falls_back_to_memory(tmp_path: os.PathLike) -> None:
+    blocker = os.path.join(tmp_path, "file")
+    open(blocker, "w").close()
+    d = os.path.join(blocker, "cache")  # a directory below a regular file cannot be created
+    model_cache.clear_memory_cache()
+    try:
+        with pytest.warns(RuntimeWarning, match="memory"):
+            w = model_cache.pretrained_weights(SMALL, 2, d)
+        assert set(w) == set(model_cache.MODEL_NAMES)
+        assert model_cache.pretrained_weights(SMALL, 2, d) is w  # in-memory cache
+    finally:
+        model_cache.clear_memory_cache()
