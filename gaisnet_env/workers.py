@@ -19,9 +19,10 @@ Weights are stored copy-on-write: ``None`` means "the pre-trained weights", and 
 never modified in place (training works on the shared working modules and stores clones), so
 :meth:`WorkerSystem.reset` only drops references.
 
-Versions: every committed weight change draws a fresh number from a per-system counter that only
-grows (0 = pre-trained weights). A version therefore identifies weights uniquely within one system,
-also across ``reset`` and ``load_state_dict``; accuracy tables are cached by it.
+Versions: ``version(tier, edge)`` counts the weight changes committed since ``reset`` (0 = pre-trained).
+Internally every committed change also draws a token from a per-system counter that only grows, so a
+token identifies weights uniquely within one system, also across ``reset`` and ``load_state_dict``;
+accuracy tables are cached by that token.
 """
 
 from __future__ import annotations
@@ -249,6 +250,9 @@ class WorkerSystem:
         self._store: dict[int, tuple] = {}
         self._adapters: list[list[torch.Tensor] | None] = [None] * self.n_edges
         self._ends: list[list[torch.Tensor] | None] = [None] * self.n_edges
+        self._uid_cloud = 0
+        self._uid_edge = [0] * self.n_edges
+        self._uid_end = [0] * self.n_edges
         self._ver_cloud = 0
         self._ver_edge = [0] * self.n_edges
         self._ver_end = [0] * self.n_edges
@@ -269,6 +273,9 @@ class WorkerSystem:
             "ver_cloud": self._ver_cloud,
             "ver_edge": list(self._ver_edge),
             "ver_end": list(self._ver_end),
+            "uid_cloud": self._uid_cloud,
+            "uid_edge": list(self._uid_edge),
+            "uid_end": list(self._uid_end),
             "fb_idx": [a.copy() for a in self._fb_idx],
             "fb_style": [a.copy() for a in self._fb_style],
             "fb_ptr": list(self._fb_ptr),
@@ -287,15 +294,18 @@ class WorkerSystem:
         self._ver_cloud = s["ver_cloud"]
         self._ver_edge = s["ver_edge"]
         self._ver_end = s["ver_end"]
+        self._uid_cloud = s["uid_cloud"]
+        self._uid_edge = s["uid_edge"]
+        self._uid_end = s["uid_end"]
         self._fb_idx = s["fb_idx"]
         self._fb_style = s["fb_style"]
         self._fb_ptr = s["fb_ptr"]
         self._fb_count = s["fb_count"]
         self._pending = s["pending"]
         self._gen.set_state(s["gen_state"])
-        self._counter = max(self._counter, self._ver_cloud, *self._ver_edge, *self._ver_end)
+        self._counter = max(self._counter, self._uid_cloud, *self._uid_edge, *self._uid_end)
 
-    def _next_version(self) -> int:
+    def _next_uid(self) -> int:
         self._counter += 1
         return self._counter
 
@@ -335,13 +345,24 @@ class WorkerSystem:
 
     # ----------------------------------------------------------- measurement
     def version(self, tier: str, edge: int) -> int:
-        """Version of the weights of ``tier``'s classifier at ``edge`` (cloud: one teacher for all)."""
+        """Version of ``tier``'s classifier at ``edge`` (cloud: one teacher for all): the number of weight
+        changes committed since ``reset`` (0 = pre-trained); restored by ``load_state_dict``."""
         if tier == "cloud":
             return self._ver_cloud
         if tier == "edge":
             return self._ver_edge[edge]
         if tier == "end":
             return self._ver_end[edge]
+        raise ValueError(f"unknown tier {tier!r}")
+
+    def _uid(self, tier: str, edge: int) -> int:
+        """Token of the current weights, unique within this system (0 = pre-trained): the cache key."""
+        if tier == "cloud":
+            return self._uid_cloud
+        if tier == "edge":
+            return self._uid_edge[edge]
+        if tier == "end":
+            return self._uid_end[edge]
         raise ValueError(f"unknown tier {tier!r}")
 
     def _compute_table(self, tier: str, edge: int) -> np.ndarray:
@@ -355,7 +376,7 @@ class WorkerSystem:
         """(n_styles, 10) accuracy per (style, class) on the held-out test pool, of ``tier``'s current
         classifier at ``edge``. Cached per weight version: no forward pass while weights are unchanged.
         ``use_cache=False`` forces a forward pass (for checks). Do not modify the returned array."""
-        ver = self.version(tier, edge)
+        ver = self._uid(tier, edge)
         if use_cache:
             if ver == 0:
                 return self._pre_tables[tier]
@@ -503,14 +524,17 @@ class WorkerSystem:
         self._pending[edge] = None
         if p.target == "edge":
             self._adapters[edge] = p.weights
-            self._ver_edge[edge] = self._next_version()
+            self._uid_edge[edge] = self._next_uid()
+            self._ver_edge[edge] += 1
         elif p.target == "end":
             self._ends[edge] = p.weights
-            self._ver_end[edge] = self._next_version()
+            self._uid_end[edge] = self._next_uid()
+            self._ver_end[edge] += 1
         else:
             self._teacher_w = p.weights
             self._store[edge] = p.store_entry
-            self._ver_cloud = self._next_version()
+            self._uid_cloud = self._next_uid()
+            self._ver_cloud += 1
 
     def abort_op(self, edge: int) -> None:
         """Drop the pending weights of ``edge``'s operation."""

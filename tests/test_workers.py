@@ -295,6 +295,21 @@ def test_state_dict_roundtrip_is_bit_exact(ws: WorkerSystem) -> None:
     assert all(np.array_equal(x, y) for x, y in zip(a1, a2, strict=True))
     ws.load_state_dict(snap)  # the snapshot stays reusable
     assert ws.has_pending(0)
+    assert ws.version("edge", 0) == 1 and ws.version("cloud", 0) == 0
+
+
+def test_versions_count_commits_since_reset(ws: WorkerSystem) -> None:
+    def run() -> list[int]:
+        ws.reset(3)
+        fill(ws)
+        for op in ["finetune", "finetune", "relay_up", "relay_to_end"]:
+            ws.start_op(op, 0)
+            ws.commit_op(0)
+        return [ws.version(t, 0) for t in ("end", "edge", "cloud")]
+
+    first = run()
+    assert first == [1, 2, 1]
+    assert run() == first  # same sequence after a reset: same versions
 
 
 _SCRIPT = textwrap.dedent(
