@@ -229,6 +229,8 @@ class GaisNetEnv(gym.Env):
         rng = self.np_random
         self.workload = Workload(sc, rng)
         self.workers.reset(int(rng.integers(2**31 - 1)))
+        # workers' version counters are process-wide (they key the prediction cache); report them per episode
+        self._version_base = self._versions()
         class_mix, style_mix = self.workload.domains(0)
         battery = sc.energy.end_battery_j
         self.state = SimState(
@@ -329,12 +331,15 @@ class GaisNetEnv(gym.Env):
         share = np.where(st.op_kind > 0, np.minimum(st.op_remaining_s, epoch_s) / epoch_s, 0.0)
         edge_capacity = epoch_s * (1.0 - sc.hardware.op_share * share) * faults["edge_up"]
         edge_start = st.edge_backlog_s.copy()
-        new_edge_backlog, edge_wait = cost.fluid_queue(edge_start, edge_work, np.maximum(edge_capacity, 1e-9))
+        new_edge_backlog, edge_wait = cost.fluid_queue(edge_start, edge_work, edge_capacity, period_s=epoch_s)
         cloud_servers = sc.hardware.cloud_servers
         cloud_capacity = epoch_s * faults["cloud_capacity"]
         cloud_start = st.cloud_backlog_s
         new_cloud_backlog, cloud_wait = cost.fluid_queue(
-            np.array([cloud_start]), np.array([cloud_work_total / cloud_servers]), np.array([cloud_capacity])
+            np.array([cloud_start]),
+            np.array([cloud_work_total / cloud_servers]),
+            np.array([cloud_capacity]),
+            period_s=epoch_s,
         )
         new_cloud_backlog, cloud_wait = float(new_cloud_backlog[0]), float(cloud_wait[0])
 
@@ -354,10 +359,15 @@ class GaisNetEnv(gym.Env):
             )
         comp_edge = np.array([self.t_classify["edge"], self.t_generate["edge"]])
         comp_cloud = np.array([self.t_classify["cloud"], self.t_generate["cloud"]])
-        lat_edge0 = access_leg + comp_edge[None, :] + edge_start[:, None]
-        lat_edge1 = access_leg + comp_edge[None, :] + new_edge_backlog[:, None]
-        lat_cloud0 = access_leg + backhaul_leg + comp_cloud[None, :] + cloud_start
-        lat_cloud1 = access_leg + backhaul_leg + comp_cloud[None, :] + new_cloud_backlog
+        # waits at the start and end of the epoch: backlog / drain rate (linear in between)
+        edge_rate = edge_capacity / epoch_s
+        cloud_rate = cloud_capacity / epoch_s
+        wait_edge0, wait_edge1 = _drain_wait(edge_start, edge_rate), _drain_wait(new_edge_backlog, edge_rate)
+        wait_cloud0, wait_cloud1 = cloud_start / cloud_rate, new_cloud_backlog / cloud_rate
+        lat_edge0 = access_leg + comp_edge[None, :] + wait_edge0[:, None]
+        lat_edge1 = access_leg + comp_edge[None, :] + wait_edge1[:, None]
+        lat_cloud0 = access_leg + backhaul_leg + comp_cloud[None, :] + wait_cloud0
+        lat_cloud1 = access_leg + backhaul_leg + comp_cloud[None, :] + wait_cloud1
         lat_end = np.full(E, self.t_classify["end"])
         # classify
         lc0 = np.select([route == ROUTE_END, route == ROUTE_EDGE], [lat_end, lat_edge0[:, 0]], lat_cloud0[:, 0])
@@ -754,6 +764,15 @@ class GaisNetEnv(gym.Env):
         tv_style = 0.5 * np.abs(style_mix - st.adapted_style_mix).sum(axis=1)
         return np.clip(0.5 * (tv_class + tv_style), 0.0, 1.0)
 
+    def _versions(self) -> dict[str, Any]:
+        """Model versions: how many times each model's weights changed (process-wide counters)."""
+        E = self.n_edges
+        return {
+            "model_version_cloud": self.workers.version("cloud", 0),
+            "model_version_edge": np.array([self.workers.version("edge", e) for e in range(E)], dtype=np.int64),
+            "model_version_end": np.array([self.workers.version("end", e) for e in range(E)], dtype=np.int64),
+        }
+
     def _base_info(self) -> dict[str, Any]:
         st = self.state
         assert st is not None
@@ -765,9 +784,7 @@ class GaisNetEnv(gym.Env):
             "accuracy_end": float(np.mean([self.workers.accuracy("end", e, cm[e], sm[e]) for e in range(E)])),
             "accuracy_edge": float(np.mean([self.workers.accuracy("edge", e, cm[e], sm[e]) for e in range(E)])),
             "accuracy_cloud": float(np.mean([self.workers.accuracy("cloud", e, cm[e], sm[e]) for e in range(E)])),
-            "model_version_cloud": self.workers.version("cloud", 0),
-            "model_version_edge": np.array([self.workers.version("edge", e) for e in range(E)], dtype=np.int64),
-            "model_version_end": np.array([self.workers.version("end", e) for e in range(E)], dtype=np.int64),
+            **{k: v - self._version_base[k] for k, v in self._versions().items()},
             "ops_in_flight": int((st.op_kind > 0).sum()),
             "episode_energy_j": st.cum["energy_j"],
             "episode_carbon_g": st.cum["carbon_g"],
@@ -788,6 +805,7 @@ class GaisNetEnv(gym.Env):
             "rng": copy.deepcopy(self.np_random.bit_generator.state),
             "workload": copy.deepcopy(self.workload),
             "workers": self.workers.state_dict(),
+            "version_base": copy.deepcopy(self._version_base),
             "domain": copy.deepcopy(self._domain),
             "last_info": copy.deepcopy(self._last_info),
         }
@@ -798,6 +816,7 @@ class GaisNetEnv(gym.Env):
         self.np_random.bit_generator.state = copy.deepcopy(snap["rng"])
         self.workload = copy.deepcopy(snap["workload"])
         self.workers.load_state_dict(snap["workers"])
+        self._version_base = copy.deepcopy(snap["version_base"])
         self._domain = copy.deepcopy(snap["domain"])
         self._last_info = copy.deepcopy(snap["last_info"])
 
@@ -815,6 +834,13 @@ class GaisNetEnv(gym.Env):
         from gaisnet_env import render
 
         render.close(self)
+
+
+def _drain_wait(backlog_s: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Seconds until ``backlog_s`` of work drains at ``rate`` (server-seconds per second); inf if stalled."""
+    wait = np.where(backlog_s > 0, np.inf, 0.0)
+    np.divide(backlog_s, rate, out=wait, where=(rate > 0) & (backlog_s > 0))
+    return wait
 
 
 def make_env(scenario: str | Path | dict[str, Any] | Scenario = "metro", **kwargs: Any) -> GaisNetEnv:
