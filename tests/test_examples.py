@@ -64,3 +64,20 @@ def test_custom_worker_plugs_into_the_env(example) -> None:
     b = [env.step(np.array([1, 3]))[1] for _ in range(4)]
     assert a == b
     assert math.isfinite(mod.main([]))
+
+
+def test_docs_scenario_yaml_loads_and_runs() -> None:
+    import re
+
+    import yaml
+
+    from gaisnet_env.env import GaisNetEnv
+
+    text = (EXAMPLES.parent / "docs" / "scenarios.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    env = GaisNetEnv(yaml.safe_load(block), horizon=3)
+    env.reset(seed=0)
+    for _ in range(3):
+        *_, truncated, info = env.step(env.action_space.sample())
+    assert truncated and env.scenario.name == "campus"
+    env.close()
