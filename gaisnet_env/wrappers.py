@@ -3,6 +3,11 @@
 ``FlattenMultiDiscreteAction`` gives algorithms that need a ``Discrete`` action (DQN) a flat
 view of the env's ``MultiDiscrete`` action: index ``i`` is the mixed-radix number whose
 digits are the MultiDiscrete components (the last component varies fastest).
+
+``GraphObservation`` gives graph policies a ``Dict`` observation (node features, adjacency,
+``edge_index``) over the topology, ``RewardWeights`` overrides the reward weights at run time,
+``RecordMetrics`` puts per-episode metric means and totals in ``info["episode_metrics"]``.
+All compose with Gymnasium's standard wrappers (see ``docs/integration.md``).
 """
 
 from __future__ import annotations
