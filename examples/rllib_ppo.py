@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--envs-per-runner", type=int, default=1)
     p.add_argument("--train-batch", type=int, default=256, help="env steps per iteration")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--multiagent", action="store_true", help="each edge an agent (PettingZoo view), shared policy")
+    p.add_argument("--reward-mode", default="shared", choices=("shared", "per_edge"), help="multi-agent reward")
     p.add_argument("--checkpoint", default=None, help="directory to save the trained algorithm to")
     args = p.parse_args(argv)
 
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
             num_envs_per_env_runner=args.envs_per_runner,
             train_batch_size=args.train_batch,
             seed=args.seed,
+            multiagent=args.multiagent,
+            reward_mode=args.reward_mode,
         )
         algo = config.build_algo()
         result: dict = {}

@@ -31,6 +31,8 @@ import gymnasium as gym
 
 #: Name :func:`register_rllib_env` registers by default.
 DEFAULT_ENV_NAME = "gaisnet"
+#: Policy id every edge agent maps to in the multi-agent config (parameter sharing).
+SHARED_POLICY = "edge_policy"
 _META_KEYS = ("scenario", "multiagent", "reward_mode", "reward_weights")
 
 
@@ -72,6 +74,11 @@ def register_rllib_env(name: str = DEFAULT_ENV_NAME) -> str:
     return name
 
 
+def shared_policy_mapping(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+    """Every edge agent uses :data:`SHARED_POLICY` (one network shared by all edges)."""
+    return SHARED_POLICY
+
+
 def ppo_config(
     scenario: str | Mapping[str, Any] = "tiny",
     *,
@@ -86,6 +93,8 @@ def ppo_config(
     gamma: float = 0.99,
     hidden: tuple[int, ...] = (64, 64),
     seed: int | None = 0,
+    multiagent: bool = False,
+    reward_mode: str = "shared",
 ) -> Any:
     """A ``PPOConfig`` (new API stack, torch) for ``scenario``; call ``.build_algo()`` on it.
 
@@ -102,12 +111,16 @@ def ppo_config(
         gamma: discount per epoch (one env step).
         hidden: hidden layer widths of the policy and value MLPs.
         seed: seed of the algorithm (env runners derive per-env seeds from it); ``None`` leaves it.
+        multiagent: train on the PettingZoo view (each edge an agent, one shared policy).
+        reward_mode: multi-agent reward, ``"shared"`` or ``"per_edge"``.
     """
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
     register_rllib_env(env_name)
     cfg = {"scenario": scenario, **dict(env_config or {})}
+    if multiagent:
+        cfg.update(multiagent=True, reward_mode=reward_mode)
     config = (
         PPOConfig()
         .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
@@ -127,6 +140,8 @@ def ppo_config(
         )
         .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=list(hidden), vf_share_layers=False))
     )
+    if multiagent:
+        config = config.multi_agent(policies={SHARED_POLICY}, policy_mapping_fn=shared_policy_mapping)
     if seed is not None:
         config = config.debugging(seed=seed)
     return config

@@ -60,12 +60,15 @@ def test_ppo_trains_a_few_iterations_on_local_ray() -> None:
 
 
 @pytest.mark.slow
-def test_rllib_example_runs(monkeypatch) -> None:
-    """The README's RLlib command (the example starts and stops its own Ray instance)."""
+def test_rllib_example_runs_multiagent(monkeypatch) -> None:
+    """The README's RLlib example (it starts and stops its own Ray instance), on the multi-agent view."""
     monkeypatch.syspath_prepend(str(EXAMPLES))
     import rllib_ppo
 
-    result = rllib_ppo.main(["--iterations", "1", "--env-runners", "0", "--train-batch", "64"])
+    result = rllib_ppo.main(
+        ["--iterations", "1", "--env-runners", "0", "--train-batch", "64", "--multiagent", "--reward-mode", "per_edge"]
+    )
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 64
+    assert "edge_policy" in result["learners"]
     assert not ray.is_initialized()
     sys.modules.pop("rllib_ppo", None)
