@@ -1,0 +1,125 @@
+"""train.py / gaisnet-train end to end on ``tiny`` (tiny budgets, in-process for speed)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gaisnet_env.agents.base import run_episode
+from gaisnet_env.agents.learned import load_hyperparams, load_policy, train
+
+from gaisnet_env import cli
+from gaisnet_env.env import GaisNetEnv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    logdir = tmp_path_factory.mktemp("runs")
+    cli.main(["train", "--scenario", "tiny", "--algo", "ppo_mask", "--timesteps", "64", "--logdir", str(logdir),
+              "--no-progress", "--eval-freq", "32", "--eval-episodes", "1", "--horizon", "8"])
+    return logdir / "tiny_ppo_mask_s0"
+
+
+def test_help_of_every_subcommand(capsys) -> None:
+    for argv in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["benchmark", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--timesteps" in out and "--resume" in out and "--policies" in out
+
+
+def test_train_script_help_runs_as_a_subprocess() -> None:
+    res = subprocess.run([sys.executable, str(ROOT / "train.py"), "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and "benchmark" in res.stdout
+
+
+def test_train_writes_models_checkpoints_and_meta(run_dir: Path) -> None:
+    for name in ("best_model.zip", "final_model.zip", "meta.json"):
+        assert (run_dir / name).exists(), name
+    assert list((run_dir / "checkpoints").glob("*.zip"))
+    assert list((run_dir / "tb").rglob("events.out.tfevents.*"))
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["algo"] == "ppo_mask" and meta["scenario"] == "tiny" and meta["num_timesteps"] >= 64
+
+
+def test_train_resumes_from_a_saved_model(run_dir: Path, tmp_path: Path) -> None:
+    model, out = train("tiny", "ppo_mask", 32, seed=1, logdir=tmp_path, resume=run_dir / "final_model.zip",
+                       progress=False, eval_episodes=1, env_kwargs={"horizon": 8}, hyperparams={"n_steps": 32})
+    assert model.num_timesteps >= 96  # continued counting from the saved model's steps
+    assert json.loads((out / "meta.json").read_text())["resumed_from"].endswith("final_model.zip")
+
+
+def test_saved_policy_loads_and_reproduces_its_actions(run_dir: Path) -> None:
+    from sb3_contrib import MaskablePPO
+
+    model = MaskablePPO.load(str(run_dir / "final_model.zip"), device="cpu")
+    pol = load_policy(run_dir / "final_model.zip")
+    env = GaisNetEnv("tiny", horizon=8)
+    obs, info = env.reset(seed=10_000)
+    for _ in range(8):
+        a = pol.act(obs, info)
+        b, _ = model.predict(obs, deterministic=True, action_masks=info["action_mask"])
+        assert np.array_equal(a, np.asarray(b).ravel())
+        obs, _, _, _, info = env.step(a)
+    # a run directory resolves to its best model; two loads act identically over an episode
+    m1 = run_episode(load_policy(run_dir), env, seed=10_001)
+    m2 = run_episode(load_policy(run_dir), env, seed=10_001)
+    assert m1.reward == m2.reward
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn"])
+def test_other_algorithms_train_and_act(algo: str, tmp_path: Path) -> None:
+    hp = {"learning_starts": 8} if algo == "dqn" else {"n_steps": 8}
+    _model, out = train("tiny", algo, 16, logdir=tmp_path, progress=False, eval_episodes=1, eval_freq=8,
+                        env_kwargs={"horizon": 8}, hyperparams=hp)
+    pol = load_policy(out / "best_model.zip")
+    m = run_episode(pol, GaisNetEnv("tiny", horizon=8), seed=10_000)
+    assert m.epochs == 8 and np.isfinite(m.reward)
+
+
+def test_hyperparams_are_rl_zoo_entries() -> None:
+    import yaml
+    from gaisnet_env.agents.learned import HYPERPARAMS_DIR
+
+    for f in HYPERPARAMS_DIR.glob("*.yml"):
+        data = yaml.safe_load(f.read_text())
+        for key, entry in data.items():
+            assert key.startswith("gaisnet_env/GaisNet-") and key.endswith("-v0"), (f.name, key)
+            assert "n_timesteps" in entry and "policy" in entry
+    hp = load_hyperparams("maskable_ppo", "metro")
+    assert hp["n_envs"] >= 1 and float(hp["n_timesteps"]) > 0
+
+
+def test_evaluate_command_on_a_heuristic_and_a_model(run_dir: Path, capsys) -> None:
+    rows = cli.main(["evaluate", "--policy", "periodic:j=3", "--scenario", "tiny", "--seeds", "10000", "10001",
+                     "--no-progress", "--horizon", "8"])
+    assert rows == 0
+    cli.main(["evaluate", "--policy", str(run_dir), "--scenario", "tiny", "--seeds", "1", "--no-progress",
+              "--horizon", "8"])
+    out = capsys.readouterr().out
+    assert '"seed": 10000' in out and "episode reward" in out
+
+
+def test_benchmark_writes_markdown_csv_and_plot(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    cli.main(["benchmark", "--scenario", "tiny", "--seeds", "3", "--policies", "always-end", "cost-aware",
+              "oracle:horizon=2,max_candidates=3", str(run_dir / "best_model.zip"), "a2c", "--horizon", "8",
+              "--train-timesteps", "16", "--logdir", str(tmp_path / "runs"), "--out", str(out), "--no-progress"])
+    md = (out / "tiny_benchmark.md").read_text()
+    assert "± " in md and "oracle" in md and "Best heuristic" in md and "a2c" in md
+    with (out / "tiny_benchmark.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5 and all(int(r["n"]) == 3 for r in rows)
+    for k in ("reward", "accuracy", "latency_p95_s", "energy_j", "carbon_g", "sla_violations", "bytes_moved"):
+        assert f"{k}_mean" in rows[0] and f"{k}_ci95" in rows[0]
+    png = out / "tiny_benchmark.png"
+    assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
