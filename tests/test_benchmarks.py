@@ -1,0 +1,48 @@
+"""The benchmark scripts run on ``tiny`` with tiny step counts (no timing asserts: CI machines are noisy)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+
+    def load(name: str):
+        sys.modules.pop(name, None)
+        return importlib.import_module(name)
+
+    return load
+
+
+def test_bench_speed_runs_on_tiny(bench, tmp_path) -> None:
+    res = bench("bench_speed").main([
+        "--scenarios", "tiny", "--steps", "30", "--random-steps", "10", "--repeats", "2",
+        "--ppo-train-steps", "32", "--ppo-eval-steps", "10", "--scaling", "1", "2", "--out", str(tmp_path),
+    ])
+    tiny = res["scenarios"]["tiny"]
+    assert "error" not in tiny, tiny.get("error")
+    for mode in ("noop", "random", "ppo"):
+        assert tiny[mode]["steps_per_s_env"] > 0
+        assert set(tiny[mode]["breakdown_us_per_step"]) >= {"knowledge_ops", "observation", "simulation_cost"}
+    assert 0 < tiny["ppo"]["env_share_of_training"] <= 1
+    assert tiny["peak_rss_mb"] > 0
+    assert set(res["scaling"]) == {"1", "2"} and all("error" not in r for r in res["scaling"].values())
+    saved = json.loads((tmp_path / "bench_speed.json").read_text())
+    assert saved["machine"]["cores"] >= 1 and saved["machine"]["torch"]
+    assert "| tiny |" in (tmp_path / "bench_speed.md").read_text()
+
+
+def test_bench_memory_runs_on_tiny(bench, tmp_path) -> None:
+    res = bench("bench_memory").main(["--scenario", "tiny", "--steps", "60", "--every", "20", "--out", str(tmp_path)])
+    assert res["steps_done"] == 60 and len(res["samples"]) == 4
+    assert res["rss_ref_step"] == 20 and res["rss_end_mb"] > 0
+    assert (tmp_path / "bench_memory.md").exists() and (tmp_path / "bench_memory.json").exists()
