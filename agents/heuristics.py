@@ -7,8 +7,8 @@ Each heuristic is a route rule combined with a knowledge-operation rule:
   latency) and ``cost`` (highest predicted reward: accuracy minus latency, SLA and energy
   penalties, with the scenario's weights), the last two from the cost model's figures;
 * op rules: ``none``, ``random``, ``periodic`` (relay_down every ``k`` epochs, relay_up
-  every ``m``, finetune every ``j``) and ``threshold`` (finetune when the observed edge
-  accuracy falls ``acc_drop`` below its best since the last adaptation or the drift
+  every ``m``, finetune every ``j``, relay_to_end every ``n``) and ``threshold`` (finetune when the observed edge
+  accuracy is ``acc_drop`` below its episode best or the drift
   indicator passes ``drift_finetune``; relay_down when drift passes ``drift_relay_down``;
   relay_up after a completed finetune; relay_to_end when the end tier lags the edge).
 
@@ -185,10 +185,11 @@ class RuleBasedPolicy:
     Args:
         route: route rule, one of :data:`ROUTE_RULES`.
         ops: operation rule, one of :data:`OP_RULES`.
-        k, m, j: periodic rule: relay_down every ``k``, relay_up every ``m``, finetune every
-            ``j`` epochs (0 disables); edges are staggered so they do not all start at once.
-        acc_drop: threshold rule: finetune when the observed edge accuracy is more than this
-            (absolute, accuracy in [0, 1]) below its best since the edge last adapted.
+        k, m, j, n: periodic rule: relay_down every ``k``, relay_up every ``m``, finetune every
+            ``j``, relay_to_end every ``n`` epochs (0 disables); edges are staggered so they do
+            not all start at once.
+        acc_drop: threshold rule: finetune (again, after ``cooldown``) while the observed edge
+            accuracy is more than this (absolute, accuracy in [0, 1]) below its episode best.
         drift_finetune: threshold rule: finetune when the drift indicator exceeds this.
         drift_relay_down: threshold rule: relay_down (cloud knowledge) when drift exceeds this.
         relay_up_after_finetune: threshold rule: send the adapter up after each finetune.
@@ -205,15 +206,16 @@ class RuleBasedPolicy:
         route: str = "accuracy",
         ops: str = "none",
         *,
-        k: int = 25,
-        m: int = 40,
+        k: int = 50,
+        m: int = 50,
         j: int = 10,
+        n: int = 10,
         acc_drop: float = 0.05,
         drift_finetune: float = 0.25,
-        drift_relay_down: float = 0.5,
+        drift_relay_down: float = 0.6,
         relay_up_after_finetune: bool = True,
-        end_gap: float = 0.1,
-        cooldown: int = 3,
+        end_gap: float = 0.05,
+        cooldown: int = 2,
         op_prob: float = 0.2,
         seed: int | None = None,
         env: GaisNetEnv | None = None,
@@ -223,7 +225,7 @@ class RuleBasedPolicy:
         if ops not in OP_RULES:
             raise ValueError(f"ops: got {ops!r}; allowed: {', '.join(OP_RULES)}")
         self.route_rule, self.op_rule = route, ops
-        self.k, self.m, self.j = int(k), int(m), int(j)
+        self.k, self.m, self.j, self.n = int(k), int(m), int(j), int(n)
         self.acc_drop, self.drift_finetune, self.drift_relay_down = acc_drop, drift_finetune, drift_relay_down
         self.relay_up_after_finetune, self.end_gap, self.cooldown = relay_up_after_finetune, end_gap, int(cooldown)
         self.op_prob = op_prob
@@ -319,9 +321,14 @@ class RuleBasedPolicy:
     def _periodic(self, E: int) -> None:
         assert self._pending is not None
         for e in range(E):
-            t = self.t + e  # stagger the edges by one epoch each
-            for kind, every in ((OP_RELAY_DOWN, self.k), (OP_RELAY_UP, self.m), (OP_FINETUNE, self.j)):
-                if every > 0 and t % every == every - 1:
+            t = self.t + 3 * e  # stagger the edges by three epochs each
+            for kind, every, offset in (
+                (OP_RELAY_DOWN, self.k, 0),
+                (OP_RELAY_UP, self.m, self.m // 2),
+                (OP_FINETUNE, self.j, 0),
+                (OP_RELAY_TO_END, self.n, self.n // 2),  # half a period after the finetune
+            ):
+                if every > 0 and (t + offset) % every == every - 1:
                     self._pending[e, kind] = True
 
     def _threshold(self, view: ObsView, route: np.ndarray) -> None:
@@ -338,8 +345,7 @@ class RuleBasedPolicy:
         assert self._last_since is not None
         # an op completed when its "epochs since" feature dropped back to ~0
         done = since < self._last_since - 1e-9
-        adapted = done[:, 0] | done[:, 1]
-        self._best = np.where(adapted, acc_edge, np.maximum(self._best, acc_edge))
+        self._best = np.maximum(self._best, acc_edge)  # best edge accuracy seen this episode
         self._last_done = np.where(done.any(axis=1), self.t, self._last_done)
         if self.relay_up_after_finetune:
             self._pending[done[:, 1], OP_RELAY_UP] = True
@@ -374,9 +380,10 @@ HEURISTICS: dict[str, Callable[..., Policy]] = {
     "random": _factory("random", "random"),
     "greedy-latency": _factory("latency", "none"),
     "greedy-accuracy": _factory("accuracy", "none"),
-    "periodic": _factory("accuracy", "periodic"),
-    "threshold": _factory("accuracy", "threshold"),
-    "cost-aware": _factory("cost", "threshold"),
+    "periodic": _factory("cost", "periodic"),
+    "threshold": _factory("edge", "threshold"),
+    # relay_up costs more energy (cloud aggregation) than it earns on metro: off by default here
+    "cost-aware": _factory("cost", "threshold", relay_up_after_finetune=False),
 }
 
 

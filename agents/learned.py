@@ -182,6 +182,9 @@ def train(
     verbose: int = 0,
     run_name: str | None = None,
     time_budget_s: float | None = None,
+    op_none_logit: float = 3.0,
+    warm_start: str | None = None,
+    warm_start_episodes: int = 12,
 ) -> tuple[Any, Path]:
     """Train ``algo`` on ``scenario``; returns ``(model, run_dir)``.
 
@@ -197,6 +200,12 @@ def train(
         subproc: run the training envs in subprocesses (uses more cores).
         env_kwargs: extra ``GaisNetEnv`` arguments (scenario overrides), e.g. ``{"horizon": 10}``.
         time_budget_s: stop learning after this many seconds of wall time (None: no limit).
+        op_none_logit: initial logit bonus of op "none" in a fresh actor-critic policy, so the
+            untrained agent starts few knowledge operations (each is real, slow training):
+            3.0 makes "none" ~0.83 likely per edge at first. 0 disables.
+        warm_start: a heuristic name: before RL, clone its behaviour (and fit the value head to
+            its discounted returns) on ``warm_start_episodes`` training-seed episodes; PPO then
+            improves on it. Only for PPO / A2C / MaskablePPO; ignored on resume.
     """
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
 
@@ -224,7 +233,15 @@ def train(
         model = cls(params["policy"], train_env, seed=seed, verbose=verbose, device="cpu",
                     tensorboard_log=str(run_dir / "tb"), **kw)
         reset_steps = True
+        if op_none_logit and a != "dqn":
+            bias_towards_no_op(model, op_none_logit)
+        if warm_start and a != "dqn":
+            t_ws = time.perf_counter()
+            ws_stats = behaviour_clone(model, scenario, warm_start, warm_start_episodes, seed=seed,
+                                       env_kwargs=env_kwargs, progress=progress)
+            ws_stats["wall_s"] = time.perf_counter() - t_ws
 
+    ws_stats = locals().get("ws_stats")
     per_env = max(1, n_envs)
     ev = eval_freq or max(horizon, n_steps_total // 5)
     ck = checkpoint_freq or max(horizon, n_steps_total // 4)
@@ -268,11 +285,114 @@ def train(
         "env_kwargs": env_kwargs or {},
         "best_eval_reward": float(getattr(eval_cb, "best_mean_reward", float("nan"))),
         "resumed_from": str(resume) if resume else None,
+        "warm_start": {"teacher": warm_start, **ws_stats} if ws_stats else None,
+        "op_none_logit": op_none_logit,
     }
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
     train_env.close()
     eval_env.close()
     return model, run_dir
+
+
+def bias_towards_no_op(model: Any, logit: float) -> None:
+    """Add ``logit`` to the bias of op "none" in each edge's op head of an actor-critic policy.
+
+    The MultiDiscrete logits are ``[route(3), op(5)] * E``; only the initial distribution
+    changes (the agent may still learn any op). Each op is real model training, so a
+    uniform initial policy (4 of 5 choices start one) would make early training very slow.
+    """
+    import torch
+
+    net = getattr(model.policy, "action_net", None)
+    nvec = getattr(model.action_space, "nvec", None)
+    if net is None or nvec is None or getattr(net, "bias", None) is None:
+        return
+    with torch.no_grad():
+        start = 0
+        for i, n in enumerate(np.asarray(nvec).ravel()):
+            if i % 2 == 1:  # an op component
+                net.bias[start] += float(logit)
+            start += int(n)
+
+
+def behaviour_clone(
+    model: Any,
+    scenario: str,
+    teacher: str,
+    episodes: int = 12,
+    seed: int = 0,
+    epochs: int = 30,
+    lr: float = 1e-3,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Warm-start an actor-critic ``model`` by imitating the heuristic ``teacher``.
+
+    Collects ``episodes`` teacher episodes on *training* seeds (``seed + 50_000 + i``, far from
+    the evaluation seeds), then minimises ``-log pi(a_teacher | s) + 0.5 (V(s) - G)^2`` with
+    ``G`` the discounted return (the model's gamma). Returns the teacher's mean episode reward,
+    the number of samples and the final imitation accuracy (share of matching action parts).
+    """
+    import torch
+    from gaisnet_env.agents.heuristics import make_heuristic
+
+    from gaisnet_env.env import GaisNetEnv
+
+    env = GaisNetEnv(scenario, **(env_kwargs or {}))
+    pol = make_heuristic(teacher, env=env)
+    gamma = float(getattr(model, "gamma", 0.99))
+    obs_l, act_l, mask_l, ret_l, ep_rewards = [], [], [], [], []
+    it: Any = range(episodes)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"warm start: {teacher} episodes", unit="ep")
+    for i in it:
+        s = seed + 50_000 + i
+        pol.reset(s)
+        o, info = env.reset(seed=s)
+        rews = []
+        while True:
+            a = pol.act(o, info)
+            obs_l.append(o)
+            act_l.append(a)
+            mask_l.append(np.asarray(info["action_mask"], dtype=bool))
+            o, r, term, trunc, info = env.step(a)
+            rews.append(float(r))
+            if term or trunc:
+                break
+        g, rets = 0.0, []
+        for r in reversed(rews):
+            g = r + gamma * g
+            rets.append(g)
+        ret_l.extend(reversed(rets))
+        ep_rewards.append(sum(rews))
+    env.close()
+    policy = model.policy
+    obs = torch.as_tensor(np.asarray(obs_l), dtype=torch.float32)
+    acts = torch.as_tensor(np.asarray(act_l), dtype=torch.int64)
+    masks = np.asarray(mask_l)
+    rets = torch.as_tensor(np.asarray(ret_l), dtype=torch.float32)
+    masked = type(model).__name__ == "MaskablePPO"
+    opt = torch.optim.Adam(policy.parameters(), lr=lr)
+    n = len(obs)
+    policy.set_training_mode(True)
+    for _ in range(epochs):
+        perm = torch.randperm(n)
+        for b in range(0, n, 256):
+            idx = perm[b : b + 256]
+            kw = {"action_masks": masks[idx.numpy()]} if masked else {}
+            values, log_prob, _ent = policy.evaluate_actions(obs[idx], acts[idx], **kw)
+            loss = -log_prob.mean() + 0.5 * torch.nn.functional.mse_loss(values.flatten(), rets[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        kw = {"action_masks": masks} if masked else {}
+        pred, _ = model.predict(obs.numpy(), deterministic=True, **kw)
+    match = float((np.asarray(pred) == acts.numpy()).mean())
+    return {"teacher_reward": float(np.mean(ep_rewards)), "samples": float(n), "imitation_accuracy": match}
 
 
 def _ReseedingEval(base: type) -> type:  # noqa: N802 - a class factory
@@ -285,6 +405,13 @@ def _ReseedingEval(base: type) -> type:  # noqa: N802 - a class factory
             self.eval_seed = eval_seed
 
         def _on_step(self) -> bool:
+            if self.n_calls == 1:  # evaluate the starting policy too (e.g. a warm start)
+                freq, self.eval_freq = self.eval_freq, 1
+                self.eval_env.seed(self.eval_seed)
+                try:
+                    return super()._on_step()
+                finally:
+                    self.eval_freq = freq
             if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
                 self.eval_env.seed(self.eval_seed)
             return super()._on_step()

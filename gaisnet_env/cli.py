@@ -47,6 +47,8 @@ DEFAULT_HEURISTICS: tuple[str, ...] = (
 #: Seconds the main job may spend training (the whole job stays under 10 minutes on 2 cores).
 MAIN_TRAIN_BUDGET_S = 330.0
 MAIN_SEEDS = 5
+#: The main job's PPO clones this heuristic before RL (see ``agents.learned.behaviour_clone``).
+MAIN_WARM_START = "cost-aware"
 
 
 # ----------------------------------------------------------------------------------------
@@ -404,6 +406,8 @@ def cmd_train(args: argparse.Namespace) -> Path:
         env_kwargs=_env_kwargs(args),
         run_name=args.run_name,
         time_budget_s=args.time_budget,
+        warm_start=args.warm_start,
+        warm_start_episodes=args.warm_start_episodes,
     )
     print(f"trained {args.algo} on {args.scenario} in {time.perf_counter() - t0:.1f} s -> {run_dir}")
     print(f"  best model: {run_dir / 'best_model.zip'}   tensorboard --logdir {run_dir / 'tb'}")
@@ -446,6 +450,8 @@ def run_benchmark(
     stem: str | None = None,
     time_budget_s: float | None = None,
     note: str = "",
+    warm_start: str | None = None,
+    warm_start_episodes: int = 12,
 ) -> tuple[list[dict[str, Any]], list[EpisodeMetrics]]:
     """Train the algorithm names in ``policies`` (if ``train_timesteps``), evaluate all, write
     ``<out>/<stem>.md/.csv/.png`` and print the table. Returns (summary rows, episodes)."""
@@ -461,8 +467,11 @@ def run_benchmark(
             if train_timesteps:
                 t0 = time.perf_counter()
                 _m, run_dir = train(scenario, a, train_timesteps, train_seed, logdir, progress=progress,
-                                    env_kwargs=env_kwargs, time_budget_s=time_budget_s)
-                train_info.append(f"{a}: {train_timesteps} timesteps, seed {train_seed}, "
+                                    env_kwargs=env_kwargs, time_budget_s=time_budget_s, warm_start=warm_start,
+                                    warm_start_episodes=warm_start_episodes)
+                meta = json.loads((run_dir / "meta.json").read_text())
+                ws = f", warm start from {warm_start}" if warm_start else ""
+                train_info.append(f"{a}: {meta['num_timesteps']} timesteps{ws}, seed {train_seed}, "
                                   f"{time.perf_counter() - t0:.0f} s")
             elif not (run_dir / "best_model.zip").exists():
                 raise SystemExit(f"benchmark: no trained {a} under {run_dir}; pass --train-timesteps N")
@@ -494,7 +503,7 @@ def cmd_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows, _ = run_benchmark(
         args.scenario, seeds, args.policies or list(DEFAULT_HEURISTICS), args.out, args.train_timesteps,
         args.train_seed, args.logdir, args.episodes, args.jobs, _env_kwargs(args), not args.no_progress,
-        args.stem,
+        args.stem, warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes,
     )
     return rows
 
@@ -518,6 +527,8 @@ def cmd_main(args: argparse.Namespace) -> None:
         jobs=jobs,
         stem=f"{DEFAULT_SCENARIO}_main",
         time_budget_s=MAIN_TRAIN_BUDGET_S,
+        warm_start=args.warm_start,
+        warm_start_episodes=6,
         note="The README's main job (reduced seeds and training budget); see metro_benchmark.md for the full run.",
     )
     print(f"main job finished in {time.perf_counter() - t0:.0f} s")
@@ -537,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--main-seeds", type=int, default=MAIN_SEEDS, help="main job: evaluation seeds")
     p.add_argument("--logdir", default="runs", help="main job: run directory root")
     p.add_argument("--out", default=None, help="main job: also write tables/plot here")
+    p.add_argument("--warm-start", default=MAIN_WARM_START, help="main job: heuristic to clone before PPO "
+                   f"(default {MAIN_WARM_START}; 'none' disables)")
     sub = p.add_subparsers(dest="command")
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -545,6 +558,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="scenario override, dotted (e.g. reward.w_lat=0.5); repeatable")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    def warm(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--warm-start", default=None, metavar="HEURISTIC",
+                        help="clone this heuristic's behaviour before RL (e.g. cost-aware); default none")
+        sp.add_argument("--warm-start-episodes", type=int, default=12, help="teacher episodes for the warm start")
 
     t = sub.add_parser("train", help="train an SB3 agent", description="Train PPO / A2C / DQN / MaskablePPO.")
     common(t)
@@ -559,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hyperparams", default=None, help='JSON overrides, e.g. \'{"learning_rate": 1e-3}\'')
     t.add_argument("--subproc", action="store_true", help="training envs in subprocesses")
     t.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
+    warm(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate one policy", description="Evaluate a heuristic, the oracle "
@@ -585,6 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=int, default=1, help="worker processes for the evaluation")
     b.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
     b.add_argument("--stem", default=None, help="output file stem (default <scenario>_benchmark)")
+    warm(b)
     b.set_defaults(func=cmd_benchmark)
     return p
 
@@ -592,6 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gaisnet-train`` and ``train.py``."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "warm_start", None) in ("none", ""):
+        args.warm_start = None
     if args.command is None:
         cmd_main(args)
     else:

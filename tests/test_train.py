@@ -78,7 +78,7 @@ def test_saved_policy_loads_and_reproduces_its_actions(run_dir: Path) -> None:
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn"])
 def test_other_algorithms_train_and_act(algo: str, tmp_path: Path) -> None:
-    hp = {"learning_starts": 8} if algo == "dqn" else {"n_steps": 8}
+    hp = {"learning_starts": 8} if algo == "dqn" else {"n_steps": 8, **({"batch_size": 8} if algo == "ppo" else {})}
     _model, out = train("tiny", algo, 16, logdir=tmp_path, progress=False, eval_episodes=1, eval_freq=8,
                         env_kwargs={"horizon": 8}, hyperparams=hp)
     pol = load_policy(out / "best_model.zip")
