@@ -85,6 +85,21 @@ GLOBAL_FEATURES: tuple[str, ...] = (
 )
 ROUTE_END, ROUTE_EDGE, ROUTE_CLOUD = 0, 1, 2
 OP_NONE, OP_RELAY_DOWN, OP_FINETUNE, OP_RELAY_UP, OP_RELAY_TO_END = range(5)
+#: Methods the env calls on its workers object (see docs/workers.md); checked at construction and reset.
+WORKER_METHODS: tuple[str, ...] = (
+    "reset",
+    "accuracy",
+    "generation_scores",
+    "version",
+    "inference_flops",
+    "generation_flops",
+    "add_feedback",
+    "start_op",
+    "commit_op",
+    "abort_op",
+    "state_dict",
+    "load_state_dict",
+)
 _SINCE_SCALE = 20.0  # epochs; the "time since op" features saturate over about this many epochs
 _NEVER = 1e6  # epochs since an operation that never ran
 
@@ -128,6 +143,7 @@ class GaisNetEnv(gym.Env):
         cache_dir: str | None = None,
         masked_action: str = "fallback",
         torch_threads: int | None = 1,
+        worker_system: Any = None,
         **overrides: Any,
     ) -> None:
         """Build the env.
@@ -142,6 +158,10 @@ class GaisNetEnv(gym.Env):
                 dropped and the route falls back to a feasible tier; counted in
                 ``info["actions_masked"]``) or ``"raise"`` (ValueError).
             torch_threads: torch intra-op threads for this process (``None`` leaves it).
+            worker_system: model workers to use instead of the default :class:`WorkerSystem`: an
+                object with the methods of :data:`WORKER_METHODS` (docs/workers.md), or a class /
+                factory called as ``factory(n_edges, config, seed=..., cache_dir=...)``. A missing
+                method raises TypeError naming it. (``workers=`` stays the scenario section override.)
             overrides: scenario fields, nested (``reward={"w_lat": 1}``) or dotted.
         """
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -159,7 +179,11 @@ class GaisNetEnv(gym.Env):
 
         self.graph = build_topology(sc.topology, sc.seed)
         self.hops = np.asarray(backhaul_hops(self.graph), dtype=np.float64)
-        self.workers = WorkerSystem(E, sc.workers, seed=sc.seed, cache_dir=cache_dir)
+        workers = WorkerSystem if worker_system is None else worker_system
+        if isinstance(workers, type) or (callable(workers) and not hasattr(workers, "start_op")):
+            workers = workers(E, sc.workers, seed=sc.seed, cache_dir=cache_dir)
+        check_workers(workers)
+        self.workers = workers
         self._setup_costs()
 
         self.action_space = spaces.MultiDiscrete(np.array([[len(TIERS), len(OPERATIONS)]] * E, dtype=np.int64).ravel())
@@ -227,6 +251,7 @@ class GaisNetEnv(gym.Env):
         sc = self.scenario
         E, S = self.n_edges, self.n_styles
         rng = self.np_random
+        check_workers(self.workers)  # also catches a subclass that swapped ``self.workers``
         self.workload = Workload(sc, rng)
         self.workers.reset(int(rng.integers(2**31 - 1)))
         # workers' version counters are process-wide (they key the prediction cache); report them per episode
@@ -282,6 +307,27 @@ class GaisNetEnv(gym.Env):
         self._domain = (class_mix, style_mix)
         hour = self.workload.hour(t)
         faults = self._faults(t)
+        edge_down = faults["edge_up"] == 0
+        # routes the fallback changed (their requests are rerouted)
+        rerouted = route != act[:, 0]
+
+        # -- faults at the start of the epoch -------------------------------------------------
+        # an op in flight is lost when its edge is down or the link it transfers over is out
+        # (its cost stays charged); a down edge's queue is dropped (those requests fail)
+        kind = st.op_kind
+        link_out = np.where(kind == OP_RELAY_TO_END, faults["access"] == 0, faults["backhaul"] == 0)
+        lost = (kind > 0) & (edge_down | (link_out & (kind != OP_FINETUNE)))
+        ops_aborted = int(lost.sum())
+        for e in np.flatnonzero(lost):
+            self.workers.abort_op(int(e))
+            st.op_kind[e] = 0
+            st.op_remaining_s[e] = 0.0
+        g = sc.workload.generate_share
+        work_per_edge_request = (1.0 - g) * self.t_classify["edge"] + g * self.t_generate["edge"]
+        dropped_s = np.where(edge_down, st.edge_backlog_s, 0.0)
+        requests_dropped = float(dropped_s.sum() / max(work_per_edge_request, 1e-12))
+        st.edge_backlog_s = np.where(edge_down, 0.0, st.edge_backlog_s)
+        battery_empty = st.battery_j <= 0
 
         # -- knowledge operations: start the new ones (real training happens now) ----------
         op_energy_edge = np.zeros(E)  # J, per edge that started an op (radio included)
@@ -313,19 +359,25 @@ class GaisNetEnv(gym.Env):
         gen_quality = self._generation_quality(class_mix)  # (E, 2): edge, cloud generators
         # served accuracy per edge for classify requests and quality for generate requests
         acc_cls = acc_tier[np.arange(E), route]
-        gen_where = np.where(route == ROUTE_CLOUD, 1, 0)  # end-routed generate requests go to the edge
+        # end-routed generate requests go to the edge generator; when that edge is down the base
+        # station forwards them to the cloud if the access link and backhaul are up
+        gen_rerouted = (route == ROUTE_END) & edge_down & (faults["access"] > 0) & (faults["backhaul"] > 0)
+        gen_cloud = (route == ROUTE_CLOUD) | gen_rerouted
+        gen_where = np.where(gen_cloud, 1, 0)
         qual_gen = gen_quality[np.arange(E), gen_where]
 
         # compute work per tier (seconds on one node)
         wl = sc.workload
         edge_cls = route == ROUTE_EDGE
-        at_edge_gen = route != ROUTE_CLOUD
+        at_edge_gen = ~gen_cloud
         at_cloud = route == ROUTE_CLOUD
         edge_work = n_cls * edge_cls * self.t_classify["edge"] + n_gen * at_edge_gen * self.t_generate["edge"]
         cloud_work_total = (n_cls * at_cloud).sum() * self.t_classify["cloud"] + (
-            n_gen * at_cloud
+            n_gen * gen_cloud
         ).sum() * self.t_generate["cloud"]
-        end_busy = n_cls * (route == ROUTE_END) * self.t_classify["end"]  # summed over the cell's devices
+        # devices with an empty battery cannot classify locally (forced end routes fail)
+        # summed over the cell's devices
+        end_busy = n_cls * ((route == ROUTE_END) & ~battery_empty) * self.t_classify["end"]
 
         # queues (ops in flight take op_share of the edge)
         share = np.where(st.op_kind > 0, np.minimum(st.op_remaining_s, epoch_s) / epoch_s, 0.0)
@@ -368,7 +420,7 @@ class GaisNetEnv(gym.Env):
         lat_edge1 = access_leg + comp_edge[None, :] + wait_edge1[:, None]
         lat_cloud0 = access_leg + backhaul_leg + comp_cloud[None, :] + wait_cloud0
         lat_cloud1 = access_leg + backhaul_leg + comp_cloud[None, :] + wait_cloud1
-        lat_end = np.full(E, self.t_classify["end"])
+        lat_end = np.where(battery_empty, np.inf, self.t_classify["end"])
         # classify
         lc0 = np.select([route == ROUTE_END, route == ROUTE_EDGE], [lat_end, lat_edge0[:, 0]], lat_cloud0[:, 0])
         lc1 = np.select([route == ROUTE_END, route == ROUTE_EDGE], [lat_end, lat_edge1[:, 0]], lat_cloud1[:, 0])
@@ -378,10 +430,10 @@ class GaisNetEnv(gym.Env):
             access_leg[:, 0] + backhaul_leg[:, 0] + comp_cloud[0] + cloud_wait,
         )
         # generate (end-routed ones are served by the edge generator)
-        lg0 = np.where(at_cloud, lat_cloud0[:, 1], lat_edge0[:, 1])
-        lg1 = np.where(at_cloud, lat_cloud1[:, 1], lat_edge1[:, 1])
+        lg0 = np.where(gen_cloud, lat_cloud0[:, 1], lat_edge0[:, 1])
+        lg1 = np.where(gen_cloud, lat_cloud1[:, 1], lat_edge1[:, 1])
         lg_mean = np.where(
-            at_cloud,
+            gen_cloud,
             access_leg[:, 1] + backhaul_leg[:, 1] + comp_cloud[1] + cloud_wait,
             access_leg[:, 1] + comp_edge[1] + edge_wait,
         )
@@ -405,16 +457,18 @@ class GaisNetEnv(gym.Env):
         )
         energy_edge = float(energy_edge_cell.sum())
         # the cloud is shared: this system is charged the active power of the time it uses, times PUE
-        cloud_work_cell = (n_cls * at_cloud) * self.t_classify["cloud"] + (n_gen * at_cloud) * self.t_generate["cloud"]
+        cloud_work_cell = (n_cls * at_cloud) * self.t_classify["cloud"] + (n_gen * gen_cloud) * self.t_generate["cloud"]
         energy_cloud_cell = node_c.active_w * cloud_work_cell * node_c.pue + op_energy_cloud
         energy_cloud = float(energy_cloud_cell.sum())
         end_energy_cell = (node_u.active_w - node_u.idle_w) * end_busy
-        bits_access = (
-            8.0
-            * (n_cls * (route != ROUTE_END) * (in_b[0] + out_b[0]) + n_gen * (in_b[1] + out_b[1]))
-            * np.isfinite(lg_mean)
+        bits_access = 8.0 * (
+            n_cls * (route != ROUTE_END) * (in_b[0] + out_b[0]) * np.isfinite(lc_mean)
+            + n_gen * (in_b[1] + out_b[1]) * np.isfinite(lg_mean)
         )
-        bits_backhaul = 8.0 * (n_cls * at_cloud * (in_b[0] + out_b[0]) + n_gen * at_cloud * (in_b[1] + out_b[1]))
+        bits_backhaul = 8.0 * (
+            n_cls * at_cloud * (in_b[0] + out_b[0]) * np.isfinite(lc_mean)
+            + n_gen * gen_cloud * (in_b[1] + out_b[1]) * np.isfinite(lg_mean)
+        )
         radio_access = cost.radio_energy_j(bits_access / 8.0, self.access_j_per_bit)
         radio_backhaul = cost.radio_energy_j(bits_backhaul / 8.0, self.backhaul_j_per_bit)
         energy_radio = float(radio_access.sum() + radio_backhaul.sum())
@@ -441,10 +495,11 @@ class GaisNetEnv(gym.Env):
         viols = np.concatenate([viol_cls, viol_gen])
         lat_means = np.concatenate([lc_mean, lg_mean])
         if n_total > 0:
-            accuracy = float((weights * served_quality).sum() / n_total)
+            # shares of request-weighted sums: clip the last-bit rounding (1.0000000000000002)
+            accuracy = min(float((weights * served_quality).sum() / n_total), 1.0)
             lat_ratio = float((weights * ratios).sum() / n_total)
             violations = float((weights * viols).sum())
-            viol_share = violations / n_total
+            viol_share = min(violations / n_total, 1.0)
             finite = np.isfinite(lat_means)
             fw = weights * finite
             lat_mean_s = float((fw * np.where(finite, lat_means, 0)).sum() / max(fw.sum(), 1e-12))
@@ -501,13 +556,6 @@ class GaisNetEnv(gym.Env):
             st.op_kind[e] = 0
             st.op_remaining_s[e] = 0.0
             ops_finished += 1
-        # edges that went down lose the op in flight (its cost stays charged)
-        ops_aborted = 0
-        for e in np.flatnonzero((st.op_kind > 0) & (faults["edge_up"] == 0)):
-            self.workers.abort_op(int(e))
-            st.op_kind[e] = 0
-            st.op_remaining_s[e] = 0.0
-            ops_aborted += 1
 
         st.epoch += 1
         c = st.cum
@@ -521,8 +569,8 @@ class GaisNetEnv(gym.Env):
         info = self._base_info()
         info.update(
             accuracy=accuracy,
-            accuracy_classify=float((n_cls * acc_cls).sum() / max(n_cls.sum(), 1e-12)) if n_cls.sum() else 0.0,
-            quality_generate=float((n_gen * qual_gen).sum() / max(n_gen.sum(), 1e-12)) if n_gen.sum() else 0.0,
+            accuracy_classify=min(float((n_cls * acc_cls).sum() / n_cls.sum()), 1.0) if n_cls.sum() else 0.0,
+            quality_generate=min(float((n_gen * qual_gen).sum() / n_gen.sum()), 1.0) if n_gen.sum() else 0.0,
             latency_mean_s=lat_mean_s,
             latency_p50_s=lat_p50,
             latency_p95_s=lat_p95,
@@ -546,6 +594,13 @@ class GaisNetEnv(gym.Env):
             ops_failed=ops_failed,
             ops_aborted=ops_aborted,
             actions_masked=masked,
+            faults_active=faults["active"],
+            edges_down=int(edge_down.sum()),
+            links_degraded=int((faults["access"] < 1).sum() + (faults["backhaul"] < 1).sum()),
+            cloud_capacity=float(faults["cloud_capacity"]),
+            batteries_empty=int(battery_empty.sum()),
+            requests_rerouted=float(n_req[rerouted].sum() + n_gen[gen_rerouted & ~rerouted].sum()),
+            requests_dropped=requests_dropped,
             route_counts=np.bincount(route, minlength=3).astype(np.int64),
             op_counts=np.bincount(op, minlength=5).astype(np.int64),
             reward_accuracy=r_acc,
@@ -558,9 +613,7 @@ class GaisNetEnv(gym.Env):
             edge_backlog_s=st.edge_backlog_s.copy(),
             cloud_backlog_s=st.cloud_backlog_s,
         )
-        for k, v in info.items():
-            if isinstance(v, float) and not math.isfinite(v):
-                raise FloatingPointError(f"info[{k!r}] is {v} at epoch {t}: a bug in the simulation")
+        _check_finite_info(info, t)
         if not math.isfinite(reward):
             raise FloatingPointError(f"reward is {reward} at epoch {t}: a bug in the simulation")
         self._last_info = info
@@ -603,17 +656,21 @@ class GaisNetEnv(gym.Env):
         backhaul = np.ones(E)
         edge_up = np.ones(E)
         cloud = 1.0
+        active = 0
         for lf in sc.faults.links:
             if lf.start_epoch <= epoch < lf.start_epoch + lf.duration_epochs:
                 target = access if lf.link == "access" else backhaul
                 target[lf.edge] = min(target[lf.edge], lf.bandwidth_factor)
+                active += 1
         for ed in sc.faults.edges_down:
             if ed.start_epoch <= epoch < ed.start_epoch + ed.duration_epochs:
                 edge_up[ed.edge] = 0.0
+                active += 1
         for co in sc.faults.cloud_overload:
             if co.start_epoch <= epoch < co.start_epoch + co.duration_epochs:
                 cloud = min(cloud, co.capacity_factor)
-        return {"access": access, "backhaul": backhaul, "edge_up": edge_up, "cloud_capacity": cloud}
+                active += 1
+        return {"access": access, "backhaul": backhaul, "edge_up": edge_up, "cloud_capacity": cloud, "active": active}
 
     def _mask_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Feasible routes (E, 3) and operations (E, 5) at the current epoch."""
@@ -675,7 +732,8 @@ class GaisNetEnv(gym.Env):
         elif name == "relay_to_end" and refs.end and refs.end.update_bytes:
             down = float(refs.end.update_bytes)
         t_edge = (flops_edge + flops_end) / (node_e.effective_flops * sc.hardware.op_share)
-        t_cloud = flops_cloud / node_c.effective_flops
+        # an overloaded cloud gives the op a smaller share of its servers (energy is per FLOP)
+        t_cloud = flops_cloud / (node_c.effective_flops * faults["cloud_capacity"])
         if name == "relay_to_end":
             bw_down, bw_up = self.access_down_bps[e] * faults["access"][e], self.access_up_bps[e] * faults["access"][e]
             rtt, jpb = self.access_rtt_s[e], self.access_j_per_bit[e]
@@ -691,7 +749,7 @@ class GaisNetEnv(gym.Env):
         # dynamic energy of the edge's busy time (its idle power is charged every epoch anyway)
         energy_edge = (node_e.active_w - node_e.idle_w) * (flops_edge + flops_end) / node_e.effective_flops
         energy_edge += float(cost.radio_energy_j(up + down, jpb))
-        energy_cloud = node_c.active_w * t_cloud * node_c.pue
+        energy_cloud = node_c.active_w * flops_cloud / node_c.effective_flops * node_c.pue
         return float(duration), float(energy_edge), float(energy_cloud), up, down
 
     def _tier_accuracy(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
@@ -834,6 +892,29 @@ class GaisNetEnv(gym.Env):
         from gaisnet_env import render
 
         render.close(self)
+
+
+def check_workers(workers: Any) -> None:
+    """Raise TypeError naming the first method of :data:`WORKER_METHODS` that ``workers`` lacks."""
+    for name in WORKER_METHODS:
+        if not callable(getattr(workers, name, None)):
+            raise TypeError(
+                f"workers: {type(workers).__name__} has no method {name!r}; a workers object needs "
+                f"{', '.join(WORKER_METHODS)} (see docs/workers.md)"
+            )
+
+
+def _check_finite_info(info: dict[str, Any], epoch: int) -> None:
+    """Raise FloatingPointError if a number in ``info`` (scalars and arrays) is NaN or infinite."""
+    for k, v in info.items():
+        if isinstance(v, (float, np.floating)):
+            ok = math.isfinite(v)
+        elif isinstance(v, np.ndarray) and v.dtype.kind in "fc":
+            ok = bool(np.isfinite(v).all())
+        else:
+            continue
+        if not ok:
+            raise FloatingPointError(f"info[{k!r}] is not finite ({v}) at epoch {epoch}: a bug in the simulation")
 
 
 def _drain_wait(backlog_s: np.ndarray, rate: np.ndarray) -> np.ndarray:
