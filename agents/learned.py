@@ -25,6 +25,8 @@ import yaml
 from gaisnet_env.agents.base import EVAL_SEED_BASE
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+#: Dotted name of the observation-memory wrapper (rl-zoo3 ``env_wrapper`` entry).
+AUGMENT = "gaisnet_env.agents.learned.AugmentObservation"
 
 #: Algorithm names (rl-zoo3 spelling) and accepted aliases.
 ALGOS: tuple[str, ...] = ("ppo", "a2c", "dqn", "ppo_mask")
@@ -111,6 +113,63 @@ def algo_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
+class AugmentObservation(gym.ObservationWrapper):
+    """Append per-edge memory features an agent cannot see in one observation, in [0, 1]:
+
+    * ``edge_acc_gap``: best observed edge accuracy this episode minus the current one;
+    * ``edge_acc_best``: that best observed edge accuracy;
+    * ``end_lag``: edge accuracy minus end accuracy, clipped at 0 (what relay_to_end could gain).
+
+    The heuristics keep such memory themselves; giving it to the learned agents lets them
+    (and their behaviour-cloning warm start) condition ops on it. Layout: the env's
+    observation, then ``3 x E`` features edge by edge.
+    """
+
+    N_FEATURES = 3
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.aug = ObsAugmenter()
+        n = int(np.prod(env.observation_space.shape))
+        self.n_edges = ObsAugmenter.n_edges_of(n)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(n + self.N_FEATURES * self.n_edges,),
+                                                dtype=np.float32)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        self.aug.reset()
+        return super().reset(**kwargs)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return self.aug(observation)
+
+
+class ObsAugmenter:
+    """The stateful transform behind :class:`AugmentObservation` (reset it every episode)."""
+
+    def __init__(self) -> None:
+        self.best: np.ndarray | None = None
+
+    @staticmethod
+    def n_edges_of(n_obs: int) -> int:
+        from gaisnet_env.env import EDGE_FEATURES, GLOBAL_FEATURES
+
+        return (n_obs - len(GLOBAL_FEATURES)) // len(EDGE_FEATURES)
+
+    def reset(self) -> None:
+        self.best = None
+
+    def __call__(self, observation: np.ndarray) -> np.ndarray:
+        from gaisnet_env.agents.base import ObsView
+
+        v = ObsView(observation)
+        acc_edge = v.edge("accuracy_edge")
+        self.best = acc_edge.copy() if self.best is None else np.maximum(self.best, acc_edge)
+        extra = np.stack(
+            [np.clip(self.best - acc_edge, 0, 1), self.best, np.clip(acc_edge - v.edge("accuracy_end"), 0, 1)], axis=1
+        )
+        return np.concatenate([np.asarray(observation, np.float32).ravel(), extra.ravel().astype(np.float32)])
+
+
 def _import(path: str) -> Any:
     mod, _, name = path.rpartition(".")
     import importlib
@@ -118,10 +177,18 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(mod), name)
 
 
+def _wrapper_list(wrapper: str | list[Any] | None) -> list[str]:
+    """rl-zoo3 ``env_wrapper``: one dotted name or a list of them (dict entries: their key)."""
+    if not wrapper:
+        return []
+    items = wrapper if isinstance(wrapper, list) else [wrapper]
+    return [next(iter(w)) if isinstance(w, dict) else str(w) for w in items]
+
+
 def make_env_fn(
     scenario: str,
     seed: int,
-    wrapper: str | None = None,
+    wrapper: str | list[str] | None = None,
     masked: bool = False,
     env_kwargs: dict[str, Any] | None = None,
 ) -> Callable[[], gym.Env]:
@@ -135,8 +202,8 @@ def make_env_fn(
         env: gym.Env = GaisNetEnv(scenario, **(env_kwargs or {}))
         env.reset(seed=seed)
         env.action_space.seed(seed)
-        if wrapper:
-            env = _import(wrapper)(env)
+        for w in _wrapper_list(wrapper):
+            env = _import(w)(env)
         env = Monitor(env)
         if masked:
             from sb3_contrib.common.wrappers import ActionMasker
@@ -151,7 +218,7 @@ def make_vec_env(
     scenario: str,
     n_envs: int,
     seed: int,
-    wrapper: str | None = None,
+    wrapper: str | list[str] | None = None,
     masked: bool = False,
     subproc: bool = False,
     env_kwargs: dict[str, Any] | None = None,
@@ -238,7 +305,8 @@ def train(
         if warm_start and a != "dqn":
             t_ws = time.perf_counter()
             ws_stats = behaviour_clone(model, scenario, warm_start, warm_start_episodes, seed=seed,
-                                       env_kwargs=env_kwargs, progress=progress)
+                                       env_kwargs=env_kwargs, progress=progress,
+                                       augment=AUGMENT in _wrapper_list(wrapper))
             ws_stats["wall_s"] = time.perf_counter() - t_ws
 
     ws_stats = locals().get("ws_stats")
@@ -325,6 +393,7 @@ def behaviour_clone(
     lr: float = 1e-3,
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
+    augment: bool = False,
 ) -> dict[str, float]:
     """Warm-start an actor-critic ``model`` by imitating the heuristic ``teacher``.
 
@@ -347,14 +416,16 @@ def behaviour_clone(
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc=f"warm start: {teacher} episodes", unit="ep")
+    aug = ObsAugmenter()
     for i in it:
         s = seed + 50_000 + i
         pol.reset(s)
+        aug.reset()
         o, info = env.reset(seed=s)
         rews = []
         while True:
             a = pol.act(o, info)
-            obs_l.append(o)
+            obs_l.append(aug(o) if augment else o)
             act_l.append(a)
             mask_l.append(np.asarray(info["action_mask"], dtype=bool))
             o, r, term, trunc, info = env.step(a)
@@ -479,13 +550,18 @@ class LearnedPolicy:
             # trained through FlattenMultiDiscreteAction over the env's [3, 5] * E action
             self.flat_nvec = None  # resolved on first act from the mask size
         self.discrete = isinstance(space, spaces.Discrete)
+        self.augmenter = ObsAugmenter()
         self.name = name or type(model).__name__
 
     def reset(self, seed: int | None = None) -> None:
         if seed is not None:
             self.model.set_random_seed(seed)
+        self.augmenter.reset()
 
     def act(self, observation: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        n_model = int(np.prod(self.model.observation_space.shape))
+        if n_model != np.asarray(observation).size:  # trained on AugmentObservation
+            observation = self.augmenter(observation)
         kwargs: dict[str, Any] = {}
         if self.masked and "action_mask" in info:
             kwargs["action_masks"] = np.asarray(info["action_mask"], dtype=bool)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gaisnet_env.agents.base import run_episode
-from gaisnet_env.agents.learned import load_hyperparams, load_policy, train
+from gaisnet_env.agents.learned import ObsAugmenter, load_hyperparams, load_policy, train
 
 from gaisnet_env import cli
 from gaisnet_env.env import GaisNetEnv
@@ -64,10 +64,12 @@ def test_saved_policy_loads_and_reproduces_its_actions(run_dir: Path) -> None:
     model = MaskablePPO.load(str(run_dir / "final_model.zip"), device="cpu")
     pol = load_policy(run_dir / "final_model.zip")
     env = GaisNetEnv("tiny", horizon=8)
+    aug = ObsAugmenter()  # the shipped tiny hyperparameters train on AugmentObservation
+    pol.reset(10_000)
     obs, info = env.reset(seed=10_000)
     for _ in range(8):
         a = pol.act(obs, info)
-        b, _ = model.predict(obs, deterministic=True, action_masks=info["action_mask"])
+        b, _ = model.predict(aug(obs), deterministic=True, action_masks=info["action_mask"])
         assert np.array_equal(a, np.asarray(b).ravel())
         obs, _, _, _, info = env.step(a)
     # a run directory resolves to its best model; two loads act identically over an episode
