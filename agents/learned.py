@@ -389,8 +389,8 @@ def behaviour_clone(
     teacher: str,
     episodes: int = 12,
     seed: int = 0,
-    epochs: int = 30,
-    lr: float = 1e-3,
+    epochs: int = 150,
+    lr: float = 2e-3,
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
     augment: bool = False,
@@ -446,15 +446,17 @@ def behaviour_clone(
     rets = torch.as_tensor(np.asarray(ret_l), dtype=torch.float32)
     masked = type(model).__name__ == "MaskablePPO"
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
+    ret_var = float(rets.var()) + 1e-6  # scale the value loss so it does not swamp the imitation
     n = len(obs)
     policy.set_training_mode(True)
     for _ in range(epochs):
         perm = torch.randperm(n)
-        for b in range(0, n, 256):
-            idx = perm[b : b + 256]
+        for b in range(0, n, 128):
+            idx = perm[b : b + 128]
             kw = {"action_masks": masks[idx.numpy()]} if masked else {}
             values, log_prob, _ent = policy.evaluate_actions(obs[idx], acts[idx], **kw)
-            loss = -log_prob.mean() + 0.5 * torch.nn.functional.mse_loss(values.flatten(), rets[idx])
+            v_loss = torch.nn.functional.mse_loss(values.flatten(), rets[idx]) / ret_var
+            loss = -log_prob.mean() + 0.5 * v_loss
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -462,8 +464,13 @@ def behaviour_clone(
     with torch.no_grad():
         kw = {"action_masks": masks} if masked else {}
         pred, _ = model.predict(obs.numpy(), deterministic=True, **kw)
-    match = float((np.asarray(pred) == acts.numpy()).mean())
-    return {"teacher_reward": float(np.mean(ep_rewards)), "samples": float(n), "imitation_accuracy": match}
+    pred = np.asarray(pred)
+    a_np = acts.numpy()
+    match = float((pred == a_np).mean())
+    op_t, op_p = a_np[:, 1::2], pred[:, 1::2]
+    recall = float(((op_p == op_t) & (op_t > 0)).sum() / max((op_t > 0).sum(), 1))
+    return {"teacher_reward": float(np.mean(ep_rewards)), "samples": float(n), "imitation_accuracy": match,
+            "op_recall": recall}
 
 
 def _ReseedingEval(base: type) -> type:  # noqa: N802 - a class factory

@@ -45,7 +45,7 @@ DEFAULT_HEURISTICS: tuple[str, ...] = (
     "cost-aware",
 )
 #: Seconds the main job may spend training (the whole job stays under 10 minutes on 2 cores).
-MAIN_TRAIN_BUDGET_S = 330.0
+MAIN_TRAIN_BUDGET_S = 270.0
 MAIN_SEEDS = 5
 #: The main job's PPO clones this heuristic before RL (see ``agents.learned.behaviour_clone``).
 MAIN_WARM_START = "cost-aware"
@@ -452,6 +452,7 @@ def run_benchmark(
     note: str = "",
     warm_start: str | None = None,
     warm_start_episodes: int = 12,
+    include: Sequence[str | Path] = (),
 ) -> tuple[list[dict[str, Any]], list[EpisodeMetrics]]:
     """Train the algorithm names in ``policies`` (if ``train_timesteps``), evaluate all, write
     ``<out>/<stem>.md/.csv/.png`` and print the table. Returns (summary rows, episodes)."""
@@ -479,7 +480,9 @@ def run_benchmark(
         else:
             specs.append(p)
     t0 = time.perf_counter()
-    res = evaluate_specs(specs, scenario, seeds, episodes, jobs, env_kwargs, progress)
+    res = evaluate_specs(specs, scenario, seeds, episodes, jobs, env_kwargs, progress) if specs else []
+    for path in include:
+        res.extend(load_episodes(path))
     rows = aggregate(res)
     title = f"{scenario}: {len(seeds)} held-out seeds ({seeds[0]}..{seeds[-1]}) x {episodes} episode(s)"
     print_table(rows, title)
@@ -497,13 +500,32 @@ def run_benchmark(
     return rows, res
 
 
+def load_episodes(path: str | Path) -> list[EpisodeMetrics]:
+    """Episodes from a ``<stem>_episodes.csv`` written by an earlier benchmark."""
+    from dataclasses import fields
+
+    types = {f.name: f.type for f in fields(EpisodeMetrics)}
+    out = []
+    with Path(path).open() as f:
+        for row in csv.DictReader(f):
+            kw = {}
+            for k, v in row.items():
+                t = str(types.get(k, "str"))
+                kw[k] = int(v) if t == "int" else float(v) if t == "float" else v
+            out.append(EpisodeMetrics(**kw))
+    return out
+
+
 def cmd_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
     """``benchmark``: heuristics, oracle and learned agents on the same held-out seeds."""
     seeds = _seeds(args.seeds, None)
+    policies = args.policies if args.policies is not None else ([] if args.include_episodes else
+                                                                list(DEFAULT_HEURISTICS))
     rows, _ = run_benchmark(
-        args.scenario, seeds, args.policies or list(DEFAULT_HEURISTICS), args.out, args.train_timesteps,
+        args.scenario, seeds, policies, args.out, args.train_timesteps,
         args.train_seed, args.logdir, args.episodes, args.jobs, _env_kwargs(args), not args.no_progress,
         args.stem, warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes,
+        include=args.include_episodes or (),
     )
     return rows
 
@@ -604,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=int, default=1, help="worker processes for the evaluation")
     b.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
     b.add_argument("--stem", default=None, help="output file stem (default <scenario>_benchmark)")
+    b.add_argument("--include-episodes", action="append", metavar="CSV",
+                   help="add episodes from an earlier run's <stem>_episodes.csv (same seeds!); repeatable")
     warm(b)
     b.set_defaults(func=cmd_benchmark)
     return p

@@ -125,3 +125,8 @@ def test_benchmark_writes_markdown_csv_and_plot(run_dir: Path, tmp_path: Path) -
         assert f"{k}_mean" in rows[0] and f"{k}_ci95" in rows[0]
     png = out / "tiny_benchmark.png"
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
+    # a later benchmark can reuse these episodes (e.g. add a new agent to an old table)
+    cli.main(["benchmark", "--scenario", "tiny", "--seeds", "3", "--include-episodes",
+              str(out / "tiny_benchmark_episodes.csv"), "--out", str(out), "--stem", "again", "--no-progress"])
+    with (out / "again.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 5
