@@ -525,7 +525,7 @@ def cmd_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
         args.scenario, seeds, policies, args.out, args.train_timesteps,
         args.train_seed, args.logdir, args.episodes, args.jobs, _env_kwargs(args), not args.no_progress,
         args.stem, warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes,
-        include=args.include_episodes or (),
+        include=args.include_episodes or (), note=args.note or "",
     )
     return rows
 
@@ -628,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--stem", default=None, help="output file stem (default <scenario>_benchmark)")
     b.add_argument("--include-episodes", action="append", metavar="CSV",
                    help="add episodes from an earlier run's <stem>_episodes.csv (same seeds!); repeatable")
+    b.add_argument("--note", default=None, help="a paragraph written under the markdown table's title")
     warm(b)
     b.set_defaults(func=cmd_benchmark)
     return p
