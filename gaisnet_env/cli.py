@@ -213,7 +213,16 @@ def _fmt(mean: float, ci: float, k: str) -> str:
     return f"{f.format(mean)} ± {ci_s}"
 
 
-def verdict(rows: Sequence[dict[str, Any]]) -> list[str]:
+def paired_difference(results: Sequence[EpisodeMetrics], a: str, b: str) -> tuple[float, float, int]:
+    """Mean and 95% t-CI half-width of reward(a) - reward(b) over the seeds both ran (paired)."""
+    ra = {(r.seed, r.episode): r.reward for r in results if r.policy == a}
+    rb = {(r.seed, r.episode): r.reward for r in results if r.policy == b}
+    common = sorted(set(ra) & set(rb))
+    mean, half = summarise([ra[k] - rb[k] for k in common])
+    return mean, half, len(common)
+
+
+def verdict(rows: Sequence[dict[str, Any]], results: Sequence[EpisodeMetrics] = ()) -> list[str]:
     """Sentences comparing the best learned agent, the best heuristic and the oracle."""
     from gaisnet_env.agents.heuristics import HEURISTICS
 
@@ -249,13 +258,23 @@ def verdict(rows: Sequence[dict[str, Any]]) -> list[str]:
             f"Best learned agent: **{lrn['policy']}**, {_fmt(lrn['reward_mean'], lrn['reward_ci95'], 'r')}: {rel} "
             f"(difference {lrn['reward_mean'] - h['reward_mean']:+.2f})."
         )
+        if results:
+            d, dh, n = paired_difference(results, lrn["policy"], h["policy"])
+            if n >= 2:
+                sig = "excludes" if abs(d) > dh else "includes"
+                lines.append(f"Paired on the same {n} seeds: learned - heuristic = {d:+.2f} ± {dh:.2f} "
+                             f"(95% t-CI, {sig} 0).")
     if o:
         ref = [x for x in (h, lrn) if x]
         gaps = ", ".join(f"{o['reward_mean'] - x['reward_mean']:+.2f} vs {x['policy']}" for x in ref)
         lines.append(
             f"Oracle (look-ahead on env copies that sees the true future: an upper reference, not deployable): "
-            f"{_fmt(o['reward_mean'], o['reward_ci95'], 'r')}; gap {gaps}."
+            f"{_fmt(o['reward_mean'], o['reward_ci95'], 'r')} over {o['n']} episodes; gap of the means {gaps}."
         )
+        for x in ref if results else []:
+            d, dh, n = paired_difference(results, o["policy"], x["policy"])
+            if n >= 2:
+                lines.append(f"Paired on the oracle's {n} seeds: oracle - {x['policy']} = {d:+.2f} ± {dh:.2f}.")
     return lines
 
 
@@ -285,7 +304,7 @@ def write_tables(
                  "generation quality; p95 latency: mean over epochs of the per-epoch p95; energy, carbon, "
                  "SLA violations (requests) and bytes moved: episode totals.")
     lines.append("")
-    lines.extend(verdict(rows))
+    lines.extend(verdict(rows, results))
     md.write_text("\n".join(lines) + "\n")
     with cs.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()) if rows else ["policy"])
@@ -336,7 +355,11 @@ def pareto_plot(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "
     sm = cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label="energy per episode (J)")
     ax.set_xlabel("mean served accuracy (higher is better)")
-    ax.set_ylabel("p95 latency, s (lower is better)")
+    lats = [r["latency_p95_s_mean"] for r in rows if r["latency_p95_s_mean"] > 0]
+    log_y = bool(lats) and max(lats) / min(lats) > 30
+    if log_y:  # a few overloaded policies would squash the rest
+        ax.set_yscale("log")
+    ax.set_ylabel("p95 latency, s (lower is better)" + (", log scale" if log_y else ""))
     ax.set_title(title or "accuracy vs p95 latency")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", framealpha=0.85)
@@ -348,7 +371,7 @@ def pareto_plot(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "
     return p
 
 
-def print_table(rows: Sequence[dict[str, Any]], title: str = "") -> None:
+def print_table(rows: Sequence[dict[str, Any]], title: str = "", results: Sequence[EpisodeMetrics] = ()) -> None:
     """Print the benchmark table (rich if available)."""
     cols = list(METRICS)
     try:
@@ -367,7 +390,7 @@ def print_table(rows: Sequence[dict[str, Any]], title: str = "") -> None:
         print(title)
         for r in sorted(rows, key=lambda r: -r["reward_mean"]):
             print(r["policy"], r["n"], *[_fmt(r[f"{k}_mean"], r[f"{k}_ci95"], k) for k in cols])
-    for line in verdict(rows):
+    for line in verdict(rows, results):
         print(line.replace("**", ""))
 
 
@@ -485,7 +508,7 @@ def run_benchmark(
         res.extend(load_episodes(path))
     rows = aggregate(res)
     title = f"{scenario}: {len(seeds)} held-out seeds ({seeds[0]}..{seeds[-1]}) x {episodes} episode(s)"
-    print_table(rows, title)
+    print_table(rows, title, res)
     print(f"evaluation took {time.perf_counter() - t0:.0f} s")
     if out:
         stem = stem or f"{scenario}_benchmark"
