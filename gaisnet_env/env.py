@@ -632,7 +632,8 @@ class GaisNetEnv(gym.Env):
         except Exception as e:  # pragma: no cover - numpy accepts nearly anything
             raise ValueError(f"action: cannot convert {type(action).__name__} to an array: {e}") from None
         if arr.dtype.kind not in "iub":
-            if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            # integral floats only (and small enough to cast: 1e300 is not an index)
+            if arr.dtype.kind == "f" and np.all(np.abs(arr) < 2**31) and np.all(arr == np.round(arr)):
                 arr = arr.astype(np.int64)
             else:
                 raise ValueError(f"action: expected integers, got dtype {arr.dtype} (values {arr.ravel()[:8]})")
@@ -759,7 +760,8 @@ class GaisNetEnv(gym.Env):
         for e in range(E):
             for j, tier in enumerate(TIERS):
                 out[e, j] = self.workers.accuracy(tier, e, class_mix[e], style_mix[e])
-        return out
+        # domain mixes sum to 1 up to rounding: a share may come out as 1.0000000000000004
+        return np.clip(out, 0.0, 1.0)
 
     def _generation_quality(self, class_mix: np.ndarray) -> np.ndarray:
         """(E, 2) expected quality x diversity-free score of the edge and cloud generators."""
@@ -769,7 +771,7 @@ class GaisNetEnv(gym.Env):
             for j, where in enumerate(("edge", "cloud")):
                 per_class, _div = self.workers.generation_scores(where, e)
                 out[e, j] = float(class_mix[e] @ per_class)
-        return out
+        return np.clip(out, 0.0, 1.0)
 
     def _observation(self) -> np.ndarray:
         st, sc = self.state, self.scenario
@@ -836,12 +838,16 @@ class GaisNetEnv(gym.Env):
         assert st is not None
         E = self.n_edges
         cm, sm = self._domain
+
+        def mean_acc(tier: str) -> float:  # a share: clip the last-bit rounding of the domain mixes
+            return min(float(np.mean([self.workers.accuracy(tier, e, cm[e], sm[e]) for e in range(E)])), 1.0)
+
         return {
             "epoch": st.epoch,
             "time_s": st.epoch * self.scenario.epoch_s,
-            "accuracy_end": float(np.mean([self.workers.accuracy("end", e, cm[e], sm[e]) for e in range(E)])),
-            "accuracy_edge": float(np.mean([self.workers.accuracy("edge", e, cm[e], sm[e]) for e in range(E)])),
-            "accuracy_cloud": float(np.mean([self.workers.accuracy("cloud", e, cm[e], sm[e]) for e in range(E)])),
+            "accuracy_end": mean_acc("end"),
+            "accuracy_edge": mean_acc("edge"),
+            "accuracy_cloud": mean_acc("cloud"),
             **{k: v - self._version_base[k] for k, v in self._versions().items()},
             "ops_in_flight": int((st.op_kind > 0).sum()),
             "episode_energy_j": st.cum["energy_j"],
