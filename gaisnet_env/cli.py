@@ -561,12 +561,15 @@ def cmd_main(args: argparse.Namespace) -> None:
           f"then evaluate it against the heuristics on {n_seeds} held-out seeds (fewer than the 10 of "
           f"benchmarks/results/ to fit in about 10 minutes on 2 cores).")
     jobs = max(1, min(2, os.cpu_count() or 1))
+    from gaisnet_env.agents.learned import load_hyperparams
+
+    timesteps = args.timesteps or int(float(load_hyperparams(args.algo, DEFAULT_SCENARIO)["n_timesteps"]))
     run_benchmark(
         DEFAULT_SCENARIO,
         list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + n_seeds)),
         [*DEFAULT_HEURISTICS, args.algo],
         out=args.out,
-        train_timesteps=args.timesteps,
+        train_timesteps=timesteps,
         train_seed=0,
         logdir=args.logdir,
         jobs=jobs,
