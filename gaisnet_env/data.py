@@ -193,6 +193,11 @@ class DigitsData:
             counts = np.bincount(self.y[order], minlength=N_CLASSES)
             offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
             self._by_class.append((order, counts, offsets))
+        # the same, stacked over edges (batched sampling): orders concatenated, per-edge start
+        self._orders = np.concatenate([o for o, _, _ in self._by_class])
+        self._order_start = np.concatenate([[0], np.cumsum([o.size for o, _, _ in self._by_class])[:-1]])
+        self._counts = np.stack([c for _, c, _ in self._by_class])  # (E, 10)
+        self._offsets = np.stack([o for _, _, o in self._by_class]) + self._order_start[:, None]
 
     # ------------------------------------------------------------------ views
     def public_view(self) -> PoolView:
@@ -233,3 +238,45 @@ class DigitsData:
         ps = ps / ps.sum()
         style = rng.choice(self.n_styles, size=n, p=ps).astype(np.int64)
         return order[pick].astype(np.int64), style
+
+    def sample_private_batch(
+        self,
+        edges: np.ndarray,
+        class_mix: np.ndarray,
+        style_mix: np.ndarray,
+        n: np.ndarray,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`sample_private` for several edges at once, bit for bit the same draws as calling it for
+        ``edges[0]``, ``edges[1]``, ... in turn with the same ``rng`` (one ``rng.random`` call of the
+        same length: ``Generator.choice`` with ``p`` inverts the normalised CDF of one uniform per draw).
+
+        ``class_mix`` (k, 10) and ``style_mix`` (k, n_styles) are the mixes of the ``k`` edges, ``n``
+        (k,) the draws per edge. Returns (global indices int64 (sum n,), styles int64 (sum n,), the
+        edge of each draw (sum n,)), edge by edge in the order of ``edges``.
+        """
+        edges = np.asarray(edges, dtype=np.int64)
+        n = np.asarray(n, dtype=np.int64)
+        counts = self._counts[edges]  # (k, 10)
+        held = counts > 0
+        p = np.asarray(class_mix, dtype=np.float64) * held
+        tot = p.sum(axis=1, keepdims=True)
+        p = np.where(tot > 0, p, held.astype(np.float64))
+        p = p / p.sum(axis=1, keepdims=True)
+        cdf_c = p.cumsum(axis=1)
+        cdf_c /= cdf_c[:, -1:]
+        ps = np.asarray(style_mix, dtype=np.float64)
+        ps = ps / ps.sum(axis=1, keepdims=True)
+        cdf_s = ps.cumsum(axis=1)
+        cdf_s /= cdf_s[:, -1:]
+        total = int(n.sum())
+        u = rng.random(3 * total)
+        row = np.repeat(np.arange(edges.size), n)  # position in ``edges`` of each draw
+        start = np.cumsum(n) - n
+        nr = n[row]
+        pos = 3 * start[row] + (np.arange(total) - start[row])  # per edge: n classes, n picks, n styles
+        # searchsorted(cdf, u, side="right") == number of cdf entries <= u
+        cls = (cdf_c[row] <= u[pos][:, None]).sum(axis=1)
+        pick = self._offsets[edges[row], cls] + (u[pos + nr] * counts[row, cls]).astype(np.int64)
+        style = (cdf_s[row] <= u[pos + 2 * nr][:, None]).sum(axis=1).astype(np.int64)
+        return self._orders[pick].astype(np.int64), style, edges[row]

@@ -538,8 +538,14 @@ class GaisNetEnv(gym.Env):
 
         # labelled feedback of this epoch's classify requests reaches the edges
         n_fb = np.minimum(n_cls, sc.workload.feedback_per_epoch).astype(np.int64)
-        for e in np.flatnonzero((n_fb > 0) & (faults["edge_up"] > 0)):
-            self.workers.add_feedback(int(e), class_mix[e], style_mix[e], int(n_fb[e]), rng)
+        fb_edges = np.flatnonzero((n_fb > 0) & (faults["edge_up"] > 0))
+        batch_fb = getattr(self.workers, "add_feedback_batch", None)
+        if batch_fb is not None:  # one draw for all edges, the same samples as edge by edge
+            if fb_edges.size:
+                batch_fb(fb_edges, class_mix[fb_edges], style_mix[fb_edges], n_fb[fb_edges], rng)
+        else:
+            for e in fb_edges:
+                self.workers.add_feedback(int(e), class_mix[e], style_mix[e], int(n_fb[e]), rng)
 
         # -- advance operations in flight; commit those that complete this epoch -------------
         ops_finished = 0
@@ -755,6 +761,9 @@ class GaisNetEnv(gym.Env):
 
     def _tier_accuracy(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
         """(E, 3) accuracy of each tier's classifier on each cell's current domain."""
+        acc_all = getattr(self.workers, "accuracy_all", None)
+        if acc_all is not None:  # batched over edges from cached tables
+            return np.clip(np.array(acc_all(class_mix, style_mix), dtype=np.float64), 0.0, 1.0)
         E = self.n_edges
         out = np.empty((E, 3))
         for e in range(E):
@@ -836,18 +845,15 @@ class GaisNetEnv(gym.Env):
     def _base_info(self) -> dict[str, Any]:
         st = self.state
         assert st is not None
-        E = self.n_edges
         cm, sm = self._domain
-
-        def mean_acc(tier: str) -> float:  # a share: clip the last-bit rounding of the domain mixes
-            return min(float(np.mean([self.workers.accuracy(tier, e, cm[e], sm[e]) for e in range(E)])), 1.0)
-
+        # per tier over edges, contiguous rows: the same pairwise sums as np.mean of a list
+        acc = np.ascontiguousarray(self._tier_accuracy(cm, sm).T).mean(axis=1)
         return {
             "epoch": st.epoch,
             "time_s": st.epoch * self.scenario.epoch_s,
-            "accuracy_end": mean_acc("end"),
-            "accuracy_edge": mean_acc("edge"),
-            "accuracy_cloud": mean_acc("cloud"),
+            "accuracy_end": float(acc[0]),
+            "accuracy_edge": float(acc[1]),
+            "accuracy_cloud": float(acc[2]),
             **{k: v - self._version_base[k] for k, v in self._versions().items()},
             "ops_in_flight": int((st.op_kind > 0).sum()),
             "episode_energy_j": st.cum["energy_j"],
