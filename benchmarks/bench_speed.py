@@ -119,28 +119,31 @@ class PhaseTimer:
         return out
 
 
-def run_steps(env: Any, policy: Any, n: int, obs: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """Run ``n`` steps (resetting at episode ends); returns (wall s, s inside env.step/reset, last obs)."""
-    t_env = 0.0
+def run_steps(env: Any, policy: Any, n: int, obs: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+    """Run ``n`` steps (resetting at episode ends); returns (wall s, wall s inside env.step/reset, CPU s of
+    this process inside env.step/reset, last obs). CPU time is less disturbed by other load on the machine."""
+    t_env = c_env = 0.0
     t0 = time.perf_counter()
     for _ in range(n):
         a = policy(obs)
-        t1 = time.perf_counter()
+        c1, t1 = time.process_time(), time.perf_counter()
         obs, _r, term, trunc, _info = env.step(a)
         if term or trunc:
             obs, _ = env.reset()
         t_env += time.perf_counter() - t1
-    return time.perf_counter() - t0, t_env, obs
+        c_env += time.process_time() - c1
+    return time.perf_counter() - t0, t_env, c_env, obs
 
 
 def bench_policy(env: Any, policy: Any, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
     obs, _ = env.reset(seed=0)
-    _, _, obs = run_steps(env, policy, warmup, obs)
-    rates, env_rates = [], []
+    *_, obs = run_steps(env, policy, warmup, obs)
+    rates, env_rates, cpu_rates = [], [], []
     for _ in range(repeats):
-        wall, t_env, obs = run_steps(env, policy, steps, obs)
+        wall, t_env, c_env, obs = run_steps(env, policy, steps, obs)
         rates.append(steps / wall)
         env_rates.append(steps / max(t_env, 1e-12))
+        cpu_rates.append(steps / max(c_env, 1e-12))
     timer = PhaseTimer(env)
     timer.on = True
     run_steps(env, policy, steps, obs)
@@ -150,6 +153,8 @@ def bench_policy(env: Any, policy: Any, steps: int, repeats: int, warmup: int) -
         "repeats": repeats,
         "steps_per_s_env": median(env_rates),
         "steps_per_s_env_runs": env_rates,
+        "steps_per_s_env_cpu": median(cpu_rates),
+        "steps_per_s_env_cpu_runs": cpu_rates,
         "steps_per_s_with_policy": median(rates),
         "breakdown_us_per_step": timer.breakdown(),
     }
@@ -272,9 +277,13 @@ def _fmt(x: Any, nd: int = 1) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = ["## Steps per second (median; time inside env.step/reset)", ""]
+    lines = ["## Steps per second (median; wall time inside env.step/reset, CPU-time rate in brackets)", ""]
     lines.append("| scenario | E | no-op | random | PPO policy | PPO env share of training | peak RSS MiB |")
     lines.append("|---|---|---|---|---|---|---|")
+
+    def rate(r: dict[str, Any]) -> str:
+        return f"{_fmt(r.get('steps_per_s_env'))} ({_fmt(r.get('steps_per_s_env_cpu'))})" if r else "-"
+
     for name, r in results["scenarios"].items():
         if "error" in r:
             lines.append(f"| {name} | error | | | | | |")
@@ -282,8 +291,7 @@ def table(results: dict[str, Any]) -> str:
         ppo = r.get("ppo", {})
         share = ppo.get("env_share_of_training")
         lines.append(
-            f"| {name} | {r['n_edges']} | {_fmt(r.get('noop', {}).get('steps_per_s_env'))} | "
-            f"{_fmt(r.get('random', {}).get('steps_per_s_env'))} | {_fmt(ppo.get('steps_per_s_env'))} | "
+            f"| {name} | {r['n_edges']} | {rate(r.get('noop', {}))} | {rate(r.get('random', {}))} | {rate(ppo)} | "
             f"{'-' if share is None else f'{100 * share:.0f}%'} | {_fmt(r['peak_rss_mb'], 0)} |"
         )
     lines += ["", "## Step-time breakdown (us per step, exclusive)", ""]
@@ -296,15 +304,15 @@ def table(results: dict[str, Any]) -> str:
                 lines.append(f"| {name} | {mode} | " + " | ".join(_fmt(b[p]) for p in PHASES)
                              + f" | {_fmt(b['total_step'])} |")
     if results.get("scaling"):
-        lines += ["", "## Scaling with edges (metro, E cells; us per step, median)", ""]
+        lines += ["", "## Scaling with edges (metro, E cells; CPU us per step inside the env, median)", ""]
         lines.append("| E | no-op us/step | no-op us/step/edge | random us/step | random us/step/edge |")
         lines.append("|---|---|---|---|---|")
         for e, r in results["scaling"].items():
             if "error" in r:
                 lines.append(f"| {e} | error | | | |")
                 continue
-            n = 1e6 / r["noop"]["steps_per_s_env"] if "noop" in r else float("nan")
-            m = 1e6 / r["random"]["steps_per_s_env"] if "random" in r else float("nan")
+            n = 1e6 / r["noop"]["steps_per_s_env_cpu"] if "noop" in r else float("nan")
+            m = 1e6 / r["random"]["steps_per_s_env_cpu"] if "random" in r else float("nan")
             lines.append(f"| {e} | {_fmt(n)} | {_fmt(n / int(e))} | {_fmt(m)} | {_fmt(m / int(e))} |")
     return "\n".join(lines)
 
@@ -336,12 +344,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         modes = [m for m in args.modes if m != "ppo" or name in args.ppo_scenarios]
         print(f"[bench_speed] {name}: {', '.join(modes)} ...", flush=True)
         results["scenarios"][name] = run_in_subprocess({"scenario": name, "modes": modes, "args": sargs})
+        write_results(args.name, results, table(results), args.out)  # partial results survive an interrupt
     for e in args.scaling:
         print(f"[bench_speed] scaling E={e} ...", flush=True)
         a = dict(sargs, steps=args.scaling_steps or args.steps)
         results["scaling"][str(e)] = run_in_subprocess(
             {"scenario": scenario_for_edges(e), "modes": [m for m in ("noop", "random") if m in args.modes], "args": a}
         )
+        write_results(args.name, results, table(results), args.out)
     md = table(results)
     pj, pm = write_results(args.name, results, md, args.out)
     print(md)
