@@ -42,7 +42,9 @@ class WorkerConfig:
     finetune_epochs: int = field(default=4, metadata={"min": 1, "max": 100})
     finetune_lr: float = field(default=0.01, metadata={"min": 1e-6, "max": 1.0})
     batch_size: int = field(default=32, metadata={"min": 1, "max": 4096})
-    relay_down_samples: int = field(default=256, metadata={"min": 8, "max": 100_000})
+    #: synthetic samples per relay_down (128 with the default local anchoring keeps the op's training
+    #: cost at 4 epochs x 256 samples, as pure distillation of 256 samples had)
+    relay_down_samples: int = field(default=128, metadata={"min": 8, "max": 100_000})
     relay_down_variant: str = field(default="ship_samples", metadata={"choices": ("ship_samples", "ship_adapter")})
     relay_up_samples: int = field(default=512, metadata={"min": 8, "max": 100_000})
     relay_to_end_samples: int = field(default=256, metadata={"min": 8, "max": 100_000})
@@ -52,4 +54,21 @@ class WorkerConfig:
     cloud_lr: float = field(default=0.001, metadata={"min": 1e-6, "max": 1.0})
     cloud_batch_size: int = field(default=128, metadata={"min": 1, "max": 4096})
     relay_up_public_share: float = field(default=0.5, metadata={"min": 0.0, "max": 4.0})
+    #: relay_down: weight lambda of the cross-entropy on the edge's own feedback buffer added to the
+    #: distillation loss (KD(synthetic) + lambda * CE(local)), so cloud knowledge is added without erasing
+    #: local knowledge; 0 = pure distillation. Applies where the edge trains (``ship_samples``); the cloud
+    #: never sees private samples, so ``ship_adapter`` skips the term.
+    relay_down_local_weight: float = field(default=2.0, metadata={"min": 0.0, "max": 100.0})
+    #: relay_down: keep only synthetic samples whose teacher top-class probability (at T=1) is at least
+    #: this (pseudo-label confidence filter); 0 keeps all.
+    relay_down_min_confidence: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})
+    #: relay_down: distil only the samples on which the teacher's top-class probability exceeds the edge
+    #: model's own (selective distillation of what the edge does not yet know; the edge runs its model on
+    #: the received samples, or the cloud on the sent adapter with ``ship_adapter``).
+    relay_down_relative: bool = False
+    #: relay_up: how the cloud builds its distillation targets from the edges' latest adapters:
+    #: "fedavg" = one sample-weighted average of the adapter deltas labels samples of the union domain;
+    #: "experts" = each edge's adapter labels samples of its own reported domain (its share of the samples
+    #: proportional to its sample count), the "bottom-up" distillation from edge experts.
+    relay_up_aggregation: str = field(default="experts", metadata={"choices": ("fedavg", "experts")})
     generate_eval_samples: int = field(default=64, metadata={"min": 4, "max": 10_000})

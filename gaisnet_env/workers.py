@@ -28,7 +28,6 @@ accuracy tables are cached by that token.
 from __future__ import annotations
 
 import copy
-import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -87,27 +86,6 @@ def _finite(tensors: list[torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
-class _FusedAdam:
-    """``torch.optim.Adam(params, lr, fused=True)`` without the ``Optimizer`` machinery: the same
-    state (float32 step counters, zero moments) and the same fused kernel, so the same numbers, at a
-    fraction of the per-step Python overhead (hooks, grouping, profiler records, ``zero_grad``)."""
-
-    def __init__(self, params: list[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
-        self.params = list(params)
-        self.lr, self.beta1, self.beta2, self.eps = float(lr), float(betas[0]), float(betas[1]), float(eps)
-        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.steps = [torch.tensor(0.0, dtype=torch.float32) for _ in self.params]
-
-    @torch.no_grad()
-    def step(self, grads: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> None:
-        torch._foreach_add_(self.steps, 1)
-        torch._fused_adam_(self.params, list(grads), self.exp_avg, self.exp_avg_sq, [], self.steps, amsgrad=False,
-                           lr=self.lr, beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps,
-                           maximize=False, grad_scale=None, found_inf=None)
-
-
 def _train(
     model: torch.nn.Module,
     params: list[torch.nn.Parameter],
@@ -120,24 +98,37 @@ def _train(
     batch: int,
     temperature: float,
     gen: torch.Generator,
+    anchor: tuple[torch.Tensor, torch.Tensor, float] | None = None,
 ) -> bool:
     """Adam on shuffled mini-batches; hard labels (cross-entropy) or soft labels (distillation at
-    ``temperature``, loss scaled by T^2). Returns False if a loss became non-finite."""
-    opt = _FusedAdam(params, lr=lr)
+    ``temperature``, loss scaled by T^2). ``anchor`` = (x_local, y_local, lambda): each step adds
+    ``lambda * CE`` on ``batch`` local samples drawn with replacement. Returns False if a loss became
+    non-finite."""
+    opt = torch.optim.Adam(params, lr=lr, fused=True)
     n = x.shape[0]
     t = float(temperature)
     for _ in range(epochs):
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch):
             b = perm[i : i + batch]
-            out = model(x[b])
+            if anchor is None:
+                out = model(x[b])
+            else:
+                x_loc, y_loc, lam = anchor
+                j = torch.randint(x_loc.shape[0], (batch,), generator=gen)
+                out_all = model(torch.cat([x[b], x_loc[j]]))
+                out = out_all[: b.shape[0]]
             if soft:
                 loss = -(target[b] * F.log_softmax(out / t, dim=1)).sum(1).mean() * (t * t)
             else:
                 loss = F.cross_entropy(out, target[b])
-            if not math.isfinite(loss.item()):
+            if anchor is not None:
+                loss = loss + lam * F.cross_entropy(out_all[b.shape[0] :], y_loc[j])
+            if not bool(torch.isfinite(loss)):
                 return False
-            opt.step(torch.autograd.grad(loss, opt.params))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     return True
 
 
@@ -418,36 +409,6 @@ class WorkerSystem:
         table = self.accuracy_table(tier, edge)
         return float(np.asarray(style_mix) @ table @ np.asarray(class_mix))
 
-    def accuracy_all(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
-        """(E, 3) expected accuracy of the end, edge and cloud classifiers (``CLASSIFIER_TIERS`` order) of
-        every edge on its domain: row ``e`` is :meth:`accuracy` of each tier at ``e`` with ``class_mix[e]``
-        (E, 10) and ``style_mix[e]`` (E, n_styles), in two batched matmuls over a stacked table that is
-        rebuilt only for the weights that changed (equal up to floating-point summation order)."""
-        tables = self._stacked_tables()  # (E, 3, S, 10)
-        sm = np.asarray(style_mix, dtype=np.float64)[:, None, None, :]
-        cm = np.asarray(class_mix, dtype=np.float64)[:, None, :, None]
-        return np.matmul(np.matmul(sm, tables), cm)[:, :, 0, 0]
-
-    def _stacked_tables(self) -> np.ndarray:
-        """The accuracy tables of every (edge, tier), (E, 3, S, 10), kept in sync with the weight tokens."""
-        uids = np.array([*self._uid_end, *self._uid_edge, *[self._uid_cloud] * self.n_edges], dtype=np.int64)
-        cached = getattr(self, "_stack_cache", None)
-        if cached is None:
-            stack = np.empty((self.n_edges, len(CLASSIFIER_TIERS), len(STYLES), N_CLASSES))
-            old = np.full(uids.shape, -1, dtype=np.int64)
-        else:
-            old, stack = cached
-            if np.array_equal(old, uids):
-                return stack
-            stack = stack.copy()  # the previous array may still be referenced
-        changed = np.flatnonzero(old != uids)
-        for k in changed:
-            j, e = divmod(int(k), self.n_edges)
-            stack[e, j] = self.accuracy_table(CLASSIFIER_TIERS[j], e)
-        stack.setflags(write=False)
-        self._stack_cache = (uids, stack)
-        return stack
-
     def generation_scores(self, where: str, edge: int = 0) -> tuple[np.ndarray, float]:
         """Quality per class (10,): share of ``generate_eval_samples`` generated samples per class that the
         fixed reference classifier labels as the requested class; and diversity in [0, 1]: mean pairwise
@@ -517,36 +478,6 @@ class WorkerSystem:
         self._fb_style[edge][pos] = style
         self._fb_ptr[edge] = int((self._fb_ptr[edge] + n) % cap)
         self._fb_count[edge] = min(self._fb_count[edge] + n, cap)
-
-    def add_feedback_batch(
-        self, edges: np.ndarray, class_mix: np.ndarray, style_mix: np.ndarray, n: np.ndarray,
-        rng: np.random.Generator,
-    ) -> None:
-        """:meth:`add_feedback` for several edges (``class_mix`` (k, 10), ``style_mix`` (k, S) and ``n`` (k,)
-        per edge of ``edges``) in one draw; the same samples and ``rng`` state as calling it edge by edge."""
-        edges = np.asarray(edges, dtype=np.int64)
-        n = np.asarray(n, dtype=np.int64)
-        keep = n > 0
-        if not keep.all():
-            edges, class_mix, style_mix, n = edges[keep], class_mix[keep], style_mix[keep], n[keep]
-        if edges.size == 0:
-            return
-        idx, style, _ = self.data.sample_private_batch(edges, class_mix, style_mix, n, rng)
-        cap = self.config.feedback_buffer
-        end = np.cumsum(n)
-        for e, k, stop in zip(edges.tolist(), n.tolist(), end.tolist(), strict=True):
-            lo = stop - min(k, cap)
-            m = stop - lo
-            ptr = self._fb_ptr[e]
-            if ptr + m <= cap:
-                self._fb_idx[e][ptr : ptr + m] = idx[lo:stop]
-                self._fb_style[e][ptr : ptr + m] = style[lo:stop]
-            else:
-                pos = (ptr + np.arange(m)) % cap
-                self._fb_idx[e][pos] = idx[lo:stop]
-                self._fb_style[e][pos] = style[lo:stop]
-            self._fb_ptr[e] = (ptr + m) % cap
-            self._fb_count[e] = min(self._fb_count[e] + m, cap)
 
     def feedback_count(self, edge: int) -> int:
         """Samples in the edge's feedback buffer."""
@@ -626,11 +557,13 @@ class WorkerSystem:
         return res, None
 
     def _train_adapter(self, edge: int, x: torch.Tensor, target: torch.Tensor, soft: bool,
-                       epochs: int, lr: float) -> list[torch.Tensor] | None:
+                       epochs: int, lr: float,
+                       anchor: tuple[torch.Tensor, torch.Tensor, float] | None = None) -> list[torch.Tensor] | None:
         self._load_edge(edge)
         self._edge.train()
         ok = _train(self._edge, self._edge.adapter_parameters(), x, target, soft=soft, epochs=epochs, lr=lr,
-                    batch=self.config.batch_size, temperature=self.config.distill_temperature, gen=self._gen)
+                    batch=self.config.batch_size, temperature=self.config.distill_temperature, gen=self._gen,
+                    anchor=anchor)
         self._edge.eval()
         new = self._edge.get_adapter()
         return new if ok and _finite(new) else None
@@ -642,23 +575,50 @@ class WorkerSystem:
         # cloud: synthesise for the reported domain, label with the teacher's own knowledge
         self._load_teacher()
         x = self._cloud.synthesise(ch, sh, n, self._gen)
-        soft = self._cloud.teacher_soft_labels(x)
+        with torch.no_grad():
+            logits = self._teacher(x)
+        soft = self._cloud.soft_labels(logits)
         fl_cloud = n * (self.generation_flops("cloud") + self.inference_flops("cloud"))
-        fl_train = cfg.distill_epochs * n * self.training_flops("edge")
+        t_conf = torch.softmax(logits, dim=1).amax(1)  # teacher's top-class probability at T=1
+        if cfg.relay_down_min_confidence > 0.0:
+            # only pseudo-labels the teacher is confident about are shipped and distilled
+            keep = t_conf >= cfg.relay_down_min_confidence
+            x, soft, t_conf = x[keep], soft[keep], t_conf[keep]
+        shipped = x.numel() * x.element_size() + soft.numel() * soft.element_size()
+        n_shipped = int(x.shape[0])
+        fl_select = 0.0
+        if cfg.relay_down_relative:
+            # selective distillation: keep the samples the teacher is surer of than the edge model
+            fl_select = x.shape[0] * self.inference_flops("edge")
+            self._load_edge(edge)
+            with torch.no_grad():
+                keep = t_conf > torch.softmax(self._edge(x), dim=1).amax(1)
+            x, soft = x[keep], soft[keep]
+        n_kd = int(x.shape[0])
+        anchor = None
+        n_loc = 0
+        if cfg.relay_down_local_weight > 0.0 and cfg.relay_down_variant == "ship_samples":
+            # local anchoring: CE on the edge's own feedback, one local batch per distillation batch
+            idx, style = self._feedback(edge)
+            x_loc, y_loc = self._views[edge].get(idx, style)
+            anchor = (x_loc, y_loc, float(cfg.relay_down_local_weight))
+            n_loc = -(-n_kd // cfg.batch_size) * cfg.batch_size
+        fl_train = cfg.distill_epochs * (n_kd + n_loc) * self.training_flops("edge")
         if cfg.relay_down_variant == "ship_adapter":
             # the edge sends its current adapter with the report; the cloud trains it and ships it back
             res = OpResult("relay_down", edge, True, "cloud distilled the edge adapter and shipped it",
-                           flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud + fl_train},
+                           flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud + fl_select + fl_train},
                            bytes_up=REPORT_BYTES + self.adapter_bytes, bytes_down=self.adapter_bytes,
                            samples=n)
         else:
             res = OpResult("relay_down", edge, True, "cloud shipped synthetic samples and soft labels",
-                           flops={"end": 0.0, "edge": fl_train, "cloud": fl_cloud}, bytes_up=REPORT_BYTES,
-                           bytes_down=x.numel() * x.element_size() + soft.numel() * soft.element_size(),
-                           samples=n)
+                           flops={"end": 0.0, "edge": fl_select + fl_train, "cloud": fl_cloud},
+                           bytes_up=REPORT_BYTES, bytes_down=shipped, samples=n_shipped)
         if not (_finite([x, soft])):
             return self._nan(res)
-        new = self._train_adapter(edge, x, soft, True, cfg.distill_epochs, cfg.distill_lr)
+        if n_kd < n:
+            res.message += f" ({n_kd} of {n} samples kept by the confidence filters)"
+        new = self._train_adapter(edge, x, soft, True, cfg.distill_epochs, cfg.distill_lr, anchor)
         if new is None:
             return self._nan(res)
         return res, _Pending("relay_down", "edge", new)
@@ -697,9 +657,24 @@ class WorkerSystem:
         n_syn = cfg.relay_up_samples
         n_pub = int(round(cfg.relay_up_public_share * n_syn))
         self._load_teacher()
-        x_syn = cloud.synthesise(union_c, union_s, n_syn, self._gen)
-        with torch.no_grad():
-            soft_syn = cloud.soft_labels(merged_forward(x_syn, cloud.edge_base, agg))
+        if cfg.relay_up_aggregation == "experts":
+            # each edge's latest adapter labels samples of its own reported domain; expert per sample
+            # drawn by sample-count weight
+            expert = _sample_categorical(w, n_syn, self._gen)
+            xs, ss = [], []
+            for k, e in enumerate(entries):
+                m = int((expert == k).sum())
+                if m == 0:
+                    continue
+                xk = cloud.synthesise(e[2], e[3], m, self._gen)
+                with torch.no_grad():
+                    ss.append(cloud.soft_labels(merged_forward(xk, cloud.edge_base, e[0])))
+                xs.append(xk)
+            x_syn, soft_syn = torch.cat(xs), torch.cat(ss)
+        else:
+            x_syn = cloud.synthesise(union_c, union_s, n_syn, self._gen)
+            with torch.no_grad():
+                soft_syn = cloud.soft_labels(merged_forward(x_syn, cloud.edge_base, agg))
         x_pub = cloud.public_samples(n_pub, self._gen)
         soft_pub = cloud.teacher_soft_labels(x_pub)
         x = torch.cat([x_syn, x_pub])
@@ -709,7 +684,8 @@ class WorkerSystem:
                     + n_pub * self.inference_flops("cloud")
                     + cfg.distill_epochs * n * self.training_flops("cloud"))
         res = OpResult("relay_up", edge, True,
-                       f"cloud aggregated {len(store)} edge adapter(s) and distilled them into the teacher",
+                       f"cloud aggregated {len(store)} edge adapter(s) ({cfg.relay_up_aggregation}) and distilled "
+                       "them into the teacher",
                        flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud},
                        bytes_up=self.adapter_bytes + REPORT_BYTES, samples=n)
         if not _finite([x, soft, *agg]):

@@ -171,6 +171,144 @@ def test_bytes_equal_real_tensor_sizes(system: WorkerSystem, cache_dir: str) -> 
     assert r.flops["edge"] == 0 and r.flops["cloud"] > 0
 
 
+# ------------------------------------------------ knowledge-operation options
+#: (settings, operation, owner of the weights it may change); settings name both sides of each option
+OPTION_CASES = [
+    ({"relay_down_local_weight": 1.0, "relay_down_min_confidence": 0.0}, "relay_down", "edge1"),
+    ({"relay_down_local_weight": 0.0, "relay_down_min_confidence": 0.9}, "relay_down", "edge1"),
+    ({"relay_down_relative": True}, "relay_down", "edge1"),
+    ({"relay_up_aggregation": "experts"}, "relay_up", "cloud"),
+    ({"relay_up_aggregation": "fedavg"}, "relay_up", "cloud"),
+]
+#: the same option switched to its other side
+OPPOSITE = {
+    "relay_down_local_weight": lambda v: 0.0 if v else 1.0,
+    "relay_down_min_confidence": lambda v: 0.0 if v else 0.9,
+    "relay_down_relative": lambda v: not v,
+    "relay_up_aggregation": lambda v: "fedavg" if v == "experts" else "experts",
+}
+
+
+def _variant(cache_dir: str, settings: dict) -> WorkerSystem:
+    return WorkerSystem(N_EDGES, dataclasses.replace(WorkerConfig(), **settings), 0, cache_dir=cache_dir)
+
+
+def _prepare(ws: WorkerSystem, seed: int = 0, extra_finetunes: int = 0) -> None:
+    """Mixed domains, fine-tuned adapters (edge 1 ``extra_finetunes`` more times), and edges 0 and 2 in
+    the cloud's store."""
+    ws.reset(seed)
+    rng = np.random.default_rng(seed)
+    for e, name in enumerate(["rotate", "invert", "blur"]):
+        ws.add_feedback(e, UNIFORM, style(name), 200, rng)
+    for e in range(N_EDGES):
+        assert ws.start_op("finetune", e).ok
+        ws.commit_op(e)
+    for e in (0, 2):
+        assert ws.start_op("relay_up", e).ok
+        ws.commit_op(e)
+    for _ in range(extra_finetunes):
+        assert ws.start_op("finetune", 1).ok
+        ws.commit_op(1)
+
+
+@pytest.mark.parametrize(("settings", "op", "owner"), OPTION_CASES)
+def test_each_option_changes_only_its_weights(cache_dir: str, settings: dict, op: str, owner: str) -> None:
+    # a confident edge, so that selective distillation leaves some samples out
+    extra = 3 if settings.get("relay_down_relative") else 0
+    ws = _variant(cache_dir, settings)
+    _prepare(ws, extra_finetunes=extra)
+    before = weights_of(ws)
+    res = ws.start_op(op, 1)
+    assert res.ok, res.message
+    assert changed(before, weights_of(ws)) == set(), "start_op must not change live weights"
+    ws.commit_op(1)
+    after = weights_of(ws)
+    assert changed(before, after) == {owner}
+    # the option matters: its other side gives other weights from the same state and seed
+    other = _variant(cache_dir, {k: OPPOSITE[k](v) for k, v in settings.items()})
+    _prepare(other, extra_finetunes=extra)
+    assert other.start_op(op, 1).ok
+    other.commit_op(1)
+    assert owner in changed(after, weights_of(other))
+
+
+def test_option_bytes_equal_real_tensor_sizes(cache_dir: str) -> None:
+    per_sample = (64 + N_CLASSES) * 4  # float32 image + soft label
+    # anchoring: local samples never leave the edge; the edge pays for its local batches
+    ws = _variant(cache_dir, {"relay_down_local_weight": 1.0, "relay_down_min_confidence": 0.0})
+    _prepare(ws)
+    cfg = ws.config
+    r = ws.start_op("relay_down", 1)
+    n = cfg.relay_down_samples
+    assert r.bytes_up == REPORT_BYTES and r.bytes_down == n * per_sample
+    n_local = -(-n // cfg.batch_size) * cfg.batch_size
+    assert r.flops["edge"] == cfg.distill_epochs * (n + n_local) * ws.training_flops("edge")
+    # confidence filter: only the kept samples are shipped and trained on
+    ws = _variant(cache_dir, {"relay_down_local_weight": 0.0, "relay_down_min_confidence": 0.9})
+    _prepare(ws)
+    r = ws.start_op("relay_down", 1)
+    kept, rem = divmod(r.bytes_down, per_sample)
+    assert rem == 0 and 0 < kept < ws.config.relay_down_samples, r.message
+    assert r.flops["edge"] == ws.config.distill_epochs * kept * ws.training_flops("edge")
+    # selective distillation: everything is shipped; the edge scores the samples, then trains on some
+    ws = _variant(cache_dir, {"relay_down_relative": True, "relay_down_min_confidence": 0.0,
+                              "relay_down_local_weight": 0.0})
+    _prepare(ws)
+    r = ws.start_op("relay_down", 1)
+    n = ws.config.relay_down_samples
+    assert r.bytes_down == n * per_sample
+    trained = (r.flops["edge"] - n * ws.inference_flops("edge")) / (ws.config.distill_epochs
+                                                                      * ws.training_flops("edge"))
+    assert trained == pytest.approx(round(trained)) and 0 <= round(trained) <= n
+    # experts: each relay_up uploads the edge's adapter once; the cloud keeps the latest one per edge
+    ws = _variant(cache_dir, {"relay_up_aggregation": "experts"})
+    _prepare(ws)
+    assert sorted(ws._store) == [0, 2]
+    for _ in range(2):
+        adapter = ws._adapter(1)
+        r = ws.start_op("relay_up", 1)
+        assert r.bytes_up == ws.adapter_bytes + REPORT_BYTES and r.bytes_down == 0
+        assert ws.adapter_bytes == sum(t.numel() * t.element_size() for t in adapter)
+        ws.commit_op(1)
+        assert ws.start_op("finetune", 1).ok
+        ws.commit_op(1)
+        deltas = ws._edge.adapter_deltas(adapter)
+        assert sorted(ws._store) == [0, 1, 2]
+        assert all(torch.equal(a, b) for a, b in zip(ws._store[1][0], deltas, strict=True))
+
+
+@pytest.mark.parametrize("settings", [OPTION_CASES[k][0] for k in (0, 1, 2, 3)])
+def test_options_are_deterministic(cache_dir: str, settings: dict) -> None:
+    ws = _variant(cache_dir, settings)
+    runs = []
+    for _ in range(2):
+        _prepare(ws, seed=5)
+        for op, e in [("relay_down", 1), ("relay_up", 1), ("relay_down", 0)]:
+            assert ws.start_op(op, e).ok
+            ws.commit_op(e)
+        runs.append(weights_of(ws))
+    assert changed(runs[0], runs[1]) == set()
+
+
+def test_anchored_relay_down_keeps_local_knowledge(cache_dir: str) -> None:
+    """With the pre-trained teacher (weak on rotated digits), pure distillation erodes what a fine-tuned
+    edge knows; the local cross-entropy term keeps it (mean over seeds)."""
+    accs = {}
+    for lam in (0.0, 1.0):
+        ws = _variant(cache_dir, {"relay_down_local_weight": lam, "relay_down_min_confidence": 0.0})
+        accs[lam] = []
+        for seed in range(3):
+            ws.reset(seed)
+            fill(ws, "rotate", seed=seed)
+            for _ in range(3):
+                assert ws.start_op("finetune", 0).ok
+                ws.commit_op(0)
+            assert ws.start_op("relay_down", 0).ok
+            ws.commit_op(0)
+            accs[lam].append(ws.accuracy("edge", 0, UNIFORM, style("rotate")))
+    assert np.mean(accs[1.0]) > np.mean(accs[0.0]) + 0.05, accs
+
+
 def test_no_operation_reaches_foreign_raw_samples(ws: WorkerSystem) -> None:
     d = ws.data
     cloud = ws._cloud
