@@ -28,6 +28,7 @@ accuracy tables are cached by that token.
 from __future__ import annotations
 
 import copy
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -86,6 +87,27 @@ def _finite(tensors: list[torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
+class _FusedAdam:
+    """``torch.optim.Adam(params, lr, fused=True)`` without the ``Optimizer`` machinery: the same
+    state (float32 step counters, zero moments) and the same fused kernel, so the same numbers, at a
+    fraction of the per-step Python overhead (hooks, grouping, profiler records, ``zero_grad``)."""
+
+    def __init__(self, params: list[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params = list(params)
+        self.lr, self.beta1, self.beta2, self.eps = float(lr), float(betas[0]), float(betas[1]), float(eps)
+        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.steps = [torch.tensor(0.0, dtype=torch.float32) for _ in self.params]
+
+    @torch.no_grad()
+    def step(self, grads: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> None:
+        torch._foreach_add_(self.steps, 1)
+        torch._fused_adam_(self.params, list(grads), self.exp_avg, self.exp_avg_sq, [], self.steps, amsgrad=False,
+                           lr=self.lr, beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps,
+                           maximize=False, grad_scale=None, found_inf=None)
+
+
 def _train(
     model: torch.nn.Module,
     params: list[torch.nn.Parameter],
@@ -104,7 +126,7 @@ def _train(
     ``temperature``, loss scaled by T^2). ``anchor`` = (x_local, y_local, lambda): each step adds
     ``lambda * CE`` on ``batch`` local samples drawn with replacement. Returns False if a loss became
     non-finite."""
-    opt = torch.optim.Adam(params, lr=lr, fused=True)
+    opt = _FusedAdam(params, lr=lr)
     n = x.shape[0]
     t = float(temperature)
     for _ in range(epochs):
@@ -124,11 +146,9 @@ def _train(
                 loss = F.cross_entropy(out, target[b])
             if anchor is not None:
                 loss = loss + lam * F.cross_entropy(out_all[b.shape[0] :], y_loc[j])
-            if not bool(torch.isfinite(loss)):
+            if not math.isfinite(loss.item()):
                 return False
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            opt.step(torch.autograd.grad(loss, opt.params))
     return True
 
 
@@ -409,6 +429,36 @@ class WorkerSystem:
         table = self.accuracy_table(tier, edge)
         return float(np.asarray(style_mix) @ table @ np.asarray(class_mix))
 
+    def accuracy_all(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
+        """(E, 3) expected accuracy of the end, edge and cloud classifiers (``CLASSIFIER_TIERS`` order) of
+        every edge on its domain: row ``e`` is :meth:`accuracy` of each tier at ``e`` with ``class_mix[e]``
+        (E, 10) and ``style_mix[e]`` (E, n_styles), in two batched matmuls over a stacked table that is
+        rebuilt only for the weights that changed (equal up to floating-point summation order)."""
+        tables = self._stacked_tables()  # (E, 3, S, 10)
+        sm = np.asarray(style_mix, dtype=np.float64)[:, None, None, :]
+        cm = np.asarray(class_mix, dtype=np.float64)[:, None, :, None]
+        return np.matmul(np.matmul(sm, tables), cm)[:, :, 0, 0]
+
+    def _stacked_tables(self) -> np.ndarray:
+        """The accuracy tables of every (edge, tier), (E, 3, S, 10), kept in sync with the weight tokens."""
+        uids = np.array([*self._uid_end, *self._uid_edge, *[self._uid_cloud] * self.n_edges], dtype=np.int64)
+        cached = getattr(self, "_stack_cache", None)
+        if cached is None:
+            stack = np.empty((self.n_edges, len(CLASSIFIER_TIERS), len(STYLES), N_CLASSES))
+            old = np.full(uids.shape, -1, dtype=np.int64)
+        else:
+            old, stack = cached
+            if np.array_equal(old, uids):
+                return stack
+            stack = stack.copy()  # the previous array may still be referenced
+        changed = np.flatnonzero(old != uids)
+        for k in changed:
+            j, e = divmod(int(k), self.n_edges)
+            stack[e, j] = self.accuracy_table(CLASSIFIER_TIERS[j], e)
+        stack.setflags(write=False)
+        self._stack_cache = (uids, stack)
+        return stack
+
     def generation_scores(self, where: str, edge: int = 0) -> tuple[np.ndarray, float]:
         """Quality per class (10,): share of ``generate_eval_samples`` generated samples per class that the
         fixed reference classifier labels as the requested class; and diversity in [0, 1]: mean pairwise
@@ -478,6 +528,36 @@ class WorkerSystem:
         self._fb_style[edge][pos] = style
         self._fb_ptr[edge] = int((self._fb_ptr[edge] + n) % cap)
         self._fb_count[edge] = min(self._fb_count[edge] + n, cap)
+
+    def add_feedback_batch(
+        self, edges: np.ndarray, class_mix: np.ndarray, style_mix: np.ndarray, n: np.ndarray,
+        rng: np.random.Generator,
+    ) -> None:
+        """:meth:`add_feedback` for several edges (``class_mix`` (k, 10), ``style_mix`` (k, S) and ``n`` (k,)
+        per edge of ``edges``) in one draw; the same samples and ``rng`` state as calling it edge by edge."""
+        edges = np.asarray(edges, dtype=np.int64)
+        n = np.asarray(n, dtype=np.int64)
+        keep = n > 0
+        if not keep.all():
+            edges, class_mix, style_mix, n = edges[keep], class_mix[keep], style_mix[keep], n[keep]
+        if edges.size == 0:
+            return
+        idx, style, _ = self.data.sample_private_batch(edges, class_mix, style_mix, n, rng)
+        cap = self.config.feedback_buffer
+        end = np.cumsum(n)
+        for e, k, stop in zip(edges.tolist(), n.tolist(), end.tolist(), strict=True):
+            lo = stop - min(k, cap)
+            m = stop - lo
+            ptr = self._fb_ptr[e]
+            if ptr + m <= cap:
+                self._fb_idx[e][ptr : ptr + m] = idx[lo:stop]
+                self._fb_style[e][ptr : ptr + m] = style[lo:stop]
+            else:
+                pos = (ptr + np.arange(m)) % cap
+                self._fb_idx[e][pos] = idx[lo:stop]
+                self._fb_style[e][pos] = style[lo:stop]
+            self._fb_ptr[e] = (ptr + m) % cap
+            self._fb_count[e] = min(self._fb_count[e] + m, cap)
 
     def feedback_count(self, edge: int) -> int:
         """Samples in the edge's feedback buffer."""
