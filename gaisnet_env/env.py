@@ -242,6 +242,7 @@ class GaisNetEnv(gym.Env):
         mean_ci = profiles.GRID[sc.energy.edge_region].mean_g_per_kwh
         self.carbon_ref_g = sc.reward.carbon_reference_g or cost.carbon_g(self.energy_ref_j, mean_ci)
         self.mean_rate = max(wl.rate_per_s, 1e-9)
+        self._legs_memo: tuple | None = None  # (key, access_leg, backhaul_leg) of the last step
 
     # ------------------------------------------------------------------------------------
     # gymnasium API
@@ -402,13 +403,22 @@ class GaisNetEnv(gym.Env):
         bh_down = self.backhaul_down_bps * faults["backhaul"]
         in_b = np.array([wl.classify_in_bytes, wl.generate_in_bytes], dtype=np.float64)
         out_b = np.array([wl.classify_out_bytes, wl.generate_out_bytes], dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            access_leg = cost.transfer_time_s(in_b[None, :], up_bw[:, None], self.access_rtt_s[:, None]) + (
-                cost.transfer_time_s(out_b[None, :], down_bw[:, None], self.access_rtt_s[:, None])
-            )
-            backhaul_leg = cost.transfer_time_s(in_b[None, :], bh_up[:, None], self.backhaul_rtt_s[:, None]) + (
-                cost.transfer_time_s(out_b[None, :], bh_down[:, None], self.backhaul_rtt_s[:, None])
-            )
+        # the network legs change only with the link factors (faults) and the payloads: reuse them
+        legs_key = (faults["access"].tobytes(), faults["backhaul"].tobytes(), in_b.tobytes(), out_b.tobytes())
+        legs = self._legs_memo
+        if legs is not None and legs[0] == legs_key:
+            access_leg, backhaul_leg = legs[1], legs[2]
+        else:
+            with np.errstate(divide="ignore"):
+                access_leg = cost.transfer_time_s(in_b[None, :], up_bw[:, None], self.access_rtt_s[:, None]) + (
+                    cost.transfer_time_s(out_b[None, :], down_bw[:, None], self.access_rtt_s[:, None])
+                )
+                backhaul_leg = cost.transfer_time_s(in_b[None, :], bh_up[:, None], self.backhaul_rtt_s[:, None]) + (
+                    cost.transfer_time_s(out_b[None, :], bh_down[:, None], self.backhaul_rtt_s[:, None])
+                )
+            access_leg.setflags(write=False)
+            backhaul_leg.setflags(write=False)
+            self._legs_memo = (legs_key, access_leg, backhaul_leg)
         comp_edge = np.array([self.t_classify["edge"], self.t_generate["edge"]])
         comp_cloud = np.array([self.t_classify["cloud"], self.t_generate["cloud"]])
         # waits at the start and end of the epoch: backlog / drain rate (linear in between)
@@ -422,12 +432,16 @@ class GaisNetEnv(gym.Env):
         lat_cloud1 = access_leg + backhaul_leg + comp_cloud[None, :] + wait_cloud1
         lat_end = np.where(battery_empty, np.inf, self.t_classify["end"])
         # classify
-        lc0 = np.select([route == ROUTE_END, route == ROUTE_EDGE], [lat_end, lat_edge0[:, 0]], lat_cloud0[:, 0])
-        lc1 = np.select([route == ROUTE_END, route == ROUTE_EDGE], [lat_end, lat_edge1[:, 0]], lat_cloud1[:, 0])
-        lc_mean = np.select(
-            [route == ROUTE_END, route == ROUTE_EDGE],
-            [lat_end, access_leg[:, 0] + comp_edge[0] + edge_wait],
-            access_leg[:, 0] + backhaul_leg[:, 0] + comp_cloud[0] + cloud_wait,
+        # route is 0 (end), 1 (edge) or 2 (cloud): pick per edge (np.choose: the values of np.select, cheaper)
+        lc0 = np.choose(route, (lat_end, lat_edge0[:, 0], lat_cloud0[:, 0]))
+        lc1 = np.choose(route, (lat_end, lat_edge1[:, 0], lat_cloud1[:, 0]))
+        lc_mean = np.choose(
+            route,
+            (
+                lat_end,
+                access_leg[:, 0] + comp_edge[0] + edge_wait,
+                access_leg[:, 0] + backhaul_leg[:, 0] + comp_cloud[0] + cloud_wait,
+            ),
         )
         # generate (end-routed ones are served by the edge generator)
         lg0 = np.where(gen_cloud, lat_cloud0[:, 1], lat_edge0[:, 1])
@@ -776,6 +790,14 @@ class GaisNetEnv(gym.Env):
         """(E, 2) expected quality x diversity-free score of the edge and cloud generators."""
         E = self.n_edges
         out = np.empty((E, 2))
+        if isinstance(self.workers, WorkerSystem):  # fixed generators: scores independent of the edge
+            for j, where in enumerate(("edge", "cloud")):
+                per_class = np.asarray(self.workers.generation_scores(where, 0)[0], dtype=np.float64)
+                # batched row dots (the same sums as class_mix[e] @ per_class edge by edge)
+                out[:, j] = np.matmul(class_mix[:, None, :], np.broadcast_to(per_class[None, :, None], (E, 10, 1)))[
+                    :, 0, 0
+                ]
+            return np.clip(out, 0.0, 1.0)
         for e in range(E):
             for j, where in enumerate(("edge", "cloud")):
                 per_class, _div = self.workers.generation_scores(where, e)
