@@ -4,7 +4,7 @@
 ``docs/workers.md`` (``reset, accuracy, generation_scores, version, inference_flops,
 generation_flops, model_bytes, add_feedback, domain_report, start_op, commit_op, abort_op,
 has_pending, state_dict, load_state_dict``). This file implements that interface from scratch
-with convolutional classifiers on the same 8x8 digit images and plugs it in with a subclass::
+with convolutional classifiers on the same 8x8 digit images and plugs it in with ``worker_system=``::
 
     python examples/custom_worker.py
 
@@ -250,18 +250,10 @@ class CNNWorkers:
         self._pending[edge] = None
 
 
-class CNNGaisNetEnv(GaisNetEnv):
-    """``GaisNetEnv`` with :class:`CNNWorkers` in place of the default workers."""
-
-    def __init__(self, scenario: Any = "tiny", **kwargs: Any) -> None:
-        super().__init__(scenario, **kwargs)
-        sc = self.scenario
-        self.workers = CNNWorkers(self.n_edges, sc.workers, seed=sc.seed)
-        self._setup_costs()  # re-derive per-request compute from the new workers' FLOPs
-
-
 def main(argv: list[str] | None = None) -> float:
-    gym.register("my_project/GaisNet-cnn-v0", entry_point=CNNGaisNetEnv, kwargs={"scenario": "tiny"})
+    gym.register(
+        "my_project/GaisNet-cnn-v0", entry_point=GaisNetEnv, kwargs={"scenario": "tiny", "worker_system": CNNWorkers}
+    )
     env = gym.make("my_project/GaisNet-cnn-v0")
     obs, info = env.reset(seed=0)
     print("accuracy end/edge/cloud at reset:", info["accuracy_end"], info["accuracy_edge"], info["accuracy_cloud"])

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gaisnet_env.env import GaisNetEnv
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -49,7 +51,7 @@ def test_custom_worker_plugs_into_the_env(example) -> None:
     from gymnasium.utils.env_checker import check_env
 
     mod = example("custom_worker")
-    env = mod.CNNGaisNetEnv("tiny")
+    env = GaisNetEnv("tiny", worker_system=mod.CNNWorkers)
     assert isinstance(env.workers, mod.CNNWorkers)
     # the cost model uses the CNNs' counted FLOPs
     assert env.classify_flops["edge"] == env.workers.inference_flops("edge")
