@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from gaisnet_env.models.layers import Dense, LoRADense
+from gaisnet_env.models.layers import Dense, LoRADense, SizedModule, mlp_forward
 from torch import nn
 
 #: Subtracted from every pixel before the first layer (pixels in [0, 1]).
 INPUT_CENTRE: float = 0.5
 
 
-class MLPClassifier(nn.Module):
+class MLPClassifier(SizedModule):
     """MLP with ReLU hidden layers; ``sizes`` = [inputs, hidden..., classes]."""
 
     def __init__(self, sizes: Sequence[int]) -> None:
@@ -38,33 +38,10 @@ class MLPClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes) of inputs ``x`` (N, 64), pixels in [0, 1]."""
-        x = x - INPUT_CENTRE
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = torch.relu(x)
-        return x
-
-    def get_weights(self) -> list[torch.Tensor]:
-        """Detached clones of all parameters, in ``parameters()`` order."""
-        return [p.detach().clone() for p in self.parameters()]
-
-    @torch.no_grad()
-    def set_weights(self, weights: Sequence[torch.Tensor]) -> None:
-        for p, w in zip(self.parameters(), weights, strict=True):
-            p.copy_(w)
-
-    @property
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    @property
-    def n_bytes(self) -> int:
-        """Bytes of all parameters (numel * element_size)."""
-        return sum(p.numel() * p.element_size() for p in self.parameters())
+        return mlp_forward(self.layers, x, INPUT_CENTRE)
 
 
-class LoRAClassifier(nn.Module):
+class LoRAClassifier(SizedModule):
     """MLP of :class:`LoRADense` layers: the base is frozen, only the adapter trains.
 
     Hidden layers carry low-rank adapters (A, B) and bias deltas; the output head (n_hidden x 10,
@@ -82,12 +59,7 @@ class LoRAClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes) of inputs ``x`` (N, 64), pixels in [0, 1]."""
-        x = x - INPUT_CENTRE
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = torch.relu(x)
-        return x
+        return mlp_forward(self.layers, x, INPUT_CENTRE)
 
     # base (frozen) -------------------------------------------------------------
     def get_base(self) -> list[torch.Tensor]:
@@ -126,16 +98,6 @@ class LoRAClassifier(nn.Module):
         """Fresh adapter with zero delta (A random from ``gen``, B = dW = db = 0)."""
         for layer in self.layers:
             layer.reset_adapter(gen)
-
-    @property
-    def n_params(self) -> int:
-        """Parameters of base and adapter."""
-        return sum(p.numel() for p in self.parameters())
-
-    @property
-    def n_bytes(self) -> int:
-        """Bytes of base and adapter parameters."""
-        return sum(p.numel() * p.element_size() for p in self.parameters())
 
     @property
     def adapter_bytes(self) -> int:

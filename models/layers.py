@@ -9,6 +9,41 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class SizedModule(nn.Module):
+    """A module that reports its size: parameters, bytes, and clones of its weights."""
+
+    @property
+    def n_params(self) -> int:
+        """Number of parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def n_bytes(self) -> int:
+        """Bytes of all parameters (numel * element_size)."""
+        return sum(p.numel() * p.element_size() for p in self.parameters())
+
+    def get_weights(self) -> list[torch.Tensor]:
+        """Detached clones of all parameters, in ``parameters()`` order."""
+        return [p.detach().clone() for p in self.parameters()]
+
+    @torch.no_grad()
+    def set_weights(self, weights: list[torch.Tensor]) -> None:
+        """Copy ``weights`` (as from :meth:`get_weights`) into the parameters."""
+        for p, w in zip(self.parameters(), weights, strict=True):
+            p.copy_(w)
+
+
+def mlp_forward(layers: nn.ModuleList, x: torch.Tensor, centre: float) -> torch.Tensor:
+    """Run ``x - centre`` through ``layers`` with ReLU between them (none after the last)."""
+    x = x - centre
+    last = len(layers) - 1
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        if i < last:
+            x = torch.relu(x)
+    return x
+
+
 class Dense(nn.Module):
     """Fully connected layer ``y = x W^T + b`` (W: (n_out, n_in), float32)."""
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from gaisnet_env.models.layers import Dense
-from torch import nn
+from gaisnet_env.models.layers import Dense, SizedModule
 
 from gaisnet_env.worker_config import INPUT_DIM, N_CLASSES
 
 
-class CVAE(nn.Module):
+class CVAE(SizedModule):
     """Class-conditional VAE with one hidden layer in encoder and decoder."""
 
     def __init__(
@@ -67,19 +66,3 @@ class CVAE(nn.Module):
         """Synthesise one sample per requested class in ``y`` (N,) int64: pixels (N, 64) in [0, 1]."""
         z = torch.randn((y.shape[0], self.latent), generator=gen)
         return self.decode(z, y)
-
-    @property
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    @property
-    def n_bytes(self) -> int:
-        return sum(p.numel() * p.element_size() for p in self.parameters())
-
-    def get_weights(self) -> list[torch.Tensor]:
-        return [p.detach().clone() for p in self.parameters()]
-
-    @torch.no_grad()
-    def set_weights(self, weights: list[torch.Tensor]) -> None:
-        for p, w in zip(self.parameters(), weights, strict=True):
-            p.copy_(w)
