@@ -158,18 +158,19 @@ def test_bad_actions_raise_with_the_offending_index(tiny: GaisNetEnv, action, ma
 
 
 def test_masked_action_policy_raise_and_fallback() -> None:
-    env = GaisNetEnv("tiny", masked_action="raise")
+    # edge 0 is down for the first 5 epochs: the edge route and every knowledge operation are masked
+    down = {"faults": {"edges_down": [{"edge": 0, "start_epoch": 0, "duration_epochs": 5}]}}
+    env = GaisNetEnv("tiny", masked_action="raise", **down)
     env.reset(seed=0)
-    env.step(np.array([1, 2]))  # fine-tune at edge 0: op in flight afterwards (unless it failed)
-    if not env.action_masks()[3 + 2]:
-        with pytest.raises(ValueError, match=r"is masked"):
-            env.step(np.array([1, 2]))
-    env2 = GaisNetEnv("tiny")
+    mask = env.action_masks()
+    assert not mask[1] and not mask[3 + 2]
+    with pytest.raises(ValueError, match=r"action\[0\] = \(route edge, op finetune\) is masked"):
+        env.step(np.array([1, 2]))
+    env2 = GaisNetEnv("tiny", **down)
     env2.reset(seed=0)
-    env2.step(np.array([1, 2]))
-    if not env2.action_masks()[3 + 2]:
-        _, _, _, _, info = env2.step(np.array([1, 2]))
-        assert info["actions_masked"] == 1
+    _, _, _, _, info = env2.step(np.array([1, 2]))
+    assert info["actions_masked"] == 2  # route fell back, op dropped
+    assert info["route_counts"][1] == 0 and info["op_counts"][2] == 0 and info["ops_started"] == 0
 
 
 def test_action_mask_shape_and_at_least_one_choice(tiny: GaisNetEnv) -> None:
