@@ -28,13 +28,11 @@ accuracy tables are cached by that token.
 from __future__ import annotations
 
 import copy
-import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gaisnet_env.data import DigitsData, PoolView, apply_styles
 from gaisnet_env.model_cache import build_models, cache_key, pretrained_weights
@@ -45,7 +43,9 @@ from gaisnet_env.models import (
     classifier_flops,
     generator_flops,
     merged_forward,
+    train_classifier,
 )
+from gaisnet_env.models.classifiers import INPUT_CENTRE
 from gaisnet_env.worker_config import N_CLASSES, OPERATIONS, STYLES, WorkerConfig
 
 CLASSIFIER_TIERS: tuple[str, ...] = ("end", "edge", "cloud")
@@ -87,69 +87,13 @@ def _finite(tensors: list[torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
-class _FusedAdam:
-    """``torch.optim.Adam(params, lr, fused=True)`` without the ``Optimizer`` machinery: the same
-    state (float32 step counters, zero moments) and the same fused kernel, so the same numbers, at a
-    fraction of the per-step Python overhead (hooks, grouping, profiler records, ``zero_grad``)."""
-
-    def __init__(self, params: list[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
-        self.params = list(params)
-        self.lr, self.beta1, self.beta2, self.eps = float(lr), float(betas[0]), float(betas[1]), float(eps)
-        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.steps = [torch.tensor(0.0, dtype=torch.float32) for _ in self.params]
-
-    @torch.no_grad()
-    def step(self, grads: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> None:
-        torch._foreach_add_(self.steps, 1)
-        torch._fused_adam_(self.params, list(grads), self.exp_avg, self.exp_avg_sq, [], self.steps, amsgrad=False,
-                           lr=self.lr, beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps,
-                           maximize=False, grad_scale=None, found_inf=None)
-
-
-def _train(
-    model: torch.nn.Module,
-    params: list[torch.nn.Parameter],
-    x: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    soft: bool,
-    epochs: int,
-    lr: float,
-    batch: int,
-    temperature: float,
-    gen: torch.Generator,
-    anchor: tuple[torch.Tensor, torch.Tensor, float] | None = None,
-) -> bool:
-    """Adam on shuffled mini-batches; hard labels (cross-entropy) or soft labels (distillation at
-    ``temperature``, loss scaled by T^2). ``anchor`` = (x_local, y_local, lambda): each step adds
-    ``lambda * CE`` on ``batch`` local samples drawn with replacement. Returns False if a loss became
-    non-finite."""
-    opt = _FusedAdam(params, lr=lr)
-    n = x.shape[0]
-    t = float(temperature)
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch):
-            b = perm[i : i + batch]
-            if anchor is None:
-                out = model(x[b])
-            else:
-                x_loc, y_loc, lam = anchor
-                j = torch.randint(x_loc.shape[0], (batch,), generator=gen)
-                out_all = model(torch.cat([x[b], x_loc[j]]))
-                out = out_all[: b.shape[0]]
-            if soft:
-                loss = -(target[b] * F.log_softmax(out / t, dim=1)).sum(1).mean() * (t * t)
-            else:
-                loss = F.cross_entropy(out, target[b])
-            if anchor is not None:
-                loss = loss + lam * F.cross_entropy(out_all[b.shape[0] :], y_loc[j])
-            if not math.isfinite(loss.item()):
-                return False
-            opt.step(torch.autograd.grad(loss, opt.params))
-    return True
+def _train(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, *, soft: bool, epochs: int, lr: float,
+           batch: int, temperature: float, gen: torch.Generator,
+           anchor: tuple[torch.Tensor, torch.Tensor, float] | None = None) -> bool:
+    """Adam on shuffled mini-batches (:func:`~gaisnet_env.models.train_classifier`); False if the trained
+    tensors became non-finite. The models are left in eval mode (they have no train-only layers)."""
+    return train_classifier(model, x, target, soft=soft, epochs=epochs, lr=lr, batch=batch,
+                            temperature=temperature, gen=gen, centre=INPUT_CENTRE, anchor=anchor)
 
 
 def _sample_categorical(probs: np.ndarray, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -640,11 +584,8 @@ class WorkerSystem:
                        epochs: int, lr: float,
                        anchor: tuple[torch.Tensor, torch.Tensor, float] | None = None) -> list[torch.Tensor] | None:
         self._load_edge(edge)
-        self._edge.train()
-        ok = _train(self._edge, self._edge.adapter_parameters(), x, target, soft=soft, epochs=epochs, lr=lr,
-                    batch=self.config.batch_size, temperature=self.config.distill_temperature, gen=self._gen,
-                    anchor=anchor)
-        self._edge.eval()
+        ok = _train(self._edge, x, target, soft=soft, epochs=epochs, lr=lr, batch=self.config.batch_size,
+                    temperature=self.config.distill_temperature, gen=self._gen, anchor=anchor)
         new = self._edge.get_adapter()
         return new if ok and _finite(new) else None
 
@@ -770,11 +711,8 @@ class WorkerSystem:
                        bytes_up=self.adapter_bytes + REPORT_BYTES, samples=n)
         if not _finite([x, soft, *agg]):
             return self._nan(res)
-        self._teacher.train()
-        ok = _train(self._teacher, list(self._teacher.parameters()), x, soft, soft=True,
-                    epochs=cfg.distill_epochs, lr=cfg.cloud_lr, batch=cfg.cloud_batch_size,
-                    temperature=cfg.distill_temperature, gen=self._gen)
-        self._teacher.eval()
+        ok = _train(self._teacher, x, soft, soft=True, epochs=cfg.distill_epochs, lr=cfg.cloud_lr,
+                    batch=cfg.cloud_batch_size, temperature=cfg.distill_temperature, gen=self._gen)
         new = self._teacher.get_weights()
         if not (ok and _finite(new)):
             return self._nan(res)
@@ -798,11 +736,8 @@ class WorkerSystem:
         if not _finite([soft]):
             return self._nan(res)
         self._load_end(edge)
-        self._end.train()
-        ok = _train(self._end, list(self._end.parameters()), x, soft, soft=True,
-                    epochs=cfg.distill_epochs, lr=cfg.distill_lr, batch=cfg.batch_size,
-                    temperature=cfg.distill_temperature, gen=self._gen)
-        self._end.eval()
+        ok = _train(self._end, x, soft, soft=True, epochs=cfg.distill_epochs, lr=cfg.distill_lr,
+                    batch=cfg.batch_size, temperature=cfg.distill_temperature, gen=self._gen)
         new = self._end.get_weights()
         if not (ok and _finite(new)):
             return self._nan(res)

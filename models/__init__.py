@@ -6,16 +6,21 @@ All models are float32 MLPs on CPU, initialised from explicit ``torch.Generator`
 from gaisnet_env.models.classifiers import LoRAClassifier, MLPClassifier, merged_forward
 from gaisnet_env.models.flops import classifier_flops, count_flops, generator_flops
 from gaisnet_env.models.layers import Dense, LoRADense
+from gaisnet_env.models.training import FusedAdam, classifier_gradients, train_classifier, trainable_parameters
 from gaisnet_env.models.vae import CVAE
 
 __all__ = [
     "CVAE",
     "Dense",
+    "FusedAdam",
     "LoRAClassifier",
     "LoRADense",
     "MLPClassifier",
     "classifier_flops",
+    "classifier_gradients",
     "count_flops",
     "generator_flops",
     "merged_forward",
+    "train_classifier",
+    "trainable_parameters",
 ]

@@ -77,3 +77,83 @@ def test_models_do_not_touch_global_rng() -> None:
     _init(CVAE(4, 8))
     LoRAClassifier([64, 8, 10], 2).reset_adapter(torch.Generator().manual_seed(0))
     assert torch.equal(before, torch.get_rng_state())
+
+
+def _trained_looking_lora(sizes: list[int], rank: int) -> LoRAClassifier:
+    base = _init(MLPClassifier(sizes))
+    lora = LoRAClassifier(sizes, rank=rank)
+    lora.set_base(base.get_weights())
+    lora.reset_adapter(torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for p in lora.adapter_parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    return lora
+
+
+def test_hand_written_gradients_match_autograd() -> None:
+    """The backward pass of train_classifier equals autograd's on the distillation loss, for full MLPs and
+    LoRA adapters (hidden layers low-rank, head full-delta)."""
+    from gaisnet_env.models import classifier_gradients, trainable_parameters
+    from gaisnet_env.models.classifiers import INPUT_CENTRE
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(19, 64, generator=g)
+    target = torch.softmax(torch.randn(19, 10, generator=g), 1)
+    for model in (_init(MLPClassifier([64, 32, 16, 10])), _trained_looking_lora([64, 32, 16, 10], 3)):
+        params = trainable_parameters(model)
+        t = 2.0
+        loss = -(target * torch.log_softmax(model(x) / t, 1)).sum(1).mean() * t * t
+        expect = torch.autograd.grad(loss, params)
+        got = classifier_gradients(model, x, target, t, INPUT_CENTRE)
+        assert len(got) == len(expect)
+        for a, b in zip(got, expect, strict=True):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_train_classifier_matches_autograd_adam() -> None:
+    """Whole training runs (hard labels; soft labels with a local anchor) end where torch.optim.Adam with
+    autograd ends, drawing the same random numbers."""
+    import torch.nn.functional as F
+    from gaisnet_env.models import train_classifier, trainable_parameters
+    from gaisnet_env.models.classifiers import INPUT_CENTRE
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(70, 64, generator=g)
+    y = torch.randint(10, (70,), generator=g)
+    soft = torch.softmax(torch.randn(70, 10, generator=g), 1)
+    x_loc, y_loc = torch.rand(40, 64, generator=g), torch.randint(10, (40,), generator=g)
+    for target, is_soft, anchor in ((y, False, None), (soft, True, (x_loc, y_loc, 2.0))):
+        ref, fast = _trained_looking_lora([64, 32, 10], 4), _trained_looking_lora([64, 32, 10], 4)
+        opt = torch.optim.Adam(trainable_parameters(ref), lr=0.01)
+        gen_ref = torch.Generator().manual_seed(9)
+        for _ in range(2):
+            perm = torch.randperm(70, generator=gen_ref)
+            for i in range(0, 70, 16):
+                b = perm[i : i + 16]
+                if anchor is None:
+                    loss = F.cross_entropy(ref(x[b]), y[b])
+                else:
+                    j = torch.randint(40, (16,), generator=gen_ref)
+                    out = ref(torch.cat([x[b], x_loc[j]]))
+                    loss = -(target[b] * F.log_softmax(out[: len(b)] / 2.0, 1)).sum(1).mean() * 4.0
+                    loss = loss + 2.0 * F.cross_entropy(out[len(b) :], y_loc[j])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        gen = torch.Generator().manual_seed(9)
+        assert train_classifier(fast, x, target, soft=is_soft, epochs=2, lr=0.01, batch=16, temperature=2.0,
+                                gen=gen, centre=INPUT_CENTRE, anchor=anchor)
+        assert torch.equal(gen.get_state(), gen_ref.get_state())
+        for a, b in zip(trainable_parameters(fast), trainable_parameters(ref), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_train_classifier_rejects_other_models() -> None:
+    import pytest
+    from gaisnet_env.models import train_classifier
+
+    with pytest.raises(TypeError, match="not an MLP"):
+        train_classifier(torch.nn.Linear(64, 10), torch.rand(4, 64), torch.zeros(4, dtype=torch.long), soft=False,
+                         epochs=1, lr=0.1, batch=2, temperature=1.0, gen=torch.Generator(), centre=0.5)
