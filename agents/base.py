@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 #: Evaluation seeds start here; training uses seeds below it (held-out evaluation).
 EVAL_SEED_BASE: int = 10_000
+#: Validation seeds (best-model selection during training) start here: disjoint from the training
+#: seeds and from the evaluation seeds the benchmark reports, so the reported agent is not selected on
+#: the episodes it is scored on.
+VALIDATION_SEED_BASE: int = 20_000
 N_ROUTES: int = 3
 N_OPS: int = 5
 

@@ -3,9 +3,10 @@
 * Hyperparameters per algorithm and scenario live in ``agents/hyperparams/<algo>.yml`` in the
   rl-zoo3 format (top-level key = registered env id, e.g. ``gaisnet_env/GaisNet-metro-v0``);
   :func:`load_hyperparams` merges them over :data:`DEFAULTS`.
-* :func:`train` builds the vectorised training envs (seeds ``seed, seed+1, ...``), a held-out
-  evaluation env (seeds from :data:`~gaisnet_env.agents.base.EVAL_SEED_BASE`), checkpoints,
-  keeps the best model on the evaluation env and can resume from a saved model.
+* :func:`train` builds the vectorised training envs (seeds ``seed, seed+1, ...``), a
+  validation env (seeds from :data:`~gaisnet_env.agents.base.VALIDATION_SEED_BASE`, disjoint from the
+  benchmark's evaluation seeds), checkpoints, keeps the best model on the validation env and can resume
+  from a saved model.
 * :class:`LearnedPolicy` adapts a trained model to the :class:`~gaisnet_env.agents.base.Policy`
   interface (deterministic actions; MaskablePPO reads ``info['action_mask']``).
 """
@@ -22,7 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import yaml
-from gaisnet_env.agents.base import EVAL_SEED_BASE
+from gaisnet_env.agents.base import VALIDATION_SEED_BASE
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 #: Dotted name of the observation-memory wrapper (rl-zoo3 ``env_wrapper`` entry).
@@ -240,7 +241,7 @@ def train(
     logdir: str | Path = "runs",
     resume: str | Path | None = None,
     eval_freq: int | None = None,
-    eval_episodes: int = 2,
+    eval_episodes: int = 4,
     hyperparams: dict[str, Any] | None = None,
     progress: bool = True,
     subproc: bool = False,
@@ -256,7 +257,8 @@ def train(
     """Train ``algo`` on ``scenario``; returns ``(model, run_dir)``.
 
     The run directory holds ``final_model.zip``, ``best_model.zip`` (best mean reward on the
-    held-out evaluation env, seeds from ``EVAL_SEED_BASE``), ``checkpoints/``, TensorBoard
+    validation env, seeds from ``VALIDATION_SEED_BASE``, disjoint from the benchmark's evaluation seeds),
+    ``checkpoints/``, TensorBoard
     logs (``tb/``) and ``meta.json`` (algo, scenario, hyperparameters, timings).
 
     Args:
@@ -288,7 +290,7 @@ def train(
     run_dir = Path(logdir) / (run_name or f"{scenario}_{a}_s{seed}")
     run_dir.mkdir(parents=True, exist_ok=True)
     train_env = make_vec_env(scenario, n_envs, seed, wrapper, masked, subproc, env_kwargs)
-    eval_env = make_vec_env(scenario, 1, EVAL_SEED_BASE, wrapper, masked, False, env_kwargs)
+    eval_env = make_vec_env(scenario, 1, VALIDATION_SEED_BASE, wrapper, masked, False, env_kwargs)
     horizon = int(train_env.get_attr("scenario")[0].horizon) if hasattr(train_env, "get_attr") else 200
 
     cls = algo_class(a)
@@ -319,7 +321,7 @@ def train(
         EvalCB = EvalCallback  # noqa: N806
     eval_cb = _ReseedingEval(EvalCB)(
         eval_env,
-        eval_seed=EVAL_SEED_BASE,
+        eval_seed=VALIDATION_SEED_BASE,
         n_eval_episodes=eval_episodes,
         eval_freq=max(1, ev // per_env),
         best_model_save_path=str(run_dir),
@@ -478,7 +480,7 @@ def _ReseedingEval(base: type) -> type:  # noqa: N802 - a class factory
     evaluation runs the same held-out episodes (seed ``eval_seed`` onward)."""
 
     class ReseedingEval(base):  # type: ignore[misc, valid-type]
-        def __init__(self, eval_env: Any, eval_seed: int = EVAL_SEED_BASE, **kwargs: Any) -> None:
+        def __init__(self, eval_env: Any, eval_seed: int = VALIDATION_SEED_BASE, **kwargs: Any) -> None:
             super().__init__(eval_env, **kwargs)
             self.eval_seed = eval_seed
 

@@ -621,7 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--run-name", default=None, help="run directory name (default <scenario>_<algo>_s<seed>)")
     t.add_argument("--resume", default=None, metavar="PATH", help="continue training a saved model (.zip)")
     t.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations")
-    t.add_argument("--eval-episodes", type=int, default=2, help="held-out episodes per evaluation")
+    t.add_argument("--eval-episodes", type=int, default=4,
+                   help="validation episodes (seeds from 20000) per evaluation of the model in training")
     t.add_argument("--hyperparams", default=None, help='JSON overrides, e.g. \'{"learning_rate": 1e-3}\'')
     t.add_argument("--subproc", action="store_true", help="training envs in subprocesses")
     t.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
