@@ -22,6 +22,9 @@ Usage::
     python benchmarks/bench_speed.py --scenarios tiny --steps 50 --random-steps 20 --ppo-train-steps 64 \
         --scaling 1 --out /tmp/bench                      # smoke test
 
+``--workers fast`` measures the calibrated fast path (:mod:`gaisnet_env.surrogate`) instead of the real
+workers (the default).
+
 Results: ``benchmarks/results/bench_speed.json`` and ``bench_speed.md`` (or ``--out``/``--name``).
 """
 
@@ -243,7 +246,7 @@ def worker_main(spec: dict[str, Any]) -> dict[str, Any]:
     scenario = spec["scenario"]
 
     def make() -> Any:
-        return GaisNetEnv(scenario)
+        return GaisNetEnv(scenario, worker_system=getattr(args, "workers", "real"))
 
     t0 = time.perf_counter()
     env = make()
@@ -277,7 +280,10 @@ def _fmt(x: Any, nd: int = 1) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = ["## Steps per second (median; wall time inside env.step/reset, CPU-time rate in brackets)", ""]
+    workers = results.get("args", {}).get("workers", "real")
+    lines = [f"Model workers: **{workers}**" + (" (calibrated fast path: operations predicted, not trained)"
+                                                if workers == "fast" else " (real PyTorch training)"), ""]
+    lines += ["## Steps per second (median; wall time inside env.step/reset, CPU-time rate in brackets)", ""]
     lines.append("| scenario | E | no-op | random | PPO policy | PPO env share of training | peak RSS MiB |")
     lines.append("|---|---|---|---|---|---|---|")
 
@@ -332,6 +338,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--scaling-steps", type=int, default=None, help="no-op steps per scaling run (default --steps)")
     p.add_argument("--out", type=str, default=None, help="output folder (default benchmarks/results)")
     p.add_argument("--name", type=str, default="bench_speed", help="file name stem of the results")
+    p.add_argument("--workers", choices=["real", "fast"], default="real",
+                   help="model workers: real (default) or the calibrated fast path (gaisnet_env.surrogate)")
     p.add_argument("--worker", type=str, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:

@@ -405,6 +405,8 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     for item in getattr(args, "set", None) or []:
         k, _, v = item.partition("=")
         kw[k.strip()] = _parse_value(v.strip())
+    if getattr(args, "fast_path", False):
+        kw["worker_system"] = "fast"
     return kw
 
 
@@ -606,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="scenario override, dotted (e.g. reward.w_lat=0.5); repeatable")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+        sp.add_argument("--fast-path", action="store_true",
+                        help="calibrated fast path: knowledge operations predicted by a response model fitted on "
+                        "real runs instead of trained (gaisnet_env.surrogate); evaluate on the real workers after")
 
     def warm(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--warm-start", default=None, metavar="HEURISTIC",

@@ -162,6 +162,9 @@ class GaisNetEnv(gym.Env):
                 object with the methods of :data:`WORKER_METHODS` (docs/workers.md), or a class /
                 factory called as ``factory(n_edges, config, seed=..., cache_dir=...)``. A missing
                 method raises TypeError naming it. (``workers=`` stays the scenario section override.)
+                Strings: ``"real"`` (the default) or ``"fast"``: the calibrated fast path
+                (:class:`~gaisnet_env.surrogate.SurrogateWorkerSystem`: operations predicted by a
+                response model fitted on recorded real runs, not trained; for prototyping).
             overrides: scenario fields, nested (``reward={"w_lat": 1}``) or dotted.
         """
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -179,7 +182,13 @@ class GaisNetEnv(gym.Env):
 
         self.graph = build_topology(sc.topology, sc.seed)
         self.hops = np.asarray(backhaul_hops(self.graph), dtype=np.float64)
-        workers = WorkerSystem if worker_system is None else worker_system
+        workers = WorkerSystem if worker_system in (None, "real") else worker_system
+        if workers == "fast":  # the calibrated fast path (gaisnet_env.surrogate)
+            from gaisnet_env.surrogate import SurrogateWorkerSystem
+
+            workers = SurrogateWorkerSystem
+        elif isinstance(workers, str):
+            raise ValueError(f"worker_system: got {workers!r}; allowed: 'real', 'fast', a workers object or a factory")
         if isinstance(workers, type) or (callable(workers) and not hasattr(workers, "start_op")):
             workers = workers(E, sc.workers, seed=sc.seed, cache_dir=cache_dir)
         check_workers(workers)

@@ -81,6 +81,7 @@ class _Pending:
     target: str  # "edge" (adapter of the edge), "end" (tiny model of the cell) or "cloud" (teacher)
     weights: list[torch.Tensor]
     store_entry: tuple | None = None  # relay_up: (deltas, weight, class_hist, style_hist)
+    table: np.ndarray | None = None  # fast path (gaisnet_env.surrogate): the predicted accuracy table
 
 
 def _finite(tensors: list[torch.Tensor]) -> bool:
@@ -341,7 +342,10 @@ class WorkerSystem:
         raise ValueError(f"unknown tier {tier!r}")
 
     def _compute_table(self, tier: str, edge: int) -> np.ndarray:
-        model = self._classifier(tier, edge)
+        return self._table_of(self._classifier(tier, edge))
+
+    def _table_of(self, model: torch.nn.Module) -> np.ndarray:
+        """(n_styles, 10) accuracy of ``model`` as loaded, per (style, class) of the held-out test pool."""
         with torch.no_grad():
             pred = model(self._x_eval).argmax(1)
         correct = (pred == self._y_eval).numpy().reshape(len(STYLES), self._n_test).astype(np.float64)
@@ -550,6 +554,19 @@ class WorkerSystem:
         if res.ok:
             self._pending[edge] = pending
         return res
+
+    def pending_table(self, edge: int) -> tuple[str, np.ndarray] | None:
+        """(tier, accuracy table) that ``edge``'s pending operation will make live on commit, or None if
+        nothing is pending (used to calibrate the fast path, :mod:`gaisnet_env.surrogate`)."""
+        p = self._pending[edge]
+        if p is None:
+            return None
+        if p.target == "edge":
+            self._edge.set_adapter(p.weights)
+            return "edge", self._table_of(self._edge)
+        model = self._end if p.target == "end" else self._teacher
+        model.set_weights(p.weights)  # working modules are reloaded before every use
+        return p.target, self._table_of(model)
 
     def commit_op(self, edge: int) -> None:
         """Make the pending weights of ``edge``'s operation live (new version). No-op if none."""
