@@ -201,6 +201,20 @@ class GaisNetEnv(gym.Env):
         self.state: SimState | None = None
         self._last_info: dict[str, Any] = {}
         self._last_actions = np.zeros((E, 2), dtype=np.int64)
+        self._rows = np.arange(E)
+        self._action_hi = np.array([len(TIERS), len(OPERATIONS)], dtype=np.uint64)  # per column, exclusive
+        self._faults_scope: dict[int, dict[str, Any]] | None = None  # see step()
+        self._clear_memos()
+
+    def _clear_memos(self) -> None:
+        """Drop the memos of values derived from the workload and the workers (on reset and restore; each
+        memo also checks its own key, see where it is used)."""
+        self._figures_memo: dict[int, _EpochFigures] = {}  # epoch -> workload figures (_figures)
+        self._figures_of: Workload | None = None  # the workload they come from
+        self._acc_memo: tuple | None = None  # (workers, weights key, class_mix, style_mix, accuracy)
+        self._acc_mean_memo: tuple | None = None  # (accuracy, its per-tier means over edges)
+        self._gen_memo: tuple | None = None  # (class_mix, edge and cloud per-class scores, quality)
+        self._stock_of: tuple | None = None  # (workers, whether _stock_workers holds for them)
 
     # ------------------------------------------------------------------------------------
     # static cost figures
@@ -251,13 +265,21 @@ class GaisNetEnv(gym.Env):
         mean_ci = profiles.GRID[sc.energy.edge_region].mean_g_per_kwh
         self.carbon_ref_g = sc.reward.carbon_reference_g or cost.carbon_g(self.energy_ref_j, mean_ci)
         self.mean_rate = max(wl.rate_per_s, 1e-9)
-        self._legs_memo: tuple | None = None  # (key, access_leg, backhaul_leg) of the last step
+        self._legs_memo: tuple | None = None  # (key, legs) of the last step (see _legs)
 
     # ------------------------------------------------------------------------------------
     # gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        self._clear_memos()
+        self._faults_scope = {}  # as in step()
+        try:
+            return self._reset()
+        finally:
+            self._faults_scope = None
+
+    def _reset(self):
         sc = self.scenario
         E, S = self.n_edges, self.n_styles
         rng = self.np_random
@@ -266,7 +288,7 @@ class GaisNetEnv(gym.Env):
         self.workers.reset(int(rng.integers(2**31 - 1)))
         # workers' version counters are process-wide (they key the prediction cache); report them per episode
         self._version_base = self._versions()
-        class_mix, style_mix = self.workload.domains(0)
+        class_mix, style_mix = self._domains_at(0)
         battery = sc.energy.end_battery_j
         self.state = SimState(
             epoch=0,
@@ -290,15 +312,28 @@ class GaisNetEnv(gym.Env):
     def step(self, action: Any):
         if self.state is None:
             raise RuntimeError("step() called before reset()")
+        # the fault multipliers of an epoch are computed once per step and shared by its pieces (masks,
+        # observation); the scope ends with the step, so faults injected between steps always show
+        self._faults_scope = {}
+        try:
+            return self._step(action)
+        finally:
+            self._faults_scope = None
+
+    def _step(self, action: Any):
         st, sc = self.state, self.scenario
         E = self.n_edges
+        rows = self._rows
         act = self._check_action(action)
         mask = self._mask_arrays()
-        route, op = act[:, 0].copy(), act[:, 1].copy()
+        route, op = act[:, 0], act[:, 1]
         masked = 0
-        route_ok = mask[0][np.arange(E), route]
-        op_ok = mask[1][np.arange(E), op]
-        if not (route_ok.all() and op_ok.all()):
+        route_ok = mask[0][rows, route]
+        op_ok = mask[1][rows, op]
+        rerouted = None  # routes the fallback changed (their requests are rerouted); None: none changed
+        if route_ok.all() and op_ok.all():
+            self._last_actions = act  # a fresh array (see _check_action)
+        else:
             if self.masked_action == "raise":
                 bad = int(np.flatnonzero(~(route_ok & op_ok))[0])
                 raise ValueError(
@@ -308,35 +343,41 @@ class GaisNetEnv(gym.Env):
             masked = int((~route_ok).sum() + (~op_ok).sum())
             route = np.where(route_ok, route, self._fallback_route(route, mask[0]))
             op = np.where(op_ok, op, OP_NONE)
-        self._last_actions = np.stack([route, op], axis=1)
+            self._last_actions = np.stack([route, op], axis=1)
+            rerouted = route != act[:, 0]
 
         epoch_s = sc.epoch_s
         t = st.epoch
         rng = self.np_random
-        class_mix, style_mix = self.workload.domains(t)
+        now = self._figures(t)
+        class_mix, style_mix = self._domains_at(t)
         self._domain = (class_mix, style_mix)
-        hour = self.workload.hour(t)
         faults = self._faults(t)
-        edge_down = faults["edge_up"] == 0
-        # routes the fallback changed (their requests are rerouted)
-        rerouted = route != act[:, 0]
+        f_access, f_backhaul, f_edge_up = faults["access"], faults["backhaul"], faults["edge_up"]
+        no_fault = faults["active"] == 0  # every multiplier is 1: nothing down or degraded
 
         # -- faults at the start of the epoch -------------------------------------------------
         # an op in flight is lost when its edge is down or the link it transfers over is out
         # (its cost stays charged); a down edge's queue is dropped (those requests fail)
         kind = st.op_kind
-        link_out = np.where(kind == OP_RELAY_TO_END, faults["access"] == 0, faults["backhaul"] == 0)
-        lost = (kind > 0) & (edge_down | (link_out & (kind != OP_FINETUNE)))
-        ops_aborted = int(lost.sum())
-        for e in np.flatnonzero(lost):
-            self.workers.abort_op(int(e))
-            st.op_kind[e] = 0
-            st.op_remaining_s[e] = 0.0
-        g = sc.workload.generate_share
-        work_per_edge_request = (1.0 - g) * self.t_classify["edge"] + g * self.t_generate["edge"]
-        dropped_s = np.where(edge_down, st.edge_backlog_s, 0.0)
-        requests_dropped = float(dropped_s.sum() / max(work_per_edge_request, 1e-12))
-        st.edge_backlog_s = np.where(edge_down, 0.0, st.edge_backlog_s)
+        if no_fault:
+            edge_down = None
+            ops_aborted = 0
+            requests_dropped = 0.0
+        else:
+            edge_down = f_edge_up == 0
+            link_out = np.where(kind == OP_RELAY_TO_END, f_access == 0, f_backhaul == 0)
+            lost = (kind > 0) & (edge_down | (link_out & (kind != OP_FINETUNE)))
+            ops_aborted = int(lost.sum())
+            for e in np.flatnonzero(lost):
+                self.workers.abort_op(int(e))
+                st.op_kind[e] = 0
+                st.op_remaining_s[e] = 0.0
+            g = sc.workload.generate_share
+            work_per_edge_request = (1.0 - g) * self.t_classify["edge"] + g * self.t_generate["edge"]
+            dropped_s = np.where(edge_down, st.edge_backlog_s, 0.0)
+            requests_dropped = float(dropped_s.sum() / max(work_per_edge_request, 1e-12))
+            st.edge_backlog_s = np.where(edge_down, 0.0, st.edge_backlog_s)
         battery_empty = st.battery_j <= 0
 
         # -- knowledge operations: start the new ones (real training happens now) ----------
@@ -344,164 +385,140 @@ class GaisNetEnv(gym.Env):
         op_energy_cloud = np.zeros(E)  # J, cloud energy of that edge's op
         ops_started = ops_failed = 0
         bytes_up = bytes_down = 0.0
-        for e in np.flatnonzero(op != OP_NONE):
-            name = OPERATIONS[op[e]]
-            res = self.workers.start_op(name, int(e))
-            if not res.ok:
-                ops_failed += 1
-                continue
-            ops_started += 1
-            dur, energy_e, energy_c, up, down = self._op_cost(name, int(e), res, faults)
-            st.op_kind[e] = op[e]
-            st.op_remaining_s[e] = st.op_total_s[e] = dur
-            op_energy_edge[e] = energy_e
-            op_energy_cloud[e] = energy_c
-            bytes_up += up
-            bytes_down += down
+        if op.any():
+            for e in np.flatnonzero(op != OP_NONE):
+                name = OPERATIONS[op[e]]
+                res = self.workers.start_op(name, int(e))
+                if not res.ok:
+                    ops_failed += 1
+                    continue
+                ops_started += 1
+                dur, energy_e, energy_c, up, down = self._op_cost(name, int(e), res, faults)
+                st.op_kind[e] = op[e]
+                st.op_remaining_s[e] = st.op_total_s[e] = dur
+                op_energy_edge[e] = energy_e
+                op_energy_cloud[e] = energy_c
+                bytes_up += up
+                bytes_down += down
 
         # -- requests ------------------------------------------------------------------------
-        rates = self.workload.rates(t)
-        n_req = rng.poisson(rates * epoch_s).astype(np.float64)
-        n_gen = rng.binomial(n_req.astype(np.int64), sc.workload.generate_share).astype(np.float64)
-        n_cls = n_req - n_gen
+        # per-edge quantities of the two request kinds are (2, E) arrays: row 0 classify, row 1 generate
+        # (row-major, so .ravel() is the concatenation classify then generate)
+        counts = rng.poisson(now.rates * epoch_s)
+        n_req = counts.astype(np.float64)
+        N = np.empty((2, E))
+        N[1] = rng.binomial(counts, sc.workload.generate_share)
+        np.subtract(n_req, N[1], out=N[0])
+        n_cls, n_gen = N[0], N[1]
 
         acc_tier = self._tier_accuracy(class_mix, style_mix)  # (E, 3)
         gen_quality = self._generation_quality(class_mix)  # (E, 2): edge, cloud generators
-        # served accuracy per edge for classify requests and quality for generate requests
-        acc_cls = acc_tier[np.arange(E), route]
+        at_cloud = route == ROUTE_CLOUD
         # end-routed generate requests go to the edge generator; when that edge is down the base
         # station forwards them to the cloud if the access link and backhaul are up
-        gen_rerouted = (route == ROUTE_END) & edge_down & (faults["access"] > 0) & (faults["backhaul"] > 0)
-        gen_cloud = (route == ROUTE_CLOUD) | gen_rerouted
-        gen_where = np.where(gen_cloud, 1, 0)
-        qual_gen = gen_quality[np.arange(E), gen_where]
+        if edge_down is None:
+            gen_rerouted = None
+            gen_cloud = at_cloud
+        else:
+            gen_rerouted = (route == ROUTE_END) & edge_down & (f_access > 0) & (f_backhaul > 0)
+            gen_cloud = at_cloud | gen_rerouted
+        # served accuracy per edge for classify requests and quality for generate requests
+        served = np.empty((2, E))
+        served[0] = acc_tier[rows, route]
+        served[1] = gen_quality[rows, gen_cloud.astype(np.intp)]
 
         # compute work per tier (seconds on one node)
         wl = sc.workload
-        edge_cls = route == ROUTE_EDGE
-        at_edge_gen = ~gen_cloud
-        at_cloud = route == ROUTE_CLOUD
-        edge_work = n_cls * edge_cls * self.t_classify["edge"] + n_gen * at_edge_gen * self.t_generate["edge"]
-        cloud_work_total = (n_cls * at_cloud).sum() * self.t_classify["cloud"] + (
-            n_gen * gen_cloud
-        ).sum() * self.t_generate["cloud"]
+        tc_end, tc_edge, tc_cloud = self.t_classify["end"], self.t_classify["edge"], self.t_classify["cloud"]
+        tg_edge, tg_cloud = self.t_generate["edge"], self.t_generate["cloud"]
+        edge_work = n_cls * (route == ROUTE_EDGE) * tc_edge + n_gen * ~gen_cloud * tg_edge
+        on_backhaul = np.empty((2, E), dtype=bool)  # requests that cross the backhaul (served at the cloud)
+        on_backhaul[0] = at_cloud
+        on_backhaul[1] = gen_cloud
+        at_cloud_n = N * on_backhaul  # (2, E) requests served at the cloud
+        cloud_work_total = at_cloud_n[0].sum() * tc_cloud + at_cloud_n[1].sum() * tg_cloud
         # devices with an empty battery cannot classify locally (forced end routes fail)
         # summed over the cell's devices
-        end_busy = n_cls * ((route == ROUTE_END) & ~battery_empty) * self.t_classify["end"]
+        end_busy = n_cls * ((route == ROUTE_END) & ~battery_empty) * tc_end
 
-        # queues (ops in flight take op_share of the edge)
-        share = np.where(st.op_kind > 0, np.minimum(st.op_remaining_s, epoch_s) / epoch_s, 0.0)
-        edge_capacity = epoch_s * (1.0 - sc.hardware.op_share * share) * faults["edge_up"]
-        edge_start = st.edge_backlog_s.copy()
-        new_edge_backlog, edge_wait = cost.fluid_queue(edge_start, edge_work, edge_capacity, period_s=epoch_s)
-        cloud_servers = sc.hardware.cloud_servers
-        cloud_capacity = epoch_s * faults["cloud_capacity"]
-        cloud_start = st.cloud_backlog_s
-        new_cloud_backlog, cloud_wait = cost.fluid_queue(
-            np.array([cloud_start]),
-            np.array([cloud_work_total / cloud_servers]),
-            np.array([cloud_capacity]),
-            period_s=epoch_s,
-        )
-        new_cloud_backlog, cloud_wait = float(new_cloud_backlog[0]), float(cloud_wait[0])
-
-        # latency per edge for its routed requests, kinds (classify, generate): (E, 2)
-        up_bw = self.access_up_bps * faults["access"]
-        down_bw = self.access_down_bps * faults["access"]
-        bh_up = self.backhaul_up_bps * faults["backhaul"]
-        bh_down = self.backhaul_down_bps * faults["backhaul"]
-        in_b = np.array([wl.classify_in_bytes, wl.generate_in_bytes], dtype=np.float64)
-        out_b = np.array([wl.classify_out_bytes, wl.generate_out_bytes], dtype=np.float64)
-        # the network legs change only with the link factors (faults) and the payloads: reuse them
-        legs_key = (faults["access"].tobytes(), faults["backhaul"].tobytes(), in_b.tobytes(), out_b.tobytes())
-        legs = self._legs_memo
-        if legs is not None and legs[0] == legs_key:
-            access_leg, backhaul_leg = legs[1], legs[2]
+        # queues (ops in flight take op_share of the edge); the edge queues and the cloud's (per
+        # server) are one fluid_queue call over E + 1 servers, the cloud last
+        if st.op_kind.any():
+            share = np.where(st.op_kind > 0, np.minimum(st.op_remaining_s, epoch_s) / epoch_s, 0.0)
         else:
-            with np.errstate(divide="ignore"):
-                access_leg = cost.transfer_time_s(in_b[None, :], up_bw[:, None], self.access_rtt_s[:, None]) + (
-                    cost.transfer_time_s(out_b[None, :], down_bw[:, None], self.access_rtt_s[:, None])
-                )
-                backhaul_leg = cost.transfer_time_s(in_b[None, :], bh_up[:, None], self.backhaul_rtt_s[:, None]) + (
-                    cost.transfer_time_s(out_b[None, :], bh_down[:, None], self.backhaul_rtt_s[:, None])
-                )
-            access_leg.setflags(write=False)
-            backhaul_leg.setflags(write=False)
-            self._legs_memo = (legs_key, access_leg, backhaul_leg)
-        comp_edge = np.array([self.t_classify["edge"], self.t_generate["edge"]])
-        comp_cloud = np.array([self.t_classify["cloud"], self.t_generate["cloud"]])
+            share = np.zeros(E)
+        edge_capacity = epoch_s * (1.0 - sc.hardware.op_share * share) * f_edge_up
+        cloud_capacity = epoch_s * faults["cloud_capacity"]
+        queue = np.empty((3, E + 1))  # backlog at the start, work, capacity
+        queue[0, :E] = st.edge_backlog_s
+        queue[0, E] = st.cloud_backlog_s
+        queue[1, :E] = edge_work
+        queue[1, E] = cloud_work_total / sc.hardware.cloud_servers
+        queue[2, :E] = edge_capacity
+        queue[2, E] = cloud_capacity
+        new_backlog, mean_wait = cost.fluid_queue(queue[0], queue[1], queue[2], period_s=epoch_s)
+        new_edge_backlog, edge_wait = new_backlog[:E], mean_wait[:E]
+        new_cloud_backlog, cloud_wait = float(new_backlog[E]), float(mean_wait[E])
+
+        # latency per edge for its routed requests: (2, E)
+        in_b = (wl.classify_in_bytes, wl.generate_in_bytes)
+        out_b = (wl.classify_out_bytes, wl.generate_out_bytes)
+        edge_leg, cloud_leg, payload = self._legs(faults, no_fault, in_b, out_b)
         # waits at the start and end of the epoch: backlog / drain rate (linear in between)
-        edge_rate = edge_capacity / epoch_s
-        cloud_rate = cloud_capacity / epoch_s
-        wait_edge0, wait_edge1 = _drain_wait(edge_start, edge_rate), _drain_wait(new_edge_backlog, edge_rate)
-        wait_cloud0, wait_cloud1 = cloud_start / cloud_rate, new_cloud_backlog / cloud_rate
-        lat_edge0 = access_leg + comp_edge[None, :] + wait_edge0[:, None]
-        lat_edge1 = access_leg + comp_edge[None, :] + wait_edge1[:, None]
-        lat_cloud0 = access_leg + backhaul_leg + comp_cloud[None, :] + wait_cloud0
-        lat_cloud1 = access_leg + backhaul_leg + comp_cloud[None, :] + wait_cloud1
-        lat_end = np.where(battery_empty, np.inf, self.t_classify["end"])
-        # classify
-        # route is 0 (end), 1 (edge) or 2 (cloud): pick per edge (np.choose: the values of np.select, cheaper)
-        lc0 = np.choose(route, (lat_end, lat_edge0[:, 0], lat_cloud0[:, 0]))
-        lc1 = np.choose(route, (lat_end, lat_edge1[:, 0], lat_cloud1[:, 0]))
-        lc_mean = np.choose(
-            route,
-            (
-                lat_end,
-                access_leg[:, 0] + comp_edge[0] + edge_wait,
-                access_leg[:, 0] + backhaul_leg[:, 0] + comp_cloud[0] + cloud_wait,
-            ),
-        )
-        # generate (end-routed ones are served by the edge generator)
-        lg0 = np.where(gen_cloud, lat_cloud0[:, 1], lat_edge0[:, 1])
-        lg1 = np.where(gen_cloud, lat_cloud1[:, 1], lat_edge1[:, 1])
-        lg_mean = np.where(
-            gen_cloud,
-            access_leg[:, 1] + backhaul_leg[:, 1] + comp_cloud[1] + cloud_wait,
-            access_leg[:, 1] + comp_edge[1] + edge_wait,
-        )
+        backlogs = np.empty((2, E + 1))
+        backlogs[0] = queue[0]
+        backlogs[1] = new_backlog
+        waits = _drain_wait(backlogs, queue[2] / epoch_s)
+        lat_end = np.where(battery_empty, np.inf, tc_end)
+        # tier serving each request: classify by route, generate at the edge or cloud generator
+        tier = np.empty((2, E), dtype=np.intp)
+        tier[0] = route
+        np.add(gen_cloud, 1, out=tier[1])
+        # np.choose: the values of np.select, cheaper
+        lat0 = np.choose(tier, (lat_end, edge_leg + waits[0, :E], cloud_leg + waits[0, E]))
+        lat1 = np.choose(tier, (lat_end, edge_leg + waits[1, :E], cloud_leg + waits[1, E]))
+        lat_mean = np.choose(tier, (lat_end, edge_leg + edge_wait, cloud_leg + cloud_wait))
         # requests that cannot be served at all (no feasible path): failed, counted as violations
-        gen_failed = n_gen * (~np.isfinite(lg_mean))
-        cls_failed = n_cls * (~np.isfinite(lc_mean))
-        viol_cls = np.where(np.isfinite(lc_mean), cost.violation_share(lc0, lc1, self.deadline[0]), 1.0)
-        viol_gen = np.where(np.isfinite(lg_mean), cost.violation_share(lg0, lg1, self.deadline[1]), 1.0)
+        finite = np.isfinite(lat_mean)
+        all_finite = finite.all()
+        viols = np.where(finite, cost.violation_share(lat0, lat1, self.deadline[:, None]), 1.0)
         clip = sc.reward.latency_clip
-        ratio_cls = np.minimum(np.nan_to_num(lc_mean / self.deadline[0], nan=clip, posinf=clip), clip)
-        ratio_gen = np.minimum(np.nan_to_num(lg_mean / self.deadline[1], nan=clip, posinf=clip), clip)
-        acc_cls = np.where(np.isfinite(lc_mean), acc_cls, 0.0)
-        qual_gen = np.where(np.isfinite(lg_mean), qual_gen, 0.0)
+        # latencies are >= 0: fmin gives nan_to_num(x, nan=clip, posinf=clip) capped at clip
+        ratios = np.fmin(lat_mean / self.deadline[:, None], clip)
+        if not all_finite:
+            served = np.where(finite, served, 0.0)
+        acc_cls = served[0]
 
         # -- energy (J) and carbon (g) -------------------------------------------------------
         node_e, node_c, node_u = self.node["edge"], self.node["cloud"], self.node["end"]
         edge_busy = np.minimum(edge_work, edge_capacity) + sc.hardware.op_share * share * epoch_s
         energy_edge_cell = (
-            cost.compute_energy_j(node_e.idle_w, node_e.active_w, edge_busy, epoch_s, node_e.pue) * faults["edge_up"]
+            cost.compute_energy_j(node_e.idle_w, node_e.active_w, edge_busy, epoch_s, node_e.pue) * f_edge_up
             + op_energy_edge
         )
         energy_edge = float(energy_edge_cell.sum())
         # the cloud is shared: this system is charged the active power of the time it uses, times PUE
-        cloud_work_cell = (n_cls * at_cloud) * self.t_classify["cloud"] + (n_gen * gen_cloud) * self.t_generate["cloud"]
+        cloud_work_cell = at_cloud_n[0] * tc_cloud + at_cloud_n[1] * tg_cloud
         energy_cloud_cell = node_c.active_w * cloud_work_cell * node_c.pue + op_energy_cloud
         energy_cloud = float(energy_cloud_cell.sum())
         end_energy_cell = (node_u.active_w - node_u.idle_w) * end_busy
-        bits_access = 8.0 * (
-            n_cls * (route != ROUTE_END) * (in_b[0] + out_b[0]) * np.isfinite(lc_mean)
-            + n_gen * (in_b[1] + out_b[1]) * np.isfinite(lg_mean)
-        )
-        bits_backhaul = 8.0 * (
-            n_cls * at_cloud * (in_b[0] + out_b[0]) * np.isfinite(lc_mean)
-            + n_gen * gen_cloud * (in_b[1] + out_b[1]) * np.isfinite(lg_mean)
-        )
+        on_access = np.empty((2, E), dtype=bool)  # requests that cross the access link
+        on_access[0] = route != ROUTE_END
+        on_access[1] = True
+        bytes_access = N * on_access * payload * finite
+        bytes_backhaul = at_cloud_n * payload * finite
+        bits_access = 8.0 * (bytes_access[0] + bytes_access[1])
+        bits_backhaul = 8.0 * (bytes_backhaul[0] + bytes_backhaul[1])
         radio_access = cost.radio_energy_j(bits_access / 8.0, self.access_j_per_bit)
         radio_backhaul = cost.radio_energy_j(bits_backhaul / 8.0, self.backhaul_j_per_bit)
         energy_radio = float(radio_access.sum() + radio_backhaul.sum())
         energy_end = float(end_energy_cell.sum())
-        ci_edge = float(profiles.carbon_intensity(sc.energy.edge_region, hour, sc.energy.carbon_trace))
-        ci_cloud = float(profiles.carbon_intensity(sc.energy.cloud_region, hour, sc.energy.carbon_trace))
+        ci_edge, ci_cloud = self._carbon_intensity(now)
         energy_total = energy_edge + energy_cloud + energy_end + energy_radio
         carbon = cost.carbon_g(energy_edge + energy_end + energy_radio, ci_edge) + cost.carbon_g(energy_cloud, ci_cloud)
-        bytes_up += float((bits_access + bits_backhaul).sum() / 8.0 * 0.5)
-        bytes_down += float((bits_access + bits_backhaul).sum() / 8.0 * 0.5)
+        half_bytes = float((bits_access + bits_backhaul).sum() / 8.0 * 0.5)
+        bytes_up += half_bytes
+        bytes_down += half_bytes
 
         # batteries of end devices: compute at the end and the radio's uplink
         if np.isfinite(st.battery_j).any():
@@ -512,22 +529,20 @@ class GaisNetEnv(gym.Env):
 
         # -- aggregate metrics and reward ----------------------------------------------------
         n_total = float(n_req.sum())
-        weights = np.concatenate([n_cls, n_gen])
-        served_quality = np.concatenate([acc_cls, qual_gen])
-        ratios = np.concatenate([ratio_cls, ratio_gen])
-        viols = np.concatenate([viol_cls, viol_gen])
-        lat_means = np.concatenate([lc_mean, lg_mean])
+        weighted_quality = N * served  # (2, E)
+        weighted_ratio = N * ratios
+        weighted_viol = N * viols
         if n_total > 0:
             # shares of request-weighted sums: clip the last-bit rounding (1.0000000000000002)
-            accuracy = min(float((weights * served_quality).sum() / n_total), 1.0)
-            lat_ratio = float((weights * ratios).sum() / n_total)
-            violations = float((weights * viols).sum())
+            accuracy = min(float(weighted_quality.ravel().sum() / n_total), 1.0)
+            lat_ratio = float(weighted_ratio.ravel().sum() / n_total)
+            violations = float(weighted_viol.ravel().sum())
             viol_share = min(violations / n_total, 1.0)
-            finite = np.isfinite(lat_means)
-            fw = weights * finite
-            lat_mean_s = float((fw * np.where(finite, lat_means, 0)).sum() / max(fw.sum(), 1e-12))
-            lat_p50 = cost.weighted_quantile(np.where(finite, lat_means, 0), fw, 0.5) if fw.sum() > 0 else 0.0
-            lat_p95 = cost.weighted_quantile(np.where(finite, lat_means, 0), fw, 0.95) if fw.sum() > 0 else 0.0
+            lat_means = np.where(finite, lat_mean, 0).ravel()
+            fw = N.ravel() * finite.ravel()
+            fw_sum = fw.sum()
+            lat_mean_s = float((fw * lat_means).sum() / max(fw_sum, 1e-12))
+            lat_p50, lat_p95 = _weighted_quantiles(lat_means, fw, (0.5, 0.95)) if fw_sum > 0 else (0.0, 0.0)
         else:
             accuracy = float(acc_cls.mean())
             lat_ratio = viol_share = violations = 0.0
@@ -542,12 +557,13 @@ class GaisNetEnv(gym.Env):
 
         # per-edge bookkeeping for the next observation
         cell_n = np.maximum(n_req, 1e-12)
-        st.last_violation = np.where(n_req > 0, (n_cls * viol_cls + n_gen * viol_gen) / cell_n, 0.0)
-        st.last_latency_ratio = np.where(n_req > 0, (n_cls * ratio_cls + n_gen * ratio_gen) / cell_n, 0.0) / clip
-        st.edge_backlog_s = np.where(faults["edge_up"] > 0, new_edge_backlog, 0.0)
+        has_req = n_req > 0
+        st.last_violation = np.where(has_req, (weighted_viol[0] + weighted_viol[1]) / cell_n, 0.0)
+        st.last_latency_ratio = np.where(has_req, (weighted_ratio[0] + weighted_ratio[1]) / cell_n, 0.0) / clip
+        st.edge_backlog_s = np.where(f_edge_up > 0, new_edge_backlog, 0.0)
         st.cloud_backlog_s = new_cloud_backlog
         # per-edge reward (for the multi-agent view): the same terms, restricted to the cell
-        cell_acc = np.where(n_req > 0, (n_cls * acc_cls + n_gen * qual_gen) / cell_n, acc_cls)
+        cell_acc = np.where(has_req, (weighted_quality[0] + weighted_quality[1]) / cell_n, acc_cls)
         cell_energy = energy_edge_cell + energy_cloud_cell + end_energy_cell + radio_access + radio_backhaul
         cell_carbon = cost.carbon_g(energy_edge_cell + end_energy_cell + radio_access + radio_backhaul, ci_edge)
         cell_carbon = cell_carbon + cost.carbon_g(energy_cloud_cell, ci_cloud)
@@ -561,10 +577,12 @@ class GaisNetEnv(gym.Env):
 
         # labelled feedback of this epoch's classify requests reaches the edges
         n_fb = np.minimum(n_cls, sc.workload.feedback_per_epoch).astype(np.int64)
-        fb_edges = np.flatnonzero((n_fb > 0) & (faults["edge_up"] > 0))
+        fb_edges = np.flatnonzero(n_fb > 0) if no_fault else np.flatnonzero((n_fb > 0) & (f_edge_up > 0))
         batch_fb = getattr(self.workers, "add_feedback_batch", None)
         if batch_fb is not None:  # one draw for all edges, the same samples as edge by edge
-            if fb_edges.size:
+            if fb_edges.size == E:  # every edge: the (read-only) arrays themselves
+                batch_fb(fb_edges, class_mix, style_mix, n_fb, rng)
+            elif fb_edges.size:
                 batch_fb(fb_edges, class_mix[fb_edges], style_mix[fb_edges], n_fb[fb_edges], rng)
         else:
             for e in fb_edges:
@@ -574,17 +592,20 @@ class GaisNetEnv(gym.Env):
         ops_finished = 0
         in_flight = st.op_kind > 0
         st.since_op += 1.0
-        st.op_remaining_s = np.where(in_flight, st.op_remaining_s - epoch_s, 0.0)
-        for e in np.flatnonzero(in_flight & (st.op_remaining_s <= 0)):
-            kind = int(st.op_kind[e])
-            self.workers.commit_op(int(e))
-            st.since_op[e, kind - 1] = 0.0
-            if kind in (OP_RELAY_DOWN, OP_FINETUNE):
-                st.adapted_class_mix[e] = class_mix[e]
-                st.adapted_style_mix[e] = style_mix[e]
-            st.op_kind[e] = 0
-            st.op_remaining_s[e] = 0.0
-            ops_finished += 1
+        if in_flight.any():
+            st.op_remaining_s = np.where(in_flight, st.op_remaining_s - epoch_s, 0.0)
+            for e in np.flatnonzero(in_flight & (st.op_remaining_s <= 0)):
+                kind = int(st.op_kind[e])
+                self.workers.commit_op(int(e))
+                st.since_op[e, kind - 1] = 0.0
+                if kind in (OP_RELAY_DOWN, OP_FINETUNE):
+                    st.adapted_class_mix[e] = class_mix[e]
+                    st.adapted_style_mix[e] = style_mix[e]
+                st.op_kind[e] = 0
+                st.op_remaining_s[e] = 0.0
+                ops_finished += 1
+        else:
+            st.op_remaining_s = np.zeros(E)
 
         st.epoch += 1
         c = st.cum
@@ -595,11 +616,24 @@ class GaisNetEnv(gym.Env):
         c["requests"] += n_total
         c["violations"] += violations
 
+        if rerouted is None and gen_rerouted is None:
+            requests_rerouted = 0.0
+        else:
+            no = np.zeros(E, dtype=bool)
+            rerouted = no if rerouted is None else rerouted
+            gen_rerouted = no if gen_rerouted is None else gen_rerouted
+            requests_rerouted = float(n_req[rerouted].sum() + n_gen[gen_rerouted & ~rerouted].sum())
+        if all_finite:
+            requests_failed = 0.0
+        else:
+            failed = N * ~finite
+            requests_failed = float(failed[0].sum() + failed[1].sum())
+        n_cls_sum, n_gen_sum = n_cls.sum(), n_gen.sum()
         info = self._base_info()
         info.update(
             accuracy=accuracy,
-            accuracy_classify=min(float((n_cls * acc_cls).sum() / n_cls.sum()), 1.0) if n_cls.sum() else 0.0,
-            quality_generate=min(float((n_gen * qual_gen).sum() / n_gen.sum()), 1.0) if n_gen.sum() else 0.0,
+            accuracy_classify=min(float(weighted_quality[0].sum() / n_cls_sum), 1.0) if n_cls_sum else 0.0,
+            quality_generate=min(float(weighted_quality[1].sum() / n_gen_sum), 1.0) if n_gen_sum else 0.0,
             latency_mean_s=lat_mean_s,
             latency_p50_s=lat_p50,
             latency_p95_s=lat_p95,
@@ -607,9 +641,9 @@ class GaisNetEnv(gym.Env):
             sla_violations=violations,
             sla_violation_share=viol_share,
             requests=n_total,
-            requests_classify=float(n_cls.sum()),
-            requests_generate=float(n_gen.sum()),
-            requests_failed=float(cls_failed.sum() + gen_failed.sum()),
+            requests_classify=float(n_cls_sum),
+            requests_generate=float(n_gen_sum),
+            requests_failed=requests_failed,
             energy_j=energy_total,
             energy_end_j=energy_end,
             energy_edge_j=float(energy_edge),
@@ -624,11 +658,11 @@ class GaisNetEnv(gym.Env):
             ops_aborted=ops_aborted,
             actions_masked=masked,
             faults_active=faults["active"],
-            edges_down=int(edge_down.sum()),
-            links_degraded=int((faults["access"] < 1).sum() + (faults["backhaul"] < 1).sum()),
+            edges_down=0 if edge_down is None else int(edge_down.sum()),
+            links_degraded=0 if no_fault else int((f_access < 1).sum() + (f_backhaul < 1).sum()),
             cloud_capacity=float(faults["cloud_capacity"]),
             batteries_empty=int(battery_empty.sum()),
-            requests_rerouted=float(n_req[rerouted].sum() + n_gen[gen_rerouted & ~rerouted].sum()),
+            requests_rerouted=requests_rerouted,
             requests_dropped=requests_dropped,
             route_counts=np.bincount(route, minlength=3).astype(np.int64),
             op_counts=np.bincount(op, minlength=5).astype(np.int64),
@@ -650,6 +684,41 @@ class GaisNetEnv(gym.Env):
         obs = self._observation()
         return obs, float(reward), False, truncated, info
 
+    def _legs(self, faults: dict[str, Any], no_fault: bool, in_b: tuple, out_b: tuple) -> tuple:
+        """Network plus compute latency of a request at the edge and at the cloud, (2, E) each (row 0
+        classify, row 1 generate), and the request + response bytes (2, 1). They change only with the link
+        factors (faults), the payloads and the compute times: memoised on those."""
+        comp = (self.t_classify["edge"], self.t_generate["edge"], self.t_classify["cloud"], self.t_generate["cloud"])
+        # no fault in force: the link factors are all 1
+        links = None if no_fault else (faults["access"].tobytes(), faults["backhaul"].tobytes())
+        key = (links, in_b, out_b, comp)
+        memo = self._legs_memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        in_b_arr = np.array(in_b, dtype=np.float64)
+        out_b_arr = np.array(out_b, dtype=np.float64)
+        up_bw = self.access_up_bps * faults["access"]
+        down_bw = self.access_down_bps * faults["access"]
+        bh_up = self.backhaul_up_bps * faults["backhaul"]
+        bh_down = self.backhaul_down_bps * faults["backhaul"]
+        with np.errstate(divide="ignore"):
+            access_leg = cost.transfer_time_s(in_b_arr[None, :], up_bw[:, None], self.access_rtt_s[:, None]) + (
+                cost.transfer_time_s(out_b_arr[None, :], down_bw[:, None], self.access_rtt_s[:, None])
+            )
+            backhaul_leg = cost.transfer_time_s(in_b_arr[None, :], bh_up[:, None], self.backhaul_rtt_s[:, None]) + (
+                cost.transfer_time_s(out_b_arr[None, :], bh_down[:, None], self.backhaul_rtt_s[:, None])
+            )
+        comp_edge = np.array(comp[:2])
+        comp_cloud = np.array(comp[2:])
+        edge_leg = np.ascontiguousarray((access_leg + comp_edge[None, :]).T)
+        cloud_leg = np.ascontiguousarray((access_leg + backhaul_leg + comp_cloud[None, :]).T)
+        payload = (in_b_arr + out_b_arr)[:, None]
+        out = (edge_leg, cloud_leg, payload)
+        for a in out:
+            a.setflags(write=False)
+        self._legs_memo = (key, out)
+        return out
+
     # ------------------------------------------------------------------------------------
     # pieces of a step
 
@@ -669,6 +738,8 @@ class GaisNetEnv(gym.Env):
         if arr.shape not in ((2 * E,), (E, 2)):
             raise ValueError(f"action: expected shape ({2 * E},) or ({E}, 2) for {E} edges, got {arr.shape}")
         arr = arr.reshape(E, 2).astype(np.int64)
+        if (arr.view(np.uint64) < self._action_hi).all():  # negative values wrap to huge unsigned ones
+            return arr
         for col, (name, n) in enumerate((("route", len(TIERS)), ("operation", len(OPERATIONS)))):
             bad = np.flatnonzero((arr[:, col] < 0) | (arr[:, col] >= n))
             if bad.size:
@@ -679,7 +750,20 @@ class GaisNetEnv(gym.Env):
         return arr
 
     def _faults(self, epoch: int) -> dict[str, Any]:
-        """Multipliers in force at ``epoch``: link bandwidth factors, edges up, cloud capacity."""
+        """Multipliers in force at ``epoch``: link bandwidth factors, edges up, cloud capacity.
+
+        Inside step() and reset() they are computed once per epoch (the scenario's fault lists do not
+        change during a call); outside, every call reads the lists afresh (wrappers inject faults between
+        steps). The returned dict and arrays are shared: do not modify them."""
+        scope = self._faults_scope
+        if scope is None:
+            return self._compute_faults(epoch)
+        f = scope.get(epoch)
+        if f is None:
+            f = scope[epoch] = self._compute_faults(epoch)
+        return f
+
+    def _compute_faults(self, epoch: int) -> dict[str, Any]:
         sc = self.scenario
         E = self.n_edges
         access = np.ones(E)
@@ -708,20 +792,34 @@ class GaisNetEnv(gym.Env):
         assert st is not None
         f = self._faults(st.epoch)
         E = self.n_edges
-        access_up = f["access"] > 0
-        backhaul_up = f["backhaul"] > 0
-        edge_up = f["edge_up"] > 0
+        m = np.empty((E, len(TIERS) + len(OPERATIONS)), dtype=bool)  # routes then ops
         battery_ok = st.battery_j > 0
-        routes = np.stack([battery_ok, access_up & edge_up, access_up & backhaul_up], axis=1)
-        # at least one route stays selectable; requests with no path fail (SLA violations)
-        routes[~routes.any(axis=1), ROUTE_END] = True
-        idle = (st.op_kind == 0) & edge_up
+        idle = st.op_kind == 0
         relay_up_busy = bool((st.op_kind == OP_RELAY_UP).any())
-        ops = np.ones((E, len(OPERATIONS)), dtype=bool)
-        ops[:, OP_RELAY_DOWN] = idle & backhaul_up
+        if f["active"]:
+            access_up = f["access"] > 0
+            backhaul_up = f["backhaul"] > 0
+            edge_up = f["edge_up"] > 0
+            via_edge = access_up & edge_up
+            via_cloud = access_up & backhaul_up
+            # at least one route stays selectable; requests with no path fail (SLA violations)
+            m[:, ROUTE_END] = battery_ok | ~(via_edge | via_cloud)
+            m[:, ROUTE_EDGE] = via_edge
+            m[:, ROUTE_CLOUD] = via_cloud
+            idle &= edge_up
+            idle_backhaul = idle & backhaul_up
+            idle_access = idle & access_up
+        else:  # no fault in force: every edge and link is up
+            m[:, ROUTE_END] = battery_ok
+            m[:, ROUTE_EDGE] = True
+            m[:, ROUTE_CLOUD] = True
+            idle_backhaul = idle_access = idle
+        routes, ops = m[:, : len(TIERS)], m[:, len(TIERS) :]
+        ops[:, OP_NONE] = True
+        ops[:, OP_RELAY_DOWN] = idle_backhaul
         ops[:, OP_FINETUNE] = idle
-        ops[:, OP_RELAY_UP] = idle & backhaul_up & (not relay_up_busy)
-        ops[:, OP_RELAY_TO_END] = idle & access_up
+        ops[:, OP_RELAY_UP] = False if relay_up_busy else idle_backhaul
+        ops[:, OP_RELAY_TO_END] = idle_access
         return routes, ops
 
     def action_masks(self) -> np.ndarray:
@@ -782,48 +880,131 @@ class GaisNetEnv(gym.Env):
         energy_cloud = node_c.active_w * flops_cloud / node_c.effective_flops * node_c.pue
         return float(duration), float(energy_edge), float(energy_cloud), up, down
 
+    def _stock_workers(self) -> bool:
+        """Whether the workers are a :class:`WorkerSystem` (or a subclass) with its own ``accuracy_all``,
+        ``_stacked_tables``, ``_uid`` and ``version``: their accuracy is then a function of the domain and of
+        the weight tokens (``_uid_*``, new on every weight change), and their versions are ``_ver_*``."""
+        w = self.workers
+        memo = self._stock_of
+        if memo is None or memo[0] is not w:
+            names = ("accuracy_all", "_stacked_tables", "_uid", "version")
+            ok = isinstance(w, WorkerSystem) and all(
+                getattr(type(w), n) is getattr(WorkerSystem, n) and n not in vars(w) for n in names
+            )
+            memo = self._stock_of = (w, ok)
+        return memo[1]
+
     def _tier_accuracy(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
-        """(E, 3) accuracy of each tier's classifier on each cell's current domain."""
-        acc_all = getattr(self.workers, "accuracy_all", None)
+        """(E, 3) accuracy of each tier's classifier on each cell's current domain.
+
+        Memoised for stock workers (see :meth:`_stock_workers`) on read-only domain arrays (those of
+        :meth:`_domains_at`, which never change) and the weight tokens: a new domain or any weight change
+        (an op committed, reset, restore) recomputes. The result is then read-only."""
+        w = self.workers
+        key = None
+        if self._stock_workers() and not (class_mix.flags.writeable or style_mix.flags.writeable):
+            key = (w._uid_cloud, *w._uid_edge, *w._uid_end)
+            memo = self._acc_memo
+            if memo is not None and memo[0] is w and memo[2] is class_mix and memo[3] is style_mix and memo[1] == key:
+                return memo[4]
+        acc_all = getattr(w, "accuracy_all", None)
         if acc_all is not None:  # batched over edges from cached tables
-            return np.clip(np.array(acc_all(class_mix, style_mix), dtype=np.float64), 0.0, 1.0)
-        E = self.n_edges
-        out = np.empty((E, 3))
-        for e in range(E):
-            for j, tier in enumerate(TIERS):
-                out[e, j] = self.workers.accuracy(tier, e, class_mix[e], style_mix[e])
-        # domain mixes sum to 1 up to rounding: a share may come out as 1.0000000000000004
-        return np.clip(out, 0.0, 1.0)
+            out = np.clip(np.array(acc_all(class_mix, style_mix), dtype=np.float64), 0.0, 1.0)
+        else:
+            E = self.n_edges
+            out = np.empty((E, 3))
+            for e in range(E):
+                for j, tier in enumerate(TIERS):
+                    out[e, j] = w.accuracy(tier, e, class_mix[e], style_mix[e])
+            # domain mixes sum to 1 up to rounding: a share may come out as 1.0000000000000004
+            out = np.clip(out, 0.0, 1.0)
+        if key is not None:
+            out.setflags(write=False)
+            self._acc_memo = (w, key, class_mix, style_mix, out)
+        return out
 
     def _generation_quality(self, class_mix: np.ndarray) -> np.ndarray:
         """(E, 2) expected quality x diversity-free score of the edge and cloud generators."""
         E = self.n_edges
         out = np.empty((E, 2))
         if isinstance(self.workers, WorkerSystem):  # fixed generators: scores independent of the edge
-            for j, where in enumerate(("edge", "cloud")):
-                per_class = np.asarray(self.workers.generation_scores(where, 0)[0], dtype=np.float64)
+            scores = [self.workers.generation_scores(where, 0)[0] for where in ("edge", "cloud")]
+            # memo on a read-only domain (see _tier_accuracy) and the score arrays themselves
+            memo = self._gen_memo
+            if (
+                memo is not None
+                and memo[0] is class_mix
+                and memo[1] is scores[0]
+                and memo[2] is scores[1]
+                and not class_mix.flags.writeable
+            ):
+                return memo[3]
+            for j, score in enumerate(scores):
+                per_class = np.asarray(score, dtype=np.float64)
                 # batched row dots (the same sums as class_mix[e] @ per_class edge by edge)
                 out[:, j] = np.matmul(class_mix[:, None, :], np.broadcast_to(per_class[None, :, None], (E, 10, 1)))[
                     :, 0, 0
                 ]
-            return np.clip(out, 0.0, 1.0)
+            out = np.clip(out, 0.0, 1.0)
+            if not class_mix.flags.writeable:
+                out.setflags(write=False)
+                self._gen_memo = (class_mix, scores[0], scores[1], out)
+            return out
         for e in range(E):
             for j, where in enumerate(("edge", "cloud")):
                 per_class, _div = self.workers.generation_scores(where, e)
                 out[e, j] = float(class_mix[e] @ per_class)
         return np.clip(out, 0.0, 1.0)
 
+    def _figures(self, epoch: int) -> _EpochFigures:
+        """Workload figures of ``epoch`` (hour, rates; domains via :meth:`_domains_at`), memoised: they are
+        pure functions of the workload (a new object on reset and restore, which drops the memo) and of the
+        epoch. A step reads its epoch and the next one; the last few epochs are kept."""
+        wl = self.workload
+        memo = self._figures_memo
+        if self._figures_of is not wl:
+            memo.clear()
+            self._figures_of = wl
+        fig = memo.get(epoch)
+        if fig is None:
+            if len(memo) >= 4:
+                del memo[next(iter(memo))]
+            fig = memo[epoch] = _EpochFigures(wl.hour(epoch), _read_only(wl.rates(epoch)))
+        return fig
+
+    def _domains_at(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``workload.domains(epoch)`` as read-only arrays, memoised with :meth:`_figures`."""
+        fig = self._figures(epoch)
+        if fig.domains is None:
+            class_mix, style_mix = self.workload.domains(epoch)
+            fig.domains = (_read_only(class_mix), _read_only(style_mix))
+        return fig.domains
+
+    def _carbon_intensity(self, fig: _EpochFigures) -> tuple[float, float]:
+        """Grid carbon intensity (g/kWh) at the edge and cloud sites in the hour of ``fig``, memoised in it
+        (keyed on the regions and the trace)."""
+        en = self.scenario.energy
+        key = (en.edge_region, en.cloud_region, en.carbon_trace)
+        if fig.carbon is None or fig.carbon[0] != key:
+            ci_edge = float(profiles.carbon_intensity(en.edge_region, fig.hour, en.carbon_trace))
+            ci_cloud = float(profiles.carbon_intensity(en.cloud_region, fig.hour, en.carbon_trace))
+            fig.carbon = (key, ci_edge, ci_cloud)
+        return fig.carbon[1], fig.carbon[2]
+
     def _observation(self) -> np.ndarray:
         st, sc = self.state, self.scenario
         assert st is not None
         t = st.epoch
         E = self.n_edges
-        class_mix, style_mix = self.workload.domains(min(t, sc.horizon))
+        now = self._figures(t)
+        class_mix, style_mix = self._domains_at(min(t, sc.horizon))
         self._domain = (class_mix, style_mix)
         f = self._faults(t)
-        hour = self.workload.hour(t)
-        feats = np.empty((E, len(EDGE_FEATURES)))
-        feats[:, 0] = np.minimum(self.workload.rates(t) / (2.0 * self.mean_rate), 1.0)
+        hour = now.hour
+        n_edge = E * len(EDGE_FEATURES)
+        flat = np.empty(n_edge + len(GLOBAL_FEATURES))  # edge features row-major, then the global ones
+        feats = flat[:n_edge].reshape(E, len(EDGE_FEATURES))
+        feats[:, 0] = np.minimum(now.rates / (2.0 * self.mean_rate), 1.0)
         feats[:, 1:4] = self._tier_accuracy(class_mix, style_mix)
         feats[:, 4] = 1.0 - np.exp(-st.edge_backlog_s / sc.epoch_s)
         feats[:, 5] = f["access"]
@@ -832,29 +1013,26 @@ class GaisNetEnv(gym.Env):
         feats[:, 11] = st.op_kind > 0
         feats[:, 12] = 1.0 - np.exp(-st.op_remaining_s / sc.epoch_s)
         feats[:, 13] = self._drift(class_mix, style_mix)
-        ci_edge = float(profiles.carbon_intensity(sc.energy.edge_region, hour, sc.energy.carbon_trace))
-        ci_cloud = float(profiles.carbon_intensity(sc.energy.cloud_region, hour, sc.energy.carbon_trace))
+        ci_edge, ci_cloud = self._carbon_intensity(now)
         feats[:, 14] = min(ci_edge / 1000.0, 1.0)
         feats[:, 15] = f["edge_up"]
         cap = sc.energy.end_battery_j
         feats[:, 16] = st.battery_j / cap if cap else 1.0
         feats[:, 17] = st.last_violation
         feats[:, 18] = st.last_latency_ratio
-        glob = np.array(
-            [
-                1.0 - math.exp(-st.cloud_backlog_s / sc.epoch_s),
-                f["cloud_capacity"],
-                0.5 + 0.5 * math.sin(2 * math.pi * hour / 24.0),
-                0.5 + 0.5 * math.cos(2 * math.pi * hour / 24.0),
-                min(ci_cloud / 1000.0, 1.0),
-                min(t / sc.horizon, 1.0),
-            ]
+        flat[n_edge:] = (
+            1.0 - math.exp(-st.cloud_backlog_s / sc.epoch_s),
+            f["cloud_capacity"],
+            0.5 + 0.5 * math.sin(2 * math.pi * hour / 24.0),
+            0.5 + 0.5 * math.cos(2 * math.pi * hour / 24.0),
+            min(ci_cloud / 1000.0, 1.0),
+            min(t / sc.horizon, 1.0),
         )
-        obs = np.concatenate([feats.ravel(), glob]).astype(np.float32)
-        if not np.all(np.isfinite(obs)):
+        obs = flat.astype(np.float32)
+        if not np.isfinite(obs).all():
             bad = int(np.flatnonzero(~np.isfinite(obs))[0])
             raise FloatingPointError(f"observation[{bad}] is not finite at epoch {t}: a bug in the simulation")
-        return np.clip(obs, 0.0, 1.0)
+        return obs.clip(0.0, 1.0, out=obs)
 
     def _drift(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
         """(E,) distance in [0, 1] between the current domain and the one last adapted to."""
@@ -867,6 +1045,13 @@ class GaisNetEnv(gym.Env):
     def _versions(self) -> dict[str, Any]:
         """Model versions: how many times each model's weights changed (process-wide counters)."""
         E = self.n_edges
+        w = self.workers
+        if self._stock_workers():  # version() reads these counters
+            return {
+                "model_version_cloud": w._ver_cloud,
+                "model_version_edge": np.array(w._ver_edge, dtype=np.int64),
+                "model_version_end": np.array(w._ver_end, dtype=np.int64),
+            }
         return {
             "model_version_cloud": self.workers.version("cloud", 0),
             "model_version_edge": np.array([self.workers.version("edge", e) for e in range(E)], dtype=np.int64),
@@ -877,8 +1062,15 @@ class GaisNetEnv(gym.Env):
         st = self.state
         assert st is not None
         cm, sm = self._domain
-        # per tier over edges, contiguous rows: the same pairwise sums as np.mean of a list
-        acc = np.ascontiguousarray(self._tier_accuracy(cm, sm).T).mean(axis=1)
+        tier_acc = self._tier_accuracy(cm, sm)
+        memo = self._acc_mean_memo
+        if memo is not None and memo[0] is tier_acc:  # a memoised (read-only) accuracy: its means too
+            acc = memo[1]
+        else:
+            # per tier over edges, contiguous rows: the same pairwise sums as np.mean of a list
+            acc = np.ascontiguousarray(tier_acc.T).mean(axis=1)
+            if not tier_acc.flags.writeable:
+                self._acc_mean_memo = (tier_acc, acc)
         return {
             "epoch": st.epoch,
             "time_s": st.epoch * self.scenario.epoch_s,
@@ -920,6 +1112,7 @@ class GaisNetEnv(gym.Env):
         self._version_base = copy.deepcopy(snap["version_base"])
         self._domain = copy.deepcopy(snap["domain"])
         self._last_info = copy.deepcopy(snap["last_info"])
+        self._clear_memos()
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode is None:
@@ -949,7 +1142,12 @@ def check_workers(workers: Any) -> None:
 
 def _check_finite_info(info: dict[str, Any], epoch: int) -> None:
     """Raise FloatingPointError if a number in ``info`` (scalars and arrays) is NaN or infinite."""
-    for k, v in info.items():
+    values = info.values()
+    scalars = [v for v in values if isinstance(v, (float, np.floating))]
+    arrays = [v for v in values if isinstance(v, np.ndarray) and v.dtype.kind in "fc"]
+    if all(map(math.isfinite, scalars)) and all(np.isfinite(a).all() for a in arrays):
+        return
+    for k, v in info.items():  # name the first offender
         if isinstance(v, (float, np.floating)):
             ok = math.isfinite(v)
         elif isinstance(v, np.ndarray) and v.dtype.kind in "fc":
@@ -958,6 +1156,35 @@ def _check_finite_info(info: dict[str, Any], epoch: int) -> None:
             continue
         if not ok:
             raise FloatingPointError(f"info[{k!r}] is not finite ({v}) at epoch {epoch}: a bug in the simulation")
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> tuple[float, ...]:
+    """:func:`cost.weighted_quantile` of 1-D ``values`` and ``weights`` for each of ``qs``, sorting once."""
+    keep = weights > 0.0
+    v, wt = values[keep], weights[keep]
+    if v.size == 0:
+        return tuple(float("nan") for _ in qs)
+    order = np.argsort(v, kind="stable")
+    v, cw = v[order], np.cumsum(wt[order])
+    idx = np.searchsorted(cw, np.array(qs) * cw[-1], side="left")
+    return tuple(float(v[min(int(i), v.size - 1)]) for i in idx)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+class _EpochFigures:
+    """Workload figures of one epoch (see :meth:`GaisNetEnv._figures`)."""
+
+    __slots__ = ("hour", "rates", "domains", "carbon")
+
+    def __init__(self, hour: float, rates: np.ndarray) -> None:
+        self.hour = hour
+        self.rates = rates
+        self.domains: tuple[np.ndarray, np.ndarray] | None = None
+        self.carbon: tuple | None = None  # (regions and trace, edge, cloud g/kWh)
 
 
 def _drain_wait(backlog_s: np.ndarray, rate: np.ndarray) -> np.ndarray:
