@@ -14,6 +14,15 @@ ArrayLike = np.ndarray | float | int
 J_PER_KWH: float = 3.6e6
 
 
+def _broadcast(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``np.broadcast_arrays`` (which returns arrays of the common shape as they are), without its cost
+    when the shapes already agree."""
+    shape = arrays[0].shape
+    if all(a.shape == shape for a in arrays[1:]):
+        return arrays
+    return tuple(np.broadcast_arrays(*arrays))
+
+
 def transfer_time_s(n_bytes: ArrayLike, bandwidth_bps: ArrayLike, rtt_s: ArrayLike) -> np.ndarray:
     """Time of one leg of a request/response exchange, s: ``8*n_bytes/bandwidth + rtt/2``.
 
@@ -59,9 +68,10 @@ def fluid_queue(
     ``capacity_s / period_s`` (e.g. 8 servers: rate 8; half an edge: rate 0.5); a server with
     no capacity and a non-empty queue then waits ``inf``.
     """
-    b, c = np.broadcast_arrays(np.asarray(backlog_s, dtype=float), np.asarray(capacity_s, dtype=float))
+    b, c = _broadcast(np.asarray(backlog_s, dtype=float), np.asarray(capacity_s, dtype=float))
     slack = c - np.asarray(work_s, dtype=float)
-    b = np.broadcast_to(b, slack.shape)
+    if b.shape != slack.shape:
+        b = np.broadcast_to(b, slack.shape)
     new_backlog = np.maximum(0.0, b - slack)
     # queued all epoch: b - slack/2; empties mid-epoch (0 <= b < slack): b^2 / (2 slack)
     mean_backlog = np.array(b - 0.5 * slack, dtype=float)
@@ -107,7 +117,7 @@ def violation_share(lat_start_s: ArrayLike, lat_end_s: ArrayLike, deadline_s: Ar
     falls (clipped to [0, 1]); a constant latency gives 0 or 1. An infinite end (an outage)
     counts every request after the start as late.
     """
-    l0, l1, d = np.broadcast_arrays(
+    l0, l1, d = _broadcast(
         np.asarray(lat_start_s, dtype=float), np.asarray(lat_end_s, dtype=float), np.asarray(deadline_s, dtype=float)
     )
     finite = np.isfinite(l0) & np.isfinite(l1)

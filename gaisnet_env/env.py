@@ -214,6 +214,8 @@ class GaisNetEnv(gym.Env):
         self._acc_memo: tuple | None = None  # (workers, weights key, class_mix, style_mix, accuracy)
         self._acc_mean_memo: tuple | None = None  # (accuracy, its per-tier means over edges)
         self._gen_memo: tuple | None = None  # (class_mix, edge and cloud per-class scores, quality)
+        self._drift_memo: tuple | None = None  # (class_mix, style_mix, adapted mixes' bytes, drift)
+        self._mask_memo: tuple | None = None  # (key, (E, 8) mask, its routes and ops views); see _mask_arrays
         self._stock_of: tuple | None = None  # (workers, whether _stock_workers holds for them)
 
     # ------------------------------------------------------------------------------------
@@ -266,6 +268,7 @@ class GaisNetEnv(gym.Env):
         self.carbon_ref_g = sc.reward.carbon_reference_g or cost.carbon_g(self.energy_ref_j, mean_ci)
         self.mean_rate = max(wl.rate_per_s, 1e-9)
         self._legs_memo: tuple | None = None  # (key, legs) of the last step (see _legs)
+        self._deadline_memo: tuple | None = None  # (deadline bytes, (2, E) deadlines)
 
     # ------------------------------------------------------------------------------------
     # gymnasium API
@@ -481,10 +484,11 @@ class GaisNetEnv(gym.Env):
         # requests that cannot be served at all (no feasible path): failed, counted as violations
         finite = np.isfinite(lat_mean)
         all_finite = finite.all()
-        viols = np.where(finite, cost.violation_share(lat0, lat1, self.deadline[:, None]), 1.0)
+        deadline = self._deadlines()
+        viols = np.where(finite, cost.violation_share(lat0, lat1, deadline), 1.0)
         clip = sc.reward.latency_clip
         # latencies are >= 0: fmin gives nan_to_num(x, nan=clip, posinf=clip) capped at clip
-        ratios = np.fmin(lat_mean / self.deadline[:, None], clip)
+        ratios = np.fmin(lat_mean / deadline, clip)
         if not all_finite:
             served = np.where(finite, served, 0.0)
         acc_cls = served[0]
@@ -684,6 +688,15 @@ class GaisNetEnv(gym.Env):
         obs = self._observation()
         return obs, float(reward), False, truncated, info
 
+    def _deadlines(self) -> np.ndarray:
+        """The deadlines (classify, generate) as a (2, E) array, memoised on their values."""
+        key = self.deadline.tobytes()
+        memo = self._deadline_memo
+        if memo is None or memo[0] != key:
+            rows = np.repeat(self.deadline.astype(np.float64)[:, None], self.n_edges, axis=1)
+            memo = self._deadline_memo = (key, _read_only(rows))
+        return memo[1]
+
     def _legs(self, faults: dict[str, Any], no_fault: bool, in_b: tuple, out_b: tuple) -> tuple:
         """Network plus compute latency of a request at the edge and at the cloud, (2, E) each (row 0
         classify, row 1 generate), and the request + response bytes (2, 1). They change only with the link
@@ -787,12 +800,20 @@ class GaisNetEnv(gym.Env):
         return {"access": access, "backhaul": backhaul, "edge_up": edge_up, "cloud_capacity": cloud, "active": active}
 
     def _mask_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """Feasible routes (E, 3) and operations (E, 5) at the current epoch."""
+        """Feasible routes (E, 3) and operations (E, 5) at the current epoch.
+
+        Read-only views of one (E, 8) array, memoised on all they depend on: the link and edge factors in
+        force, the batteries and the ops in flight (a no-op step usually changes none of them)."""
         st = self.state
         assert st is not None
         f = self._faults(st.epoch)
-        E = self.n_edges
-        m = np.empty((E, len(TIERS) + len(OPERATIONS)), dtype=bool)  # routes then ops
+        links = (f["access"].tobytes(), f["backhaul"].tobytes(), f["edge_up"].tobytes()) if f["active"] else None
+        key = (links, st.battery_j.tobytes(), st.op_kind.tobytes())
+        memo = self._mask_memo
+        if memo is not None and memo[0] == key:
+            return memo[2], memo[3]
+        E, n_routes = self.n_edges, len(TIERS)
+        m = np.ones((E, n_routes + len(OPERATIONS)), dtype=bool)  # routes then ops
         battery_ok = st.battery_j > 0
         idle = st.op_kind == 0
         relay_up_busy = bool((st.op_kind == OP_RELAY_UP).any())
@@ -807,24 +828,25 @@ class GaisNetEnv(gym.Env):
             m[:, ROUTE_EDGE] = via_edge
             m[:, ROUTE_CLOUD] = via_cloud
             idle &= edge_up
-            idle_backhaul = idle & backhaul_up
-            idle_access = idle & access_up
-        else:  # no fault in force: every edge and link is up
+            m[:, n_routes + OP_RELAY_DOWN] = idle & backhaul_up
+            m[:, n_routes + OP_FINETUNE] = idle
+            m[:, n_routes + OP_RELAY_UP] = m[:, n_routes + OP_RELAY_DOWN]
+            m[:, n_routes + OP_RELAY_TO_END] = idle & access_up
+        else:  # no fault in force: every edge and link is up, every op feasible on an idle edge
             m[:, ROUTE_END] = battery_ok
-            m[:, ROUTE_EDGE] = True
-            m[:, ROUTE_CLOUD] = True
-            idle_backhaul = idle_access = idle
-        routes, ops = m[:, : len(TIERS)], m[:, len(TIERS) :]
-        ops[:, OP_NONE] = True
-        ops[:, OP_RELAY_DOWN] = idle_backhaul
-        ops[:, OP_FINETUNE] = idle
-        ops[:, OP_RELAY_UP] = False if relay_up_busy else idle_backhaul
-        ops[:, OP_RELAY_TO_END] = idle_access
-        return routes, ops
+            m[:, n_routes + OP_RELAY_DOWN :] = idle[:, None]
+        if relay_up_busy:  # no second relay_up while one is in flight
+            m[:, n_routes + OP_RELAY_UP] = False
+        m.setflags(write=False)
+        self._mask_memo = (key, m, m[:, :n_routes], m[:, n_routes:])
+        return self._mask_memo[2], self._mask_memo[3]
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask for sb3-contrib's MaskablePPO: per edge 3 route then 5 op entries."""
         routes, ops = self._mask_arrays()
+        memo = self._mask_memo
+        if memo is not None and memo[2] is routes and memo[3] is ops:  # the memoised (E, 8) array, flat
+            return memo[1].ravel().copy()
         return np.concatenate([routes, ops], axis=1).ravel()
 
     @staticmethod
@@ -977,7 +999,18 @@ class GaisNetEnv(gym.Env):
         fig = self._figures(epoch)
         if fig.domains is None:
             class_mix, style_mix = self.workload.domains(epoch)
-            fig.domains = (_read_only(class_mix), _read_only(style_mix))
+            # cells keep a domain for many epochs: when nothing changed since the epoch before, share its
+            # (bit-identical) arrays, so that the memos keyed on them hold (accuracy, quality, drift)
+            prev = self._figures_memo.get(epoch - 1)
+            if (
+                prev is not None
+                and prev.domains is not None
+                and prev.domains[0].tobytes() == class_mix.tobytes()
+                and prev.domains[1].tobytes() == style_mix.tobytes()
+            ):
+                fig.domains = prev.domains
+            else:
+                fig.domains = (_read_only(class_mix), _read_only(style_mix))
         return fig.domains
 
     def _carbon_intensity(self, fig: _EpochFigures) -> tuple[float, float]:
@@ -1038,9 +1071,20 @@ class GaisNetEnv(gym.Env):
         """(E,) distance in [0, 1] between the current domain and the one last adapted to."""
         st = self.state
         assert st is not None
+        # memo on read-only domain arrays (see _tier_accuracy) and the adapted mixes' bytes (a commit
+        # writes them in place)
+        key = None
+        if not (class_mix.flags.writeable or style_mix.flags.writeable):
+            key = (st.adapted_class_mix.tobytes(), st.adapted_style_mix.tobytes())
+            memo = self._drift_memo
+            if memo is not None and memo[0] is class_mix and memo[1] is style_mix and memo[2] == key:
+                return memo[3]
         tv_class = 0.5 * np.abs(class_mix - st.adapted_class_mix).sum(axis=1)
         tv_style = 0.5 * np.abs(style_mix - st.adapted_style_mix).sum(axis=1)
-        return np.clip(0.5 * (tv_class + tv_style), 0.0, 1.0)
+        out = np.clip(0.5 * (tv_class + tv_style), 0.0, 1.0)
+        if key is not None:
+            self._drift_memo = (class_mix, style_mix, key, _read_only(out))
+        return out
 
     def _versions(self) -> dict[str, Any]:
         """Model versions: how many times each model's weights changed (process-wide counters)."""
@@ -1078,7 +1122,7 @@ class GaisNetEnv(gym.Env):
             "accuracy_edge": float(acc[1]),
             "accuracy_cloud": float(acc[2]),
             **{k: v - self._version_base[k] for k, v in self._versions().items()},
-            "ops_in_flight": int((st.op_kind > 0).sum()),
+            "ops_in_flight": int(np.count_nonzero(st.op_kind > 0)),
             "episode_energy_j": st.cum["energy_j"],
             "episode_carbon_g": st.cum["carbon_g"],
             "episode_bytes_up": st.cum["bytes_up"],
@@ -1142,12 +1186,22 @@ def check_workers(workers: Any) -> None:
 
 def _check_finite_info(info: dict[str, Any], epoch: int) -> None:
     """Raise FloatingPointError if a number in ``info`` (scalars and arrays) is NaN or infinite."""
-    values = info.values()
-    scalars = [v for v in values if isinstance(v, (float, np.floating))]
-    arrays = [v for v in values if isinstance(v, np.ndarray) and v.dtype.kind in "fc"]
-    if all(map(math.isfinite, scalars)) and all(np.isfinite(a).all() for a in arrays):
+    isfinite = math.isfinite
+    for v in info.values():  # fast pass (python floats and ints first); the loop below names the offender
+        tp = type(v)
+        if tp is float:
+            if not isfinite(v):
+                break
+        elif tp is int:
+            continue
+        elif isinstance(v, np.ndarray):
+            if v.dtype.kind in "fc" and not np.isfinite(v).all():
+                break
+        elif isinstance(v, (float, np.floating)) and not isfinite(v):
+            break
+    else:
         return
-    for k, v in info.items():  # name the first offender
+    for k, v in info.items():
         if isinstance(v, (float, np.floating)):
             ok = math.isfinite(v)
         elif isinstance(v, np.ndarray) and v.dtype.kind in "fc":
@@ -1161,7 +1215,7 @@ def _check_finite_info(info: dict[str, Any], epoch: int) -> None:
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> tuple[float, ...]:
     """:func:`cost.weighted_quantile` of 1-D ``values`` and ``weights`` for each of ``qs``, sorting once."""
     keep = weights > 0.0
-    v, wt = values[keep], weights[keep]
+    v, wt = (values, weights) if keep.all() else (values[keep], weights[keep])
     if v.size == 0:
         return tuple(float("nan") for _ in qs)
     order = np.argsort(v, kind="stable")
