@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from gaisnet_env.worker_config import N_CLASSES, OPERATIONS, STYLES, WorkerConfig
+from gaisnet_env.worker_config import N_CLASSES, STYLES, WorkerConfig
 from gaisnet_env.workers import CLASSIFIER_TIERS, REPORT_BYTES, OpResult, WorkerSystem, _Pending
 
 #: The shipped calibration (default worker settings, recorded on ``metro``).
@@ -294,15 +294,8 @@ class SurrogateWorkerSystem(WorkerSystem):
             return self._pre_tables[tier]
         return self._live[self._slot(tier, edge)]
 
-    def start_op(self, op: str, edge: int) -> OpResult:
-        if op not in OPERATIONS[1:]:
-            raise ValueError(f"unknown operation {op!r}; expected one of {OPERATIONS[1:]}")
-        if not 0 <= edge < self.n_edges:
-            raise IndexError(f"edge {edge} out of range")
-        if self._pending[edge] is not None:
-            return OpResult(op, edge, False, f"edge busy: {self._pending[edge].op} is pending")
-        if self._fb_count[edge] == 0:
-            return OpResult(op, edge, False, "no feedback yet")
+    def _run_op(self, op: str, edge: int) -> tuple[OpResult, _Pending]:
+        """Predict ``op``'s outcome (checks done by ``start_op``): the real cost and a pending table."""
         ch, sh, n_fb = self.domain_report(edge)
         before = np.stack([self.accuracy_table(t, edge) for t in CLASSIFIER_TIERS])
         table = self.response.predict(op, before, ch, sh, n_fb / self.config.feedback_buffer)
@@ -312,8 +305,7 @@ class SurrogateWorkerSystem(WorkerSystem):
             cost = self._costs[(op, n_fb)] = self._cost(op, n_fb)
         res = replace(cost, edge=edge, flops=dict(cost.flops))
         entry = (None, float(n_fb), ch, sh) if op == "relay_up" else None
-        self._pending[edge] = _Pending(op, OP_TARGET[op], [], entry, table)
-        return res
+        return res, _Pending(op, OP_TARGET[op], [], entry, table)
 
     def commit_op(self, edge: int) -> None:
         p = self._pending[edge]

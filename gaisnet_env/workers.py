@@ -550,10 +550,14 @@ class WorkerSystem:
             return OpResult(op, edge, False, f"edge busy: {self._pending[edge].op} is pending")
         if self._fb_count[edge] == 0:
             return OpResult(op, edge, False, "no feedback yet")
-        res, pending = getattr(self, "_op_" + op)(edge)
+        res, pending = self._run_op(op, edge)
         if res.ok:
             self._pending[edge] = pending
         return res
+
+    def _run_op(self, op: str, edge: int) -> tuple[OpResult, _Pending | None]:
+        """Run ``op`` for ``edge`` (checks done): its cost and the pending result (None if it failed)."""
+        return getattr(self, "_op_" + op)(edge)
 
     def pending_table(self, edge: int) -> tuple[str, np.ndarray] | None:
         """(tier, accuracy table) that ``edge``'s pending operation will make live on commit, or None if
