@@ -46,3 +46,25 @@ def test_bench_memory_runs_on_tiny(bench, tmp_path) -> None:
     assert res["steps_done"] == 60 and len(res["samples"]) == 4
     assert res["rss_ref_step"] == 20 and res["rss_end_mb"] > 0
     assert (tmp_path / "bench_memory.md").exists() and (tmp_path / "bench_memory.json").exists()
+
+
+def test_fast_path_benchmark_runs_on_tiny(bench, tmp_path) -> None:
+    res = bench("fast_path").main(["--scenario", "tiny", "--seeds", "2", "--policies", "cost-aware", "always-end",
+                                   "random", "--no-progress", "--out", str(tmp_path)])
+    assert set(res["calibration"]["meta"]["held_out"]) == {"relay_down", "finetune", "relay_up", "relay_to_end"}
+    pols = res["episodes"]["policies"]
+    assert set(pols) == {"cost-aware", "always-end", "random"}
+    for p in pols.values():
+        assert len(p["real"]) == len(p["fast"]) == 2
+    # no knowledge operation: both workers give the same episode
+    assert pols["always-end"]["summary"]["paired_real_minus_fast"][0] == 0.0
+    assert -1.0 <= res["episodes"]["spearman_reward"] <= 1.0
+    assert "real - fast" in (tmp_path / "fast_path.md").read_text()
+
+
+def test_bench_speed_fast_workers(bench, tmp_path) -> None:
+    res = bench("bench_speed").main(["--workers", "fast", "--scenarios", "tiny", "--steps", "20", "--random-steps",
+                                     "10", "--repeats", "1", "--modes", "noop", "random", "--scaling",
+                                     "--out", str(tmp_path)])
+    assert res["scenarios"]["tiny"]["random"]["steps_per_s_env"] > 0
+    assert "calibrated fast path" in (tmp_path / "bench_speed.md").read_text()
