@@ -260,11 +260,9 @@ def calibrate(scenario: str = "metro", fit_seeds: tuple[int, ...] = (0, 1, 2, 3,
 
 class SurrogateWorkerSystem(WorkerSystem):
     """:class:`~gaisnet_env.workers.WorkerSystem` with knowledge operations predicted by a calibrated
-    :class:`ResponseModel` instead of trained (see the module docstring). Pass it to the env as
-    ``GaisNetEnv(..., worker_system=SurrogateWorkerSystem)`` or use ``fast_path=True``-style factories::
-
-        from functools import partial
-        env = GaisNetEnv("metro", worker_system=partial(SurrogateWorkerSystem, calibration=path))
+    :class:`ResponseModel` instead of trained (see the module docstring). Give it to the env as
+    ``GaisNetEnv(..., worker_system="fast")`` (the shipped calibration) or, with your own calibration
+    file, ``GaisNetEnv(..., worker_system=fast_path_factory(path))``.
 
     Costs (FLOPs, bytes, samples) are those of the real operation; the weights never change, only the
     accuracy tables that the env reads.
