@@ -407,6 +407,8 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         kw[k.strip()] = _parse_value(v.strip())
     if getattr(args, "fast_path", False):
         kw["worker_system"] = "fast"
+        print("fast path: knowledge operations are predicted by the calibrated response model, not trained "
+              "(docs/fast_path.md); judge agents on the real workers", file=sys.stderr)
     return kw
 
 
