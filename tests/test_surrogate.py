@@ -151,3 +151,15 @@ def test_record_and_fit_end_to_end(cache_dir: str) -> None:
     model = ResponseModel.fit(rows + rows)  # tiny: small data, checks the mechanics only
     metrics = evaluate_fit(model, rows)
     assert set(metrics) == ops and all(np.isfinite(m["mae"]) for m in metrics.values())
+
+
+def test_shipped_calibration_predicts_fresh_real_operations(cache_dir: str) -> None:
+    """Live check: real operations recorded now (held-out seed 7, not in the fit) are predicted better
+    than by "no change", for every operation."""
+    model = ResponseModel.load(DEFAULT_CALIBRATION, WorkerConfig())
+    rows = record_transitions("metro", (7,), ("random",), cache_dir=cache_dir, horizon=60)
+    metrics = evaluate_fit(model, rows)
+    assert set(metrics) == set(OP_TARGET)
+    for op, m in metrics.items():
+        assert m["n"] >= 5, (op, m)
+        assert m["mae"] < m["mae_no_change"], (op, m)
