@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from gaisnet_env.worker_config import N_CLASSES, STYLES, WorkerConfig
-from gaisnet_env.workers import CLASSIFIER_TIERS, REPORT_BYTES, OpResult, WorkerSystem, _Pending
+from gaisnet_env.workers import CLASSIFIER_TIERS, OpResult, WorkerSystem, _Pending
 
 #: The shipped calibration (default worker settings, recorded on ``metro``).
 DEFAULT_CALIBRATION: Path = Path(__file__).parent / "calibration" / "default.json"
@@ -300,7 +300,8 @@ class SurrogateWorkerSystem(WorkerSystem):
         table.setflags(write=False)
         cost = self._costs.get((op, n_fb))
         if cost is None:  # depends only on the settings and the buffer fill
-            cost = self._costs[(op, n_fb)] = self._cost(op, n_fb)
+            cost = self._costs[(op, n_fb)] = self.op_result(op, edge, n_fb)
+            cost.message = "fast path: predicted by the calibrated response model"
         res = replace(cost, edge=edge, flops=dict(cost.flops))
         entry = (None, float(n_fb), ch, sh) if op == "relay_up" else None
         return res, _Pending(op, OP_TARGET[op], [], entry, table)
@@ -311,41 +312,6 @@ class SurrogateWorkerSystem(WorkerSystem):
             return
         super().commit_op(edge)
         self._live[self._slot(p.target, edge)] = p.table
-
-    def _cost(self, op: str, n_fb: int, edge: int = -1) -> OpResult:
-        """The real operation's :class:`OpResult` (FLOPs, bytes, samples) without running it."""
-        cfg = self.config
-        msg = "fast path: predicted by the calibrated response model"
-        if op == "finetune":
-            return OpResult(op, edge, True, msg, flops={"end": 0.0, "edge": cfg.finetune_epochs * n_fb
-                                                        * self.training_flops("edge"), "cloud": 0.0}, samples=n_fb)
-        if op == "relay_down":
-            n = cfg.relay_down_samples
-            fl_cloud = n * (self.generation_flops("cloud") + self.inference_flops("cloud"))
-            n_loc = 0
-            if cfg.relay_down_local_weight > 0.0 and cfg.relay_down_variant == "ship_samples":
-                n_loc = -(-n // cfg.batch_size) * cfg.batch_size
-            fl_train = cfg.distill_epochs * (n + n_loc) * self.training_flops("edge")
-            if cfg.relay_down_variant == "ship_adapter":
-                return OpResult(op, edge, True, msg, flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud + fl_train},
-                                bytes_up=REPORT_BYTES + self.adapter_bytes, bytes_down=self.adapter_bytes,
-                                samples=n)
-            shipped = n * (len(self._x_eval[0]) + N_CLASSES) * self._x_eval.element_size()
-            return OpResult(op, edge, True, msg, flops={"end": 0.0, "edge": fl_train, "cloud": fl_cloud},
-                            bytes_up=REPORT_BYTES, bytes_down=shipped, samples=n)
-        if op == "relay_up":
-            n_syn = cfg.relay_up_samples
-            n_pub = int(round(cfg.relay_up_public_share * n_syn))
-            fl_cloud = (n_syn * (self.generation_flops("cloud") + self.inference_flops("edge"))
-                        + n_pub * self.inference_flops("cloud")
-                        + cfg.distill_epochs * (n_syn + n_pub) * self.training_flops("cloud"))
-            return OpResult(op, edge, True, msg, flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud},
-                            bytes_up=self.adapter_bytes + REPORT_BYTES, samples=n_syn + n_pub)
-        n = cfg.relay_to_end_samples
-        return OpResult(op, edge, True, msg,
-                        flops={"end": 0.0, "edge": n * self.inference_flops("edge")
-                               + cfg.distill_epochs * n * self.training_flops("end"), "cloud": 0.0},
-                        bytes_down=self._end.n_bytes, samples=n)
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -610,6 +610,56 @@ class WorkerSystem:
         new = self._edge.get_adapter()
         return new if ok and _finite(new) else None
 
+    def op_result(self, op: str, edge: int, n_feedback: int, n_shipped: int | None = None,
+                  n_kd: int | None = None) -> OpResult:
+        """The cost of ``op`` at ``edge`` (FLOPs per tier, payload bytes, samples) with ``n_feedback``
+        samples in the edge's buffer; ``n_shipped`` / ``n_kd``: relay_down samples left after the
+        confidence filter / after both filters (default: all ``relay_down_samples``). Used by the real
+        operations and by the fast path (:mod:`gaisnet_env.surrogate`), so both charge the same."""
+        cfg = self.config
+        if op == "finetune":
+            return OpResult(op, edge, True, f"adapter fine-tuned on {n_feedback} feedback samples",
+                            flops={"end": 0.0, "edge": cfg.finetune_epochs * n_feedback * self.training_flops("edge"),
+                                   "cloud": 0.0}, samples=n_feedback)
+        if op == "relay_down":
+            n = cfg.relay_down_samples
+            n_shipped = n if n_shipped is None else n_shipped
+            n_kd = n_shipped if n_kd is None else n_kd
+            fl_cloud = n * (self.generation_flops("cloud") + self.inference_flops("cloud"))
+            # selective distillation runs the edge model on the shipped samples
+            fl_select = n_shipped * self.inference_flops("edge") if cfg.relay_down_relative else 0.0
+            n_loc = 0
+            if cfg.relay_down_local_weight > 0.0 and cfg.relay_down_variant == "ship_samples":
+                n_loc = -(-n_kd // cfg.batch_size) * cfg.batch_size  # one local batch per distillation batch
+            fl_train = cfg.distill_epochs * (n_kd + n_loc) * self.training_flops("edge")
+            if cfg.relay_down_variant == "ship_adapter":
+                # the edge sends its current adapter with the report; the cloud trains it and ships it back
+                return OpResult(op, edge, True, "cloud distilled the edge adapter and shipped it",
+                                flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud + fl_select + fl_train},
+                                bytes_up=REPORT_BYTES + self.adapter_bytes, bytes_down=self.adapter_bytes,
+                                samples=n)
+            # float32 samples (n, 64) and soft labels (n, 10)
+            shipped = n_shipped * (self._x_eval.shape[1] + N_CLASSES) * self._x_eval.element_size()
+            return OpResult(op, edge, True, "cloud shipped synthetic samples and soft labels",
+                            flops={"end": 0.0, "edge": fl_select + fl_train, "cloud": fl_cloud},
+                            bytes_up=REPORT_BYTES, bytes_down=shipped, samples=n_shipped)
+        if op == "relay_up":
+            n_syn = cfg.relay_up_samples
+            n_pub = int(round(cfg.relay_up_public_share * n_syn))
+            fl_cloud = (n_syn * (self.generation_flops("cloud") + self.inference_flops("edge"))
+                        + n_pub * self.inference_flops("cloud")
+                        + cfg.distill_epochs * (n_syn + n_pub) * self.training_flops("cloud"))
+            return OpResult(op, edge, True, f"cloud aggregated edge adapters ({cfg.relay_up_aggregation}) and "
+                            "distilled them into the teacher", flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud},
+                            bytes_up=self.adapter_bytes + REPORT_BYTES, samples=n_syn + n_pub)
+        if op == "relay_to_end":
+            n = cfg.relay_to_end_samples
+            return OpResult(op, edge, True, "edge distilled its model into the end devices' model",
+                            flops={"end": 0.0, "edge": n * self.inference_flops("edge")
+                                   + cfg.distill_epochs * n * self.training_flops("end"), "cloud": 0.0},
+                            bytes_down=self._end.n_bytes, samples=n)
+        raise ValueError(f"unknown operation {op!r}; expected one of {OPERATIONS[1:]}")
+
     def _op_relay_down(self, edge: int) -> tuple[OpResult, _Pending | None]:
         cfg = self.config
         ch, sh, _ = self.domain_report(edge)
@@ -620,42 +670,26 @@ class WorkerSystem:
         with torch.no_grad():
             logits = self._teacher(x)
         soft = self._cloud.soft_labels(logits)
-        fl_cloud = n * (self.generation_flops("cloud") + self.inference_flops("cloud"))
         t_conf = torch.softmax(logits, dim=1).amax(1)  # teacher's top-class probability at T=1
         if cfg.relay_down_min_confidence > 0.0:
             # only pseudo-labels the teacher is confident about are shipped and distilled
             keep = t_conf >= cfg.relay_down_min_confidence
             x, soft, t_conf = x[keep], soft[keep], t_conf[keep]
-        shipped = x.numel() * x.element_size() + soft.numel() * soft.element_size()
         n_shipped = int(x.shape[0])
-        fl_select = 0.0
         if cfg.relay_down_relative:
             # selective distillation: keep the samples the teacher is surer of than the edge model
-            fl_select = x.shape[0] * self.inference_flops("edge")
             self._load_edge(edge)
             with torch.no_grad():
                 keep = t_conf > torch.softmax(self._edge(x), dim=1).amax(1)
             x, soft = x[keep], soft[keep]
         n_kd = int(x.shape[0])
         anchor = None
-        n_loc = 0
         if cfg.relay_down_local_weight > 0.0 and cfg.relay_down_variant == "ship_samples":
             # local anchoring: CE on the edge's own feedback, one local batch per distillation batch
             idx, style = self._feedback(edge)
             x_loc, y_loc = self._views[edge].get(idx, style)
             anchor = (x_loc, y_loc, float(cfg.relay_down_local_weight))
-            n_loc = -(-n_kd // cfg.batch_size) * cfg.batch_size
-        fl_train = cfg.distill_epochs * (n_kd + n_loc) * self.training_flops("edge")
-        if cfg.relay_down_variant == "ship_adapter":
-            # the edge sends its current adapter with the report; the cloud trains it and ships it back
-            res = OpResult("relay_down", edge, True, "cloud distilled the edge adapter and shipped it",
-                           flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud + fl_select + fl_train},
-                           bytes_up=REPORT_BYTES + self.adapter_bytes, bytes_down=self.adapter_bytes,
-                           samples=n)
-        else:
-            res = OpResult("relay_down", edge, True, "cloud shipped synthetic samples and soft labels",
-                           flops={"end": 0.0, "edge": fl_select + fl_train, "cloud": fl_cloud},
-                           bytes_up=REPORT_BYTES, bytes_down=shipped, samples=n_shipped)
+        res = self.op_result("relay_down", edge, self._fb_count[edge], n_shipped, n_kd)
         if not (_finite([x, soft])):
             return self._nan(res)
         if n_kd < n:
@@ -669,10 +703,7 @@ class WorkerSystem:
         cfg = self.config
         idx, style = self._feedback(edge)
         x, y = self._views[edge].get(idx, style)
-        n = int(x.shape[0])
-        res = OpResult("finetune", edge, True, f"adapter fine-tuned on {n} feedback samples",
-                       flops={"end": 0.0, "edge": cfg.finetune_epochs * n * self.training_flops("edge"),
-                              "cloud": 0.0}, samples=n)
+        res = self.op_result("finetune", edge, int(x.shape[0]))
         new = self._train_adapter(edge, x, y, False, cfg.finetune_epochs, cfg.finetune_lr)
         if new is None:
             return self._nan(res)
@@ -721,15 +752,9 @@ class WorkerSystem:
         soft_pub = cloud.teacher_soft_labels(x_pub)
         x = torch.cat([x_syn, x_pub])
         soft = torch.cat([soft_syn, soft_pub])
-        n = n_syn + n_pub
-        fl_cloud = (n_syn * (self.generation_flops("cloud") + self.inference_flops("edge"))
-                    + n_pub * self.inference_flops("cloud")
-                    + cfg.distill_epochs * n * self.training_flops("cloud"))
-        res = OpResult("relay_up", edge, True,
-                       f"cloud aggregated {len(store)} edge adapter(s) ({cfg.relay_up_aggregation}) and distilled "
-                       "them into the teacher",
-                       flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud},
-                       bytes_up=self.adapter_bytes + REPORT_BYTES, samples=n)
+        res = self.op_result("relay_up", edge, n_fb)
+        res.message = (f"cloud aggregated {len(store)} edge adapter(s) ({cfg.relay_up_aggregation}) and distilled "
+                       "them into the teacher")
         if not _finite([x, soft, *agg]):
             return self._nan(res)
         ok = _train(self._teacher, x, soft, soft=True, epochs=cfg.distill_epochs, lr=cfg.cloud_lr,
@@ -748,12 +773,7 @@ class WorkerSystem:
         self._load_edge(edge)
         with torch.no_grad():
             soft = torch.softmax(self._edge(x) / cfg.distill_temperature, dim=1)
-        res = OpResult("relay_to_end", edge, True, "edge distilled its model into the end devices' model",
-                       flops={"end": 0.0,
-                              "edge": n * self.inference_flops("edge")
-                              + cfg.distill_epochs * n * self.training_flops("end"),
-                              "cloud": 0.0},
-                       bytes_down=self._end.n_bytes, samples=n)
+        res = self.op_result("relay_to_end", edge, idx.shape[0])
         if not _finite([soft]):
             return self._nan(res)
         self._load_end(edge)
