@@ -246,14 +246,17 @@ def verdict(rows: Sequence[dict[str, Any]], results: Sequence[EpisodeMetrics] = 
     if h:
         hr = _fmt(h["reward_mean"], h["reward_ci95"], "r")
         lines.append(f"Best heuristic: **{h['policy']}**, episode reward {hr}.")
+    def relation(r: dict[str, Any]) -> str:
+        """How ``r`` stands against the best heuristic by the unpaired 95% CIs."""
+        (hl, hh), (lo, hi) = lo_hi(h), lo_hi(r)
+        if lo > hh:
+            return "beats it with non-overlapping 95% CIs"
+        if hi < hl:
+            return "is worse, with non-overlapping 95% CIs"
+        return "is not separable from it (the 95% CIs overlap)"
+
     if h and lrn:
-        (hl, hh), (ll, lh) = lo_hi(h), lo_hi(lrn)
-        if ll > hh:
-            rel = "beats it with non-overlapping 95% CIs"
-        elif lh < hl:
-            rel = "is worse, with non-overlapping 95% CIs"
-        else:
-            rel = "is not separable from it (the 95% CIs overlap)"
+        rel = relation(lrn)
         lines.append(
             f"Best learned agent: **{lrn['policy']}**, {_fmt(lrn['reward_mean'], lrn['reward_ci95'], 'r')}: {rel} "
             f"(difference {lrn['reward_mean'] - h['reward_mean']:+.2f})."
@@ -271,6 +274,8 @@ def verdict(rows: Sequence[dict[str, Any]], results: Sequence[EpisodeMetrics] = 
             f"Oracle (look-ahead on env copies that sees the true future: an upper reference, not deployable): "
             f"{_fmt(o['reward_mean'], o['reward_ci95'], 'r')} over {o['n']} episodes; gap of the means {gaps}."
         )
+        if h:
+            lines.append(f"Against the best heuristic by the unpaired 95% CIs, the oracle {relation(o)}.")
         for x in ref if results else []:
             d, dh, n = paired_difference(results, o["policy"], x["policy"])
             if n >= 2:

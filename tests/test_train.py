@@ -130,3 +130,18 @@ def test_benchmark_writes_markdown_csv_and_plot(run_dir: Path, tmp_path: Path) -
               str(out / "tiny_benchmark_episodes.csv"), "--out", str(out), "--stem", "again", "--no-progress"])
     with (out / "again.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 5
+
+
+def test_verdict_compares_learned_agent_and_oracle_with_the_best_heuristic() -> None:
+    def row(policy: str, mean: float, ci: float, n: int = 10) -> dict:
+        return {"policy": policy, "reward_mean": mean, "reward_ci95": ci, "n": n}
+
+    rows = [row("cost-aware", 100.0, 5.0), row("periodic", 90.0, 5.0), row("runs/x/best_model.zip", 111.0, 5.0),
+            row("oracle:horizon=3", 108.0, 4.0, n=5)]
+    lines = cli.verdict(rows)
+    assert lines[0] == "Best heuristic: **cost-aware**, episode reward 100.00 ± 5.00."
+    assert "runs/x/best_model.zip" in lines[1] and "beats it with non-overlapping 95% CIs" in lines[1]
+    assert lines[-1] == "Against the best heuristic by the unpaired 95% CIs, the oracle is not separable from it " \
+        "(the 95% CIs overlap)."
+    rows[2] = row("runs/x/best_model.zip", 80.0, 5.0)
+    assert "is worse, with non-overlapping 95% CIs" in cli.verdict(rows)[1]
