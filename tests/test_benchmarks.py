@@ -68,3 +68,15 @@ def test_bench_speed_fast_workers(bench, tmp_path) -> None:
                                      "--out", str(tmp_path)])
     assert res["scenarios"]["tiny"]["random"]["steps_per_s_env"] > 0
     assert "calibrated fast path" in (tmp_path / "bench_speed.md").read_text()
+
+
+def test_heuristic_sweep_runs_on_tiny(bench, tmp_path) -> None:
+    res = bench("heuristic_sweep").main(["--scenario", "tiny", "--seeds", "2", "--grid", "acc_drop=0.02,0.05",
+                                         "cooldown=1", "--no-progress", "--out", str(tmp_path)])
+    assert res["seeds"] == [20000, 20001]
+    rows = {r["policy"]: r for r in res["rows"]}
+    assert set(rows) == {"cost-aware", "cost-aware:acc_drop=0.02,cooldown=1", "cost-aware:acc_drop=0.05,cooldown=1"}
+    assert rows["cost-aware"]["paired_vs_defaults"] == 0.0
+    assert "| cost-aware:acc_drop=0.02,cooldown=1 |" in (tmp_path / "cost-aware_sweep.md").read_text()
+    with pytest.raises(SystemExit, match="--grid"):
+        bench("heuristic_sweep").main(["--grid", "acc_drop"])
