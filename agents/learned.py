@@ -253,6 +253,7 @@ def train(
     op_none_logit: float = 3.0,
     warm_start: str | None = None,
     warm_start_episodes: int = 12,
+    warm_start_jobs: int = 1,
 ) -> tuple[Any, Path]:
     """Train ``algo`` on ``scenario``; returns ``(model, run_dir)``.
 
@@ -272,9 +273,10 @@ def train(
         op_none_logit: initial logit bonus of op "none" in a fresh actor-critic policy, so the
             untrained agent starts few knowledge operations (each is real, slow training):
             3.0 makes "none" ~0.83 likely per edge at first. 0 disables.
-        warm_start: a heuristic name: before RL, clone its behaviour (and fit the value head to
-            its discounted returns) on ``warm_start_episodes`` training-seed episodes; PPO then
-            improves on it. Only for PPO / A2C / MaskablePPO; ignored on resume.
+        warm_start: a heuristic (``name:key=value`` overrides allowed) or ``oracle:...``: before RL,
+            clone its behaviour (and fit the value head to its discounted returns) on
+            ``warm_start_episodes`` training-seed episodes, collected in ``warm_start_jobs`` processes;
+            PPO then improves on it. Only for PPO / A2C / MaskablePPO; ignored on resume.
     """
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
 
@@ -308,7 +310,7 @@ def train(
             t_ws = time.perf_counter()
             ws_stats = behaviour_clone(model, scenario, warm_start, warm_start_episodes, seed=seed,
                                        env_kwargs=env_kwargs, progress=progress,
-                                       augment=AUGMENT in _wrapper_list(wrapper))
+                                       augment=AUGMENT in _wrapper_list(wrapper), jobs=warm_start_jobs)
             ws_stats["wall_s"] = time.perf_counter() - t_ws
 
     ws_stats = locals().get("ws_stats")
@@ -385,6 +387,34 @@ def bias_towards_no_op(model: Any, logit: float) -> None:
             start += int(n)
 
 
+def teacher_episode(scenario: str, teacher: str, seed: int, env_kwargs: dict[str, Any] | None = None,
+                    augment: bool = False) -> tuple[list, list, list, list]:
+    """One episode of the policy spec ``teacher`` (a heuristic, ``name:key=value`` overrides, or the
+    ``oracle``) on seed ``seed``: (observations, actions, action masks, rewards), one entry per step.
+    Observations are augmented (:class:`ObsAugmenter`) when ``augment``."""
+    from gaisnet_env.cli import build_policy
+    from gaisnet_env.env import GaisNetEnv
+
+    env = GaisNetEnv(scenario, **(env_kwargs or {}))
+    pol = build_policy(teacher, env)
+    pol.reset(seed)
+    aug = ObsAugmenter()
+    aug.reset()
+    o, info = env.reset(seed=seed)
+    obs_l, act_l, mask_l, rews = [], [], [], []
+    while True:
+        a = pol.act(o, info)
+        obs_l.append(aug(o) if augment else o)
+        act_l.append(np.asarray(a))
+        mask_l.append(np.asarray(info["action_mask"], dtype=bool))
+        o, r, term, trunc, info = env.step(a)
+        rews.append(float(r))
+        if term or trunc:
+            break
+    env.close()
+    return obs_l, act_l, mask_l, rews
+
+
 def behaviour_clone(
     model: Any,
     scenario: str,
@@ -396,8 +426,10 @@ def behaviour_clone(
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
     augment: bool = False,
+    jobs: int = 1,
 ) -> dict[str, float]:
-    """Warm-start an actor-critic ``model`` by imitating the heuristic ``teacher``.
+    """Warm-start an actor-critic ``model`` by imitating ``teacher`` (a heuristic, with optional
+    ``name:key=value`` overrides, or ``oracle:...``: slow, so give it ``jobs`` processes).
 
     Collects ``episodes`` teacher episodes on *training* seeds (``seed + 50_000 + i``, far from
     the evaluation seeds), then minimises ``-log pi(a_teacher | s) + 0.5 (V(s) - G)^2`` with
@@ -405,42 +437,38 @@ def behaviour_clone(
     the number of samples and the final imitation accuracy (share of matching action parts).
     """
     import torch
-    from gaisnet_env.agents.heuristics import make_heuristic
 
-    from gaisnet_env.env import GaisNetEnv
-
-    env = GaisNetEnv(scenario, **(env_kwargs or {}))
-    pol = make_heuristic(teacher, env=env)
     gamma = float(getattr(model, "gamma", 0.99))
-    obs_l, act_l, mask_l, ret_l, ep_rewards = [], [], [], [], []
-    it: Any = range(episodes)
+    seeds = [seed + 50_000 + i for i in range(episodes)]
+    it: Any
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from gaisnet_env.cli import _worker_init
+
+        ex = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+        it = ex.map(teacher_episode, *zip(*[(scenario, teacher, s, env_kwargs, augment) for s in seeds], strict=True))
+    else:
+        ex = None
+        it = (teacher_episode(scenario, teacher, s, env_kwargs, augment) for s in seeds)
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(it, desc=f"warm start: {teacher} episodes", unit="ep")
-    aug = ObsAugmenter()
-    for i in it:
-        s = seed + 50_000 + i
-        pol.reset(s)
-        aug.reset()
-        o, info = env.reset(seed=s)
-        rews = []
-        while True:
-            a = pol.act(o, info)
-            obs_l.append(aug(o) if augment else o)
-            act_l.append(a)
-            mask_l.append(np.asarray(info["action_mask"], dtype=bool))
-            o, r, term, trunc, info = env.step(a)
-            rews.append(float(r))
-            if term or trunc:
-                break
+        it = tqdm(it, total=episodes, desc=f"warm start: {teacher} episodes", unit="ep")
+    obs_l, act_l, mask_l, ret_l, ep_rewards = [], [], [], [], []
+    for o_ep, a_ep, m_ep, rews in it:
+        obs_l += o_ep
+        act_l += a_ep
+        mask_l += m_ep
         g, rets = 0.0, []
         for r in reversed(rews):
             g = r + gamma * g
             rets.append(g)
         ret_l.extend(reversed(rets))
         ep_rewards.append(sum(rews))
-    env.close()
+    if ex is not None:
+        ex.shutdown()
     policy = model.policy
     obs = torch.as_tensor(np.asarray(obs_l), dtype=torch.float32)
     acts = torch.as_tensor(np.asarray(act_l), dtype=torch.int64)

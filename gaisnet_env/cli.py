@@ -440,6 +440,7 @@ def cmd_train(args: argparse.Namespace) -> Path:
         time_budget_s=args.time_budget,
         warm_start=args.warm_start,
         warm_start_episodes=args.warm_start_episodes,
+        warm_start_jobs=args.warm_start_jobs,
     )
     print(f"trained {args.algo} on {args.scenario} in {time.perf_counter() - t0:.1f} s -> {run_dir}")
     print(f"  best model: {run_dir / 'best_model.zip'}   tensorboard --logdir {run_dir / 'tb'}")
@@ -484,6 +485,7 @@ def run_benchmark(
     note: str = "",
     warm_start: str | None = None,
     warm_start_episodes: int = 12,
+    warm_start_jobs: int = 1,
     include: Sequence[str | Path] = (),
 ) -> tuple[list[dict[str, Any]], list[EpisodeMetrics]]:
     """Train the algorithm names in ``policies`` (if ``train_timesteps``), evaluate all, write
@@ -501,7 +503,7 @@ def run_benchmark(
                 t0 = time.perf_counter()
                 _m, run_dir = train(scenario, a, train_timesteps, train_seed, logdir, progress=progress,
                                     env_kwargs=env_kwargs, time_budget_s=time_budget_s, warm_start=warm_start,
-                                    warm_start_episodes=warm_start_episodes)
+                                    warm_start_episodes=warm_start_episodes, warm_start_jobs=warm_start_jobs)
                 meta = json.loads((run_dir / "meta.json").read_text())
                 ws = f", warm start from {warm_start}" if warm_start else ""
                 train_info.append(f"{a}: {meta['num_timesteps']} timesteps{ws}, seed {train_seed}, "
@@ -557,6 +559,7 @@ def cmd_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
         args.scenario, seeds, policies, args.out, args.train_timesteps,
         args.train_seed, args.logdir, args.episodes, args.jobs, _env_kwargs(args), not args.no_progress,
         args.stem, warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes,
+        warm_start_jobs=args.warm_start_jobs,
         include=args.include_episodes or (), note=args.note or "",
     )
     return rows
@@ -620,9 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "real runs instead of trained (gaisnet_env.surrogate); evaluate on the real workers after")
 
     def warm(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--warm-start", default=None, metavar="HEURISTIC",
-                        help="clone this heuristic's behaviour before RL (e.g. cost-aware); default none")
+        sp.add_argument("--warm-start", default=None, metavar="POLICY",
+                        help="clone this policy's behaviour before RL: a heuristic (e.g. cost-aware, with "
+                        "name:key=value overrides) or oracle:... (slow); default none")
         sp.add_argument("--warm-start-episodes", type=int, default=12, help="teacher episodes for the warm start")
+        sp.add_argument("--warm-start-jobs", type=int, default=1, help="processes collecting the teacher episodes")
 
     t = sub.add_parser("train", help="train an SB3 agent", description="Train PPO / A2C / DQN / MaskablePPO.")
     common(t)

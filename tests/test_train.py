@@ -145,3 +145,24 @@ def test_verdict_compares_learned_agent_and_oracle_with_the_best_heuristic() -> 
         "(the 95% CIs overlap)."
     rows[2] = row("runs/x/best_model.zip", 80.0, 5.0)
     assert "is worse, with non-overlapping 95% CIs" in cli.verdict(rows)[1]
+
+
+def test_warm_start_from_the_oracle_collects_the_same_episodes_in_parallel(tmp_path: Path) -> None:
+    from gaisnet_env.agents.learned import behaviour_clone, teacher_episode
+
+    teacher = "oracle:horizon=2,max_candidates=3"
+    obs, acts, masks, rews = teacher_episode("tiny", teacher, 50_000, {"horizon": 6})
+    assert len(obs) == len(acts) == len(masks) == len(rews) == 6
+    for a, m in zip(acts, masks, strict=True):  # the oracle's actions respect the mask
+        a, m = a.reshape(-1, 2), m.reshape(-1, 8)  # per cell: (route, op); 3 route then 5 op entries
+        assert m[np.arange(len(a)), a[:, 0]].all() and m[np.arange(len(a)), 3 + a[:, 1]].all()
+    stats = []
+    for jobs in (1, 2):
+        model, _ = train("tiny", "ppo_mask", 16, logdir=tmp_path / str(jobs), progress=False, eval_episodes=1,
+                         env_kwargs={"horizon": 6}, hyperparams={"n_steps": 16})
+        stats.append(behaviour_clone(model, "tiny", teacher, episodes=2, epochs=2, env_kwargs={"horizon": 6},
+                                     augment=True, jobs=jobs))  # ppo_mask observes through AugmentObservation
+    assert stats[0]["teacher_reward"] == stats[1]["teacher_reward"]
+    assert stats[0]["teacher_reward"] == pytest.approx((sum(rews) + sum(teacher_episode(
+        "tiny", teacher, 50_001, {"horizon": 6})[3])) / 2)
+    assert stats[0]["samples"] == 12.0
