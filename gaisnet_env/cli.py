@@ -101,9 +101,9 @@ def build_policy(spec: str, env: Any) -> Any:
 
 def policy_label(spec: str) -> str:
     """Short table label of a policy spec."""
-    name, _ = parse_spec(spec)
-    if name == "oracle":
-        return "oracle (upper ref.)"
+    name, params = parse_spec(spec)
+    if name == "oracle":  # its settings in the label, so oracles of different settings stay apart
+        return f"{spec} (upper ref.)" if params else "oracle (upper ref.)"
     p = Path(spec)
     if p.suffix == ".zip" or p.is_dir():
         try:

@@ -166,3 +166,9 @@ def test_warm_start_from_the_oracle_collects_the_same_episodes_in_parallel(tmp_p
     assert stats[0]["teacher_reward"] == pytest.approx((sum(rews) + sum(teacher_episode(
         "tiny", teacher, 50_001, {"horizon": 6})[3])) / 2)
     assert stats[0]["samples"] == 12.0
+
+
+def test_policy_labels_keep_oracles_of_different_settings_apart() -> None:
+    assert cli.policy_label("oracle") == "oracle (upper ref.)"
+    assert cli.policy_label("oracle:horizon=10,max_candidates=24") == "oracle:horizon=10,max_candidates=24 (upper ref.)"
+    assert cli.policy_label("cost-aware:acc_drop=0.02") == "cost-aware:acc_drop=0.02"
