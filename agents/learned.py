@@ -457,18 +457,20 @@ def behaviour_clone(
 
         it = tqdm(it, total=episodes, desc=f"warm start: {teacher} episodes", unit="ep")
     obs_l, act_l, mask_l, ret_l, ep_rewards = [], [], [], [], []
-    for o_ep, a_ep, m_ep, rews in it:
-        obs_l += o_ep
-        act_l += a_ep
-        mask_l += m_ep
-        g, rets = 0.0, []
-        for r in reversed(rews):
-            g = r + gamma * g
-            rets.append(g)
-        ret_l.extend(reversed(rets))
-        ep_rewards.append(sum(rews))
-    if ex is not None:
-        ex.shutdown()
+    try:
+        for o_ep, a_ep, m_ep, rews in it:
+            obs_l += o_ep
+            act_l += a_ep
+            mask_l += m_ep
+            g, rets = 0.0, []
+            for r in reversed(rews):
+                g = r + gamma * g
+                rets.append(g)
+            ret_l.extend(reversed(rets))
+            ep_rewards.append(sum(rews))
+    finally:  # the worker processes end also when an episode raised
+        if ex is not None:
+            ex.shutdown(cancel_futures=True)
     policy = model.policy
     obs = torch.as_tensor(np.asarray(obs_l), dtype=torch.float32)
     acts = torch.as_tensor(np.asarray(act_l), dtype=torch.int64)

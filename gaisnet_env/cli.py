@@ -246,6 +246,7 @@ def verdict(rows: Sequence[dict[str, Any]], results: Sequence[EpisodeMetrics] = 
     if h:
         hr = _fmt(h["reward_mean"], h["reward_ci95"], "r")
         lines.append(f"Best heuristic: **{h['policy']}**, episode reward {hr}.")
+
     def relation(r: dict[str, Any]) -> str:
         """How ``r`` stands against the best heuristic by the unpaired 95% CIs."""
         (hl, hh), (lo, hi) = lo_hi(h), lo_hi(r)
