@@ -28,6 +28,7 @@ import dataclasses
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,19 @@ import numpy as np
 import yaml
 
 from gaisnet_env.env import OP_FINETUNE, OP_NONE, OP_RELAY_DOWN, OP_RELAY_UP, ROUTE_EDGE, GaisNetEnv
+from gaisnet_env.worker_config import PERSONAL_STYLES, STYLES
 
-SCHEDULES: tuple[str, ...] = ("bidirectional", "down_only", "finetune_only", "finetune_twice", "none")
+_PERSONAL_COLS = [STYLES.index(s) for s in PERSONAL_STYLES]
+
+SCHEDULES: tuple[str, ...] = ("bidirectional", "finetune_down", "down_only", "down_only_pure", "finetune_only",
+                              "finetune_twice", "none")
+#: schedules that run with pure data-free relay_down (no cross-entropy term on local labels)
+PURE_SCHEDULES: tuple[str, ...] = ("down_only_pure",)
 RESULTS = Path(__file__).resolve().parent / "results"
+#: the seeds on which the worker and scenario defaults were tuned (the table flags any overlap)
+TUNING_SEEDS: tuple[int, ...] = tuple(range(900, 910))
+#: default episode seeds: never used in tuning
+DEFAULT_SEEDS: tuple[str, ...] = ("1000-1009",)
 #: worker settings of the knowledge operations, echoed in the table's header
 KNOWLEDGE_FIELDS: tuple[str, ...] = (
     "relay_up_aggregation",
@@ -47,13 +58,33 @@ KNOWLEDGE_FIELDS: tuple[str, ...] = (
     "relay_down_min_confidence",
     "relay_down_relative",
 )
-#: paired comparisons reported under the table (first minus second)
-PAIRS: tuple[tuple[str, str], ...] = (
-    ("bidirectional", "none"),
-    ("bidirectional", "finetune_only"),
-    ("bidirectional", "finetune_twice"),
-    ("bidirectional", "down_only"),
+#: paired comparisons reported under the table: (first, second, metric, what it measures)
+PAIRS: tuple[tuple[str, str, str, str], ...] = (
+    ("bidirectional", "finetune_twice", "mean_accuracy_edge", "cloud knowledge over equal local labels"),
+    ("down_only_pure", "none", "mean_accuracy_edge", "pure data-free relay_down"),
+    ("bidirectional", "finetune_down", "mean_accuracy_cloud_personal",
+     "cloud accuracy on edge-only (personal) domains with and without relay_up"),
+    ("bidirectional", "finetune_down", "mean_accuracy_edge", "what relay_up adds at the edges"),
+    ("bidirectional", "none", "mean_accuracy_edge", "the whole knowledge flow"),
+    ("bidirectional", "finetune_only", "mean_accuracy_edge", "relay ops over one finetune per cycle"),
 )
+
+
+def parse_seeds(tokens: list[str]) -> list[int]:
+    """Seeds from tokens that are integers (``7``) or inclusive ranges (``1000-1009``), in order."""
+    seeds: list[int] = []
+    for tok in tokens:
+        lo, sep, hi = str(tok).partition("-")
+        try:
+            a, b = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise ValueError(f"--seeds: got {tok!r}; expected an integer >= 0 or a range A-B") from None
+        if a < 0 or b < a:
+            raise ValueError(f"--seeds: got {tok!r}; expected an integer >= 0 or a range A-B with A <= B")
+        seeds.extend(range(a, b + 1))
+    if len(seeds) != len(set(seeds)):
+        raise ValueError(f"--seeds: got {tokens!r}; each seed may appear once")
+    return seeds
 
 
 def schedule_ops(schedule: str, epoch: int, n_edges: int, period: int, stagger: int = 1) -> np.ndarray:
@@ -62,11 +93,11 @@ def schedule_ops(schedule: str, epoch: int, n_edges: int, period: int, stagger: 
     ops = np.full(n_edges, OP_NONE, dtype=np.int64)
     for e in range(n_edges):
         phase = (epoch - e * stagger) % period
-        if schedule in ("bidirectional", "finetune_only", "finetune_twice") and phase == 0:
+        if schedule in ("bidirectional", "finetune_down", "finetune_only", "finetune_twice") and phase == 0:
             ops[e] = OP_FINETUNE
         elif schedule == "bidirectional" and phase == 2:
             ops[e] = OP_RELAY_UP
-        elif schedule in ("bidirectional", "down_only") and phase == 4:
+        elif schedule in ("bidirectional", "finetune_down", "down_only", "down_only_pure") and phase == 4:
             ops[e] = OP_RELAY_DOWN
         elif schedule == "finetune_twice" and phase == 4:
             ops[e] = OP_FINETUNE
@@ -77,14 +108,20 @@ def run_episode(env: GaisNetEnv, schedule: str, seed: int, period: int, stagger:
     """One episode of ``schedule``; returns its metrics (accuracy shares, bytes, joules)."""
     obs, info = env.reset(seed=seed)
     E = env.n_edges
-    acc, acc_cloud = [], []
+    acc, acc_cloud, acc_cloud_personal = [], [], []
     ops_started = ops_masked = 0
     epoch = 0
     while True:
         action = np.stack([np.full(E, ROUTE_EDGE), schedule_ops(schedule, epoch, E, period, stagger)], axis=1)
+        class_mix, style_mix = env.true_domain(epoch)
         obs, reward, terminated, truncated, info = env.step(action.ravel())
         acc.append(info["accuracy_edge"])
         acc_cloud.append(info["accuracy_cloud"])
+        personal = style_mix[:, _PERSONAL_COLS].sum(axis=1) > 0.5
+        if personal.any():
+            cloud = [env.workers.accuracy("cloud", int(e), class_mix[e], style_mix[e])
+                     for e in np.flatnonzero(personal)]
+            acc_cloud_personal.append(float(np.mean(cloud)))
         ops_started += info["ops_started"]
         ops_masked += info["actions_masked"]
         epoch += 1
@@ -93,6 +130,8 @@ def run_episode(env: GaisNetEnv, schedule: str, seed: int, period: int, stagger:
     return {
         "mean_accuracy_edge": float(np.mean(acc)),
         "mean_accuracy_cloud": float(np.mean(acc_cloud)),
+        # nan when no cell was ever in a personal domain
+        "mean_accuracy_cloud_personal": float(np.mean(acc_cloud_personal)) if acc_cloud_personal else float("nan"),
         "final_accuracy_end": info["accuracy_end"],
         "final_accuracy_edge": info["accuracy_edge"],
         "final_accuracy_cloud": info["accuracy_cloud"],
@@ -126,12 +165,17 @@ def run(
     if horizon:
         overrides["horizon"] = horizon
     env = GaisNetEnv(scenario, **overrides)
+    pure = dict(overrides)
+    pure["workers"] = {**dict(overrides.get("workers") or {}), "relay_down_local_weight": 0.0}
+    env_pure = GaisNetEnv(scenario, **pure)
     per_schedule: dict[str, list[dict[str, float]]] = {s: [] for s in SCHEDULES}
     t0 = time.perf_counter()
     for seed in seeds:
         for schedule in SCHEDULES:
-            per_schedule[schedule].append(run_episode(env, schedule, seed, period, stagger))
-    summary = {s: {k: mean_ci95([r[k] for r in runs]) for k in runs[0]} for s, runs in per_schedule.items()}
+            e = env_pure if schedule in PURE_SCHEDULES else env
+            per_schedule[schedule].append(run_episode(e, schedule, seed, period, stagger))
+    summary = {s: {k: mean_ci95([r[k] for r in runs if not math.isnan(r[k])]) for k in runs[0]}
+               for s, runs in per_schedule.items()}
     return {
         "scenario": scenario,
         "horizon": env.scenario.horizon,
@@ -139,6 +183,7 @@ def run(
         "stagger_epochs": stagger,
         "workers": dataclasses.asdict(env.scenario.workers),
         "seeds": seeds,
+        "tuning_seeds": list(TUNING_SEEDS),
         "overrides": overrides,
         "wall_s": time.perf_counter() - t0,
         "machine": {
@@ -151,10 +196,22 @@ def run(
     }
 
 
+def _seed_ranges(seeds: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
+    out: list[str] = []
+    for s in sorted(seeds):
+        if out and s == int(out[-1].rpartition("-")[2]) + 1:
+            out[-1] = f"{out[-1].partition('-')[0]}-{s}"
+        else:
+            out.append(str(s))
+    return ", ".join(out) or "none"
+
+
 def to_markdown(res: dict[str, Any]) -> str:
     cols = [
         ("mean_accuracy_edge", "mean edge acc", 3),
         ("mean_accuracy_cloud", "mean cloud acc", 3),
+        ("mean_accuracy_cloud_personal", "cloud acc, personal domains", 3),
         ("final_accuracy_end", "final end acc", 3),
         ("final_accuracy_edge", "final edge acc", 3),
         ("final_accuracy_cloud", "final cloud acc", 3),
@@ -168,6 +225,11 @@ def to_markdown(res: dict[str, Any]) -> str:
         f"period {res['period_epochs']} epochs, stagger {res.get('stagger_epochs', 1)})",
         "",
         f"Scenario overrides: `{res['overrides']}`" if res["overrides"] else "No scenario overrides.",
+        "",
+        f"Seeds: {_seed_ranges(res['seeds'])}; the defaults were tuned on seeds "
+        f"{_seed_ranges(res.get('tuning_seeds', []))}"
+        + (" (**overlap: these results are not held out**)." if set(res["seeds"]) & set(res.get("tuning_seeds", []))
+           else " (no overlap)."),
         "",
     ]
     if res.get("workers"):
@@ -186,21 +248,25 @@ def to_markdown(res: dict[str, Any]) -> str:
             m, h = row[key]
             cells.append(f"{m:.{digits}f} ± {h:.{digits}f}" if digits else f"{m:,.0f} ± {h:,.0f}")
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    pairs = [(a, b) for a, b in PAIRS if a in res["runs"] and b in res["runs"]]
+    pairs = [p for p in PAIRS if p[0] in res["runs"] and p[1] in res["runs"]]
     if pairs:
         lines += [
             "",
-            "Paired differences of mean edge accuracy (same seeds; mean ± 95% CI half-width of the per-seed "
-            "differences):",
+            "Paired differences (same seeds; mean ± 95% CI half-width of the per-seed differences; seeds where "
+            "a metric is undefined are left out):",
             "",
-            "| difference | mean edge acc | per seed |",
-            "| --- | --- | --- |",
+            "| difference | metric | measures | paired diff | excludes 0 | per seed |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
-        for a, b in pairs:
-            d = [x["mean_accuracy_edge"] - y["mean_accuracy_edge"]
-                 for x, y in zip(res["runs"][a], res["runs"][b], strict=True)]
+        for a, b, metric, what in pairs:
+            d = [x[metric] - y[metric] for x, y in zip(res["runs"][a], res["runs"][b], strict=True)
+                 if not (math.isnan(x[metric]) or math.isnan(y[metric]))]
+            if not d:
+                continue
             m, h = mean_ci95(d)
-            lines.append(f"| {a} − {b} | {m:+.3f} ± {h:.3f} | {' '.join(f'{v:+.3f}' for v in d)} |")
+            verdict = "yes" if abs(m) > h else "no"
+            lines.append(f"| {a} − {b} | {metric} | {what} | {m:+.3f} ± {h:.3f} | {verdict} | "
+                         f"{' '.join(f'{v:+.3f}' for v in d)} |")
     lines.append("")
     lines.append(f"Wall time {res['wall_s']:.0f} s on {res['machine']['processor'] or res['machine']['platform']}.")
     return "\n".join(lines) + "\n"
@@ -209,8 +275,10 @@ def to_markdown(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", default="metro", help="built-in name or YAML path (default metro)")
-    p.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
-    p.add_argument("--period", type=int, default=6, help="epochs between an edge's cycles (default 6)")
+    p.add_argument("--seeds", nargs="+", default=list(DEFAULT_SEEDS), metavar="SEED",
+                   help="episode seeds: integers or inclusive ranges A-B (default %(default)s, never used "
+                        "in tuning)")
+    p.add_argument("--period", type=int, default=8, help="epochs between an edge's cycles (default 8)")
     p.add_argument("--stagger", type=int, default=1, help="epochs between edges' cycle starts (default 1)")
     p.add_argument("--horizon", type=int, default=None, help="override the scenario's horizon (epochs)")
     p.add_argument(
@@ -229,7 +297,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not sep:
             p.error(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key] = yaml.safe_load(value)
-    res = run(args.scenario, list(range(args.seeds)), args.period, args.horizon, overrides, args.stagger)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        p.error(str(exc))
+    tuned = sorted(set(seeds) & set(TUNING_SEEDS))
+    if tuned:
+        print(f"warning: seeds {tuned} were used to tune the defaults; the table says so", file=sys.stderr)
+    res = run(args.scenario, seeds, args.period, args.horizon, overrides, args.stagger)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"knowledge_flow_{Path(args.scenario).stem}{'_' + args.tag if args.tag else ''}"
     (args.out / f"{stem}.json").write_text(json.dumps(res, indent=1))

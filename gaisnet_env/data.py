@@ -3,8 +3,10 @@
 Nothing is downloaded: ``sklearn.datasets.load_digits`` ships with scikit-learn.
 
 * Pixels are scaled to [0, 1] (float32); an image is a flat vector of 64 pixels.
-* A *style* (``worker_config.STYLES``) is a deterministic transform of an image (rotation,
-  Gaussian noise with a fixed seed, inversion, blur, shift). Every style of every sample is
+* A *style* (``worker_config.STYLES``) is a deterministic transform of an image: the public styles
+  (rotation, Gaussian noise with a fixed seed, inversion, blur, shift) that the cloud's broad
+  pre-training pool covers, and the personalised styles (mirror, occluded middle rows, dilated
+  strokes) that only the edges' private data has. Every style of every sample is
   precomputed once (``x_styled``), so serving and training only index arrays.
 * Samples are split by index into disjoint pools, stratified by class: the cloud's public
   pre-training pool, a held-out test pool (to measure accuracy) and one private pool per edge.
@@ -26,6 +28,8 @@ from gaisnet_env.worker_config import INPUT_DIM, N_CLASSES, STYLES
 NOISE_STD: float = 0.3
 #: Shift of style "shift" in pixels: (down, right), zero fill.
 SHIFT_PX: tuple[int, int] = (1, 2)
+#: Rows blanked by style "occlude" (a horizontal bar over the digit's middle): [start, stop).
+OCCLUDE_ROWS: tuple[int, int] = (3, 5)
 #: Shares of every class's samples going to the public and the test pool (the rest is private).
 PUBLIC_SHARE: float = 0.35
 TEST_SHARE: float = 0.25
@@ -59,6 +63,14 @@ def apply_style(x: torch.Tensor, style: int, gen: torch.Generator | None = None)
         dy, dx = SHIFT_PX
         out = torch.zeros_like(img)
         out[:, dy:, dx:] = img[:, : 8 - dy, : 8 - dx]
+    elif name == "mirror":
+        out = torch.flip(img, dims=(2,))
+    elif name == "occlude":
+        r0, r1 = OCCLUDE_ROWS
+        out = img.clone()
+        out[:, r0:r1, :] = 0.0
+    elif name == "dilate":
+        out = F.max_pool2d(img.unsqueeze(1), 3, stride=1, padding=1).squeeze(1)
     else:  # pragma: no cover - STYLES is fixed
         raise ValueError(f"unknown style {name!r}")
     return out.reshape(-1, INPUT_DIM).contiguous()

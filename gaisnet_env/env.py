@@ -579,8 +579,10 @@ class GaisNetEnv(gym.Env):
             - rw.w_carbon * cell_carbon / (self.carbon_ref_g / E)
         )
 
-        # labelled feedback of this epoch's classify requests reaches the edges
-        n_fb = np.minimum(n_cls, sc.workload.feedback_per_epoch).astype(np.int64)
+        # labelled feedback: a label_rate share of this epoch's classify requests returns a label (at most
+        # feedback_per_epoch per cell) to the edge
+        n_lab = rng.binomial(counts - N[1].astype(np.int64), sc.workload.label_rate)
+        n_fb = np.minimum(n_lab, sc.workload.feedback_per_epoch).astype(np.int64)
         fb_edges = np.flatnonzero(n_fb > 0) if no_fault else np.flatnonzero((n_fb > 0) & (f_edge_up > 0))
         batch_fb = getattr(self.workers, "add_feedback_batch", None)
         if batch_fb is not None:  # one draw for all edges, the same samples as edge by edge
@@ -1012,6 +1014,13 @@ class GaisNetEnv(gym.Env):
             else:
                 fig.domains = (_read_only(class_mix), _read_only(style_mix))
         return fig.domains
+
+    def true_domain(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ground truth for analysis and benchmarks, not an observation: every cell's (class mix (E, 10),
+        style mix (E, n_styles)) at ``epoch`` (read-only arrays). An operator does not know it."""
+        if self.state is None:
+            raise RuntimeError("call reset() before true_domain()")
+        return self._domains_at(int(epoch))
 
     def _carbon_intensity(self, fig: _EpochFigures) -> tuple[float, float]:
         """Grid carbon intensity (g/kWh) at the edge and cloud sites in the hour of ``fig``, memoised in it

@@ -10,8 +10,8 @@
 * ``edge_generator``: edge CVAE (``generator_latent``, ``edge_generator_hidden``);
 * ``reference``: fixed judge of generated samples ``[64, reference_hidden, 10]``.
 
-Training is deterministic per seed (explicit ``torch.Generator``), uses clean public samples only and
-takes a few seconds on 2 cores. Weights are cached
+Training is deterministic per seed (explicit ``torch.Generator``), uses public samples only (which
+model sees which styles: :func:`_pretrain_pool`) and takes a few seconds on 2 cores. Weights are cached
 
 1. in process memory (creating many systems in one process pre-trains once), and
 2. on disk under ``cache_dir`` (default ``$GAISNET_CACHE_DIR`` or ``~/.cache/gaisnet_env``), one file
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from gaisnet_env.data import DigitsData
 from gaisnet_env.models import CVAE, MLPClassifier
-from gaisnet_env.worker_config import INPUT_DIM, N_CLASSES, WorkerConfig
+from gaisnet_env.worker_config import INPUT_DIM, N_CLASSES, PUBLIC_STYLES, STYLES, WorkerConfig
 
 try:  # POSIX only; elsewhere write-temp-then-rename alone keeps files whole
     import fcntl
@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 #: Bump when the pre-training procedure or the file layout changes (invalidates disk caches).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: WorkerConfig fields that determine the pre-trained weights (part of the cache key).
 PRETRAIN_FIELDS: tuple[str, ...] = (
     "teacher_hidden",
@@ -60,9 +60,13 @@ PRETRAIN_FIELDS: tuple[str, ...] = (
     "pretrain_epochs",
     "pretrain_lr",
     "pretrain_batch_size",
+    "edge_base_share",
 )
 MODEL_NAMES: tuple[str, ...] = ("teacher", "generator", "edge_base", "end", "edge_generator", "reference")
 
+#: Multi-style pools (teacher, reference) train for this share of ``pretrain_epochs`` x (clean pool size /
+#: pool size) epochs, i.e. ``STYLE_EPOCH_SHARE`` x the optimiser steps of a clean-only model per style.
+STYLE_EPOCH_SHARE: float = 2.0
 Weights = dict[str, list[torch.Tensor]]
 _MEMORY: dict[str, Weights] = {}
 
@@ -142,34 +146,68 @@ def pretrain(config: WorkerConfig, seed: int) -> Weights:
         torch.set_num_threads(threads)
 
 
+def _pretrain_pool(name: str, config: WorkerConfig, data: DigitsData,
+                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pre-training samples (x (n, 64), y (n,)) of model ``name``, all from the public pool:
+
+    * ``teacher``: every sample in every public style (the broad "foundation" pool);
+    * ``reference``: every sample in every style, personal ones included (the judge, a measuring
+      instrument of generation quality, not a tier: it must know every domain it judges);
+    * ``edge_base`` and ``end``: a class-stratified ``edge_base_share`` of the samples, clean only (the
+      edges start from a smaller base that has seen less);
+    * the generators: every sample, clean (class-conditional; styles are rendered afterwards).
+    """
+    idx = data.public_idx
+    if name in ("edge_base", "end"):
+        keep = []
+        for c in range(N_CLASSES):
+            idx_c = idx[data.y[idx] == c]
+            keep.append(idx_c[torch.randperm(idx_c.size, generator=gen).numpy()[
+                : max(1, int(round(config.edge_base_share * idx_c.size)))]])
+        idx = np.sort(np.concatenate(keep))
+    if name == "teacher":
+        styles = [STYLES.index(s) for s in PUBLIC_STYLES]
+    elif name == "reference":
+        styles = list(range(len(STYLES)))
+    else:
+        styles = [0]
+    x = torch.from_numpy(np.concatenate([data.x_styled[s][idx] for s in styles]))
+    y = torch.from_numpy(np.tile(data.y[idx], len(styles)))
+    return x, y
+
+
 def _pretrain(config: WorkerConfig, seed: int) -> Weights:
     data = DigitsData(1, seed)
-    pub = data.public_view()
-    x, y = pub.get(pub.indices, np.zeros(len(pub), dtype=np.int64))
-    n = x.shape[0]
     models = build_models(config)
     out: Weights = {}
     for k, name in enumerate(MODEL_NAMES):
         gen = torch.Generator().manual_seed(int(seed) * 1000 + k)
+        x, y = _pretrain_pool(name, config, data, gen)
+        n = x.shape[0]
+        # pools of several styles repeat each sample per style: epochs over the whole pool, at least 1
+        epochs = max(1, int(round(config.pretrain_epochs * STYLE_EPOCH_SHARE * len(data.public_idx) / n))) \
+            if n > len(data.public_idx) else config.pretrain_epochs
         model = models[name]
         model.reset_parameters(gen)  # type: ignore[operator]
         model.train()
         if isinstance(model, CVAE):
             vae = model
 
-            def vae_loss(b: torch.Tensor, vae: CVAE = vae, gen: torch.Generator = gen) -> torch.Tensor:
+            def vae_loss(b: torch.Tensor, vae: CVAE = vae, gen: torch.Generator = gen,
+                         x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
                 eps = torch.randn((b.shape[0], vae.latent), generator=gen)
                 return vae.loss(x[b], y[b], eps)
 
-            _fit(list(model.parameters()), n, vae_loss, config.pretrain_epochs, config.pretrain_lr,
+            _fit(list(model.parameters()), n, vae_loss, epochs, config.pretrain_lr,
                  config.pretrain_batch_size, gen)
         else:
             clf = model
 
-            def clf_loss(b: torch.Tensor, clf: torch.nn.Module = clf) -> torch.Tensor:
+            def clf_loss(b: torch.Tensor, clf: torch.nn.Module = clf, x: torch.Tensor = x,
+                         y: torch.Tensor = y) -> torch.Tensor:
                 return F.cross_entropy(clf(x[b]), y[b])
 
-            _fit(list(model.parameters()), n, clf_loss, config.pretrain_epochs, config.pretrain_lr,
+            _fit(list(model.parameters()), n, clf_loss, epochs, config.pretrain_lr,
                  config.pretrain_batch_size, gen)
         model.eval()
         out[name] = [p.detach().clone() for p in model.parameters()]

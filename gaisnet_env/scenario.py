@@ -125,7 +125,9 @@ class WorkloadConfig:
     classify_out_bytes: int = _f(16, min=1, doc="bytes returned per classify request")
     generate_in_bytes: int = _f(64, min=1, doc="bytes uploaded per generate request (the prompt)")
     generate_out_bytes: int = _f(256, min=1, doc="bytes returned per generate request (the sample)")
-    feedback_per_epoch: int = _f(16, min=0, max=100_000, doc="labelled feedback samples per cell and epoch")
+    feedback_per_epoch: int = _f(16, min=0, max=100_000, doc="at most this many labelled samples per cell and epoch")
+    label_rate: float = _f(0.05, min=0.0, max=1.0,
+                           doc="share of served classify requests whose user returns a label (binomial per epoch)")
 
 
 @dataclass

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: Styles of the cloud's broad public pre-training pool: the domains the "foundation" model knows.
+PUBLIC_STYLES: tuple[str, ...] = ("clean", "rotate", "noise", "invert", "blur", "shift")
+#: Personalised styles: only the edges' private data has them; the cloud never sees them in pre-training
+#: and cannot render them when it synthesises (only relay_up can teach them to the cloud).
+PERSONAL_STYLES: tuple[str, ...] = ("mirror", "occlude", "dilate")
 #: Input styles a domain can mix (deterministic transforms of the 8x8 digit images).
-STYLES: tuple[str, ...] = ("clean", "rotate", "noise", "invert", "blur", "shift")
+STYLES: tuple[str, ...] = PUBLIC_STYLES + PERSONAL_STYLES
 #: Number of digit classes.
 N_CLASSES: int = 10
 #: Flattened input size of a digit image (8 x 8 pixels).
@@ -26,25 +31,30 @@ class WorkerConfig:
 
     # architectures (hidden units of the MLPs)
     teacher_hidden: int = field(default=256, metadata={"min": 8, "max": 4096})
-    edge_hidden: int = field(default=64, metadata={"min": 4, "max": 1024})
+    edge_hidden: int = field(default=128, metadata={"min": 4, "max": 1024})
     end_hidden: int = field(default=24, metadata={"min": 4, "max": 1024})
     generator_latent: int = field(default=8, metadata={"min": 2, "max": 128})
     generator_hidden: int = field(default=256, metadata={"min": 8, "max": 4096})
     edge_generator_hidden: int = field(default=64, metadata={"min": 8, "max": 1024})
-    lora_rank: int = field(default=4, metadata={"min": 1, "max": 64})
+    lora_rank: int = field(default=16, metadata={"min": 1, "max": 64})
     # pre-training at the cloud (public pool only)
     pretrain_epochs: int = field(default=60, metadata={"min": 1, "max": 1000})
     pretrain_lr: float = field(default=0.003, metadata={"min": 1e-6, "max": 1.0})
     pretrain_batch_size: int = field(default=64, metadata={"min": 1, "max": 4096})
-    reference_hidden: int = field(default=128, metadata={"min": 8, "max": 4096})
+    reference_hidden: int = field(default=256, metadata={"min": 8, "max": 4096})
+    #: share of the public pool (per class, clean style only) that the edges' base classifier and the end
+    #: devices' tiny model pre-train on: the edges start from a base that has seen less than the cloud
+    edge_base_share: float = field(default=0.3, metadata={"min": 0.01, "max": 1.0})
     # knowledge operations
-    feedback_buffer: int = field(default=256, metadata={"min": 8, "max": 100_000})
+    #: labelled feedback samples an edge keeps (the most recent ones; ~40 epochs of metro's labels)
+    feedback_buffer: int = field(default=128, metadata={"min": 8, "max": 100_000})
     finetune_epochs: int = field(default=4, metadata={"min": 1, "max": 100})
     finetune_lr: float = field(default=0.01, metadata={"min": 1e-6, "max": 1.0})
     batch_size: int = field(default=32, metadata={"min": 1, "max": 4096})
-    #: synthetic samples per relay_down (128 with the default local anchoring keeps the op's training
-    #: cost at 4 epochs x 256 samples, as pure distillation of 256 samples had)
-    relay_down_samples: int = field(default=128, metadata={"min": 8, "max": 100_000})
+    #: synthetic samples per relay_down (the cloud generates and labels them; the edge distils)
+    relay_down_samples: int = field(default=256, metadata={"min": 8, "max": 100_000})
+    #: epochs of the edge's distillation on the relayed samples
+    relay_down_epochs: int = field(default=4, metadata={"min": 1, "max": 100})
     relay_down_variant: str = field(default="ship_samples", metadata={"choices": ("ship_samples", "ship_adapter")})
     relay_up_samples: int = field(default=512, metadata={"min": 8, "max": 100_000})
     relay_to_end_samples: int = field(default=256, metadata={"min": 8, "max": 100_000})
@@ -56,9 +66,10 @@ class WorkerConfig:
     relay_up_public_share: float = field(default=0.5, metadata={"min": 0.0, "max": 4.0})
     #: relay_down: weight lambda of the cross-entropy on the edge's own feedback buffer added to the
     #: distillation loss (KD(synthetic) + lambda * CE(local)), so cloud knowledge is added without erasing
-    #: local knowledge; 0 = pure distillation. Applies where the edge trains (``ship_samples``); the cloud
-    #: never sees private samples, so ``ship_adapter`` skips the term.
-    relay_down_local_weight: float = field(default=2.0, metadata={"min": 0.0, "max": 100.0})
+    #: what the edge learnt from its own labels; 0 = pure data-free distillation, as the papers describe
+    #: (``benchmarks/knowledge_flow.py`` measures both). Applies where the edge trains (``ship_samples``);
+    #: the cloud never sees private samples, so ``ship_adapter`` skips the term.
+    relay_down_local_weight: float = field(default=1.0, metadata={"min": 0.0, "max": 100.0})
     #: relay_down: keep only synthetic samples whose teacher top-class probability (at T=1) is at least
     #: this (pseudo-label confidence filter); 0 keeps all.
     relay_down_min_confidence: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})

@@ -46,7 +46,7 @@ from gaisnet_env.models import (
     train_classifier,
 )
 from gaisnet_env.models.classifiers import INPUT_CENTRE
-from gaisnet_env.worker_config import N_CLASSES, OPERATIONS, STYLES, WorkerConfig
+from gaisnet_env.worker_config import N_CLASSES, OPERATIONS, PERSONAL_STYLES, STYLES, WorkerConfig
 
 CLASSIFIER_TIERS: tuple[str, ...] = ("end", "edge", "cloud")
 GENERATOR_SITES: tuple[str, ...] = ("edge", "cloud")
@@ -54,6 +54,8 @@ GENERATOR_SITES: tuple[str, ...] = ("edge", "cloud")
 #: + sample count (int64).
 REPORT_BYTES: int = 4 * N_CLASSES + 4 * len(STYLES) + 8
 _ACC_CACHE_SIZE = 4096
+_KNOWN_IDX = np.array([k for k, s in enumerate(STYLES) if s not in PERSONAL_STYLES], dtype=np.int64)
+_KNOWN = np.array([s not in PERSONAL_STYLES for s in STYLES])  # (n_styles,) styles the cloud can render
 # pre-trained accuracy tables and generation scores, shared by systems of one process
 _PRE_TABLES: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 _GEN_SCORES: dict[tuple[str, int, int, str], tuple[np.ndarray, float]] = {}
@@ -122,14 +124,22 @@ class _Cloud:
         self.generator = generator
         self.edge_base = edge_base  # the cloud pre-trained the edges' base, so it knows it
 
+    def known_share(self, style_hist: np.ndarray) -> float:
+        """Share of a reported style histogram in styles the cloud can render (its public styles)."""
+        h = np.asarray(style_hist, dtype=np.float64)
+        return float(h[_KNOWN].sum() / h.sum()) if h.sum() > 0 else 0.0
+
     def synthesise(
         self, class_hist: np.ndarray, style_hist: np.ndarray, n: int, gen: torch.Generator
     ) -> torch.Tensor:
         """``n`` synthetic samples (n, 64) for a reported domain: generator output for classes drawn
         from ``class_hist``, then the deterministic style transforms of styles drawn from ``style_hist``
-        (styles are sensor metadata, not raw data)."""
+        (styles are sensor metadata, not raw data). The cloud renders only the public styles it knows
+        (``style_hist`` restricted to them; all clean if it has no mass there): it has never seen a
+        personalised style (``PERSONAL_STYLES``)."""
         y = _sample_categorical(class_hist, n, gen)
-        styles = _sample_categorical(style_hist, n, gen)
+        known = np.where(_KNOWN, np.asarray(style_hist, dtype=np.float64), 0.0)
+        styles = _sample_categorical(known, n, gen) if known.sum() > 0 else torch.zeros(n, dtype=torch.int64)
         with torch.no_grad():
             x = self.generator.generate(y, gen)
             return apply_styles(x, styles, gen)
@@ -137,14 +147,25 @@ class _Cloud:
     def soft_labels(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits / self.config.distill_temperature, dim=1)
 
+    def selective_targets(self, x: torch.Tensor, expert_logits: torch.Tensor) -> torch.Tensor:
+        """Distillation targets for the teacher on samples ``x``: the edge experts' soft labels where the
+        expert is surer (top-class probability at T=1) than the teacher itself, else the teacher's own,
+        so the cloud learns what the edges know better and keeps what it knows better."""
+        with torch.no_grad():
+            t_logits = self.teacher(x)
+        surer = torch.softmax(expert_logits, 1).amax(1) > torch.softmax(t_logits, 1).amax(1)
+        return torch.where(surer[:, None], self.soft_labels(expert_logits), self.soft_labels(t_logits))
+
     def teacher_soft_labels(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.soft_labels(self.teacher(x))
 
     def public_samples(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """``n`` clean public samples drawn with replacement (the cloud's own data)."""
+        """``n`` public samples drawn with replacement, each in a uniformly drawn public style (the
+        cloud's own pre-training data, which it replays so that distillation does not erase it)."""
         pos = torch.randint(len(self.public), (n,), generator=gen).numpy()
-        x, _ = self.public.get(self.public.indices[pos], np.zeros(n, dtype=np.int64))
+        style = _KNOWN_IDX[torch.randint(_KNOWN_IDX.size, (n,), generator=gen).numpy()]
+        x, _ = self.public.get(self.public.indices[pos], style)
         return x
 
 
@@ -631,7 +652,7 @@ class WorkerSystem:
             n_loc = 0
             if cfg.relay_down_local_weight > 0.0 and cfg.relay_down_variant == "ship_samples":
                 n_loc = -(-n_kd // cfg.batch_size) * cfg.batch_size  # one local batch per distillation batch
-            fl_train = cfg.distill_epochs * (n_kd + n_loc) * self.training_flops("edge")
+            fl_train = cfg.relay_down_epochs * (n_kd + n_loc) * self.training_flops("edge")
             if cfg.relay_down_variant == "ship_adapter":
                 # the edge sends its current adapter with the report; the cloud trains it and ships it back
                 return OpResult(op, edge, True, "cloud distilled the edge adapter and shipped it",
@@ -664,6 +685,10 @@ class WorkerSystem:
         cfg = self.config
         ch, sh, _ = self.domain_report(edge)
         n = cfg.relay_down_samples
+        if self._cloud.known_share(sh) == 0.0:
+            res = self.op_result("relay_down", edge, self._fb_count[edge], 0, 0)
+            res.ok, res.message = False, "the cloud knows none of the reported styles: nothing to relay"
+            return res, None
         # cloud: synthesise for the reported domain, label with the teacher's own knowledge
         self._load_teacher()
         x = self._cloud.synthesise(ch, sh, n, self._gen)
@@ -694,7 +719,7 @@ class WorkerSystem:
             return self._nan(res)
         if n_kd < n:
             res.message += f" ({n_kd} of {n} samples kept by the confidence filters)"
-        new = self._train_adapter(edge, x, soft, True, cfg.distill_epochs, cfg.distill_lr, anchor)
+        new = self._train_adapter(edge, x, soft, True, cfg.relay_down_epochs, cfg.distill_lr, anchor)
         if new is None:
             return self._nan(res)
         return res, _Pending("relay_down", "edge", new)
@@ -741,13 +766,14 @@ class WorkerSystem:
                     continue
                 xk = cloud.synthesise(e[2], e[3], m, self._gen)
                 with torch.no_grad():
-                    ss.append(cloud.soft_labels(merged_forward(xk, cloud.edge_base, e[0])))
+                    ss.append(merged_forward(xk, cloud.edge_base, e[0]))
                 xs.append(xk)
-            x_syn, soft_syn = torch.cat(xs), torch.cat(ss)
+            x_syn, logits_syn = torch.cat(xs), torch.cat(ss)
         else:
             x_syn = cloud.synthesise(union_c, union_s, n_syn, self._gen)
             with torch.no_grad():
-                soft_syn = cloud.soft_labels(merged_forward(x_syn, cloud.edge_base, agg))
+                logits_syn = merged_forward(x_syn, cloud.edge_base, agg)
+        soft_syn = cloud.selective_targets(x_syn, logits_syn)
         x_pub = cloud.public_samples(n_pub, self._gen)
         soft_pub = cloud.teacher_soft_labels(x_pub)
         x = torch.cat([x_syn, x_pub])
