@@ -25,7 +25,7 @@ from gaisnet_env.wrappers import FAULT_KINDS, FaultInjection
 
 # tiny with 1 ms epochs: its real ops (~1-13 ms) then stay in flight for several epochs, and
 # enough requests arrive per epoch to feed the edges
-FAST = {"epoch_s": 0.001, "horizon": 400, "workload": {"rate_per_s": 20_000.0}}
+FAST = {"epoch_s": 0.001, "horizon": 400, "workload": {"rate_per_s": 20_000.0, "label_rate": 1.0}}
 
 
 def make(**overrides) -> GaisNetEnv:

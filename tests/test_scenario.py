@@ -66,12 +66,13 @@ def test_reference_tradeoffs(name: str) -> None:
     # end fastest, cloud slowest, all within the deadline when nothing queues
     assert end < edge < cloud < sc.workload.classify_deadline_s
     # hand upper bound of one finetune (reference FLOPs x samples x epochs on op_share of the
-    # edge): roughly 0.5 to 10 epochs (the env, scaling counted worker FLOPs, gives ~half)
+    # edge): roughly 0.2 to 10 epochs (the env, scaling counted worker FLOPs, gives ~half; a full
+    # 128-sample feedback buffer takes the longest)
     wc, ref = sc.workers, sc.reference_models.edge
     flops = ref.train_flops_per_sample * wc.feedback_buffer * wc.finetune_epochs
     speed = profiles.NODES[sc.hardware.edge].effective_flops * sc.hardware.op_share
     epochs = flops / speed / sc.epoch_s
-    assert 0.5 <= epochs <= 10.0, epochs
+    assert 0.2 <= epochs <= 10.0, epochs
     # generated images are larger than uploads, which are tens of kB
     assert sc.workload.generate_out_bytes > sc.workload.classify_in_bytes >= 10_000
 
