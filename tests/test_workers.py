@@ -406,7 +406,8 @@ def test_cached_and_uncached_accuracy_agree(ws: WorkerSystem) -> None:
                 np.testing.assert_array_equal(cached, ws.accuracy_table(tier, e, use_cache=False))
     mix = np.random.default_rng(0).dirichlet(np.ones(N_CLASSES))
     smix = np.random.default_rng(1).dirichlet(np.ones(len(STYLES)))
-    expect = float(sum(smix[s] * sum(mix[c] * ws.accuracy_table("edge", 2)[s, c] for c in range(10)) for s in range(len(STYLES))))
+    table = ws.accuracy_table("edge", 2)
+    expect = float(sum(smix[s] * sum(mix[c] * table[s, c] for c in range(10)) for s in range(len(STYLES))))
     assert ws.accuracy("edge", 2, mix, smix) == pytest.approx(expect, abs=1e-12)
 
 
