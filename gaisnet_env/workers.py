@@ -255,6 +255,7 @@ class WorkerSystem:
         self._ver_end = [0] * self.n_edges
         self._fb_ptr = [0] * self.n_edges
         self._fb_count = [0] * self.n_edges
+        self._fb_new = [0] * self.n_edges  # labelled samples received since the last upload (uncapped)
         self._pending: list[_Pending | None] = [None] * self.n_edges
 
     def state_dict(self) -> dict:
@@ -277,6 +278,7 @@ class WorkerSystem:
             "fb_style": [a.copy() for a in self._fb_style],
             "fb_ptr": list(self._fb_ptr),
             "fb_count": list(self._fb_count),
+            "fb_new": list(self._fb_new),
             "pending": copy.deepcopy(self._pending),
             "gen_state": self._gen.get_state().clone(),
         }
@@ -298,6 +300,7 @@ class WorkerSystem:
         self._fb_style = s["fb_style"]
         self._fb_ptr = s["fb_ptr"]
         self._fb_count = s["fb_count"]
+        self._fb_new = s.get("fb_new", [0] * self.n_edges)
         self._pending = s["pending"]
         self._gen.set_state(s["gen_state"])
         self._counter = max(self._counter, self._uid_cloud, *self._uid_edge, *self._uid_end)
@@ -489,6 +492,7 @@ class WorkerSystem:
         if n <= 0:
             return
         idx, style = self.data.sample_private(edge, class_mix, style_mix, n, rng)
+        self._fb_new[edge] += n
         cap = self.config.feedback_buffer
         if n > cap:
             idx, style, n = idx[-cap:], style[-cap:], cap
@@ -527,6 +531,7 @@ class WorkerSystem:
                 self._fb_style[e][pos] = style[lo:stop]
             self._fb_ptr[e] = (ptr + m) % cap
             self._fb_count[e] = min(self._fb_count[e] + m, cap)
+            self._fb_new[e] += k
 
     def feedback_count(self, edge: int) -> int:
         """Samples in the edge's feedback buffer."""
@@ -610,6 +615,8 @@ class WorkerSystem:
         else:
             self._teacher_w = p.weights
             self._store[edge] = p.store_entry
+            if p.store_entry is not None:  # the uploaded samples are accounted for; later ones count next time
+                self._fb_new[edge] = max(0, self._fb_new[edge] - int(p.store_entry[1]))
             self._uid_cloud = self._next_uid()
             self._ver_cloud += 1
 
@@ -740,12 +747,13 @@ class WorkerSystem:
         # edge -> cloud: adapter and domain report (never raw samples)
         adapter = self._adapter(edge)
         ch, sh, n_fb = self.domain_report(edge)
-        entry = (self._edge.adapter_deltas(adapter), float(n_fb), ch, sh)
+        # FedAvg weight: the labelled samples the edge received since its last upload (not capped by the
+        # feedback buffer, so an edge that learnt from more data weighs more)
+        entry = (self._edge.adapter_deltas(adapter), float(self._fb_new[edge]), ch, sh)
         store = dict(self._store)
         store[edge] = entry
-        # FedAvg of the merged deltas, weighted by the edges' sample counts
         w = np.array([e[1] for e in store.values()], dtype=np.float64)
-        w = w / w.sum()
+        w = w / w.sum() if w.sum() > 0 else np.full(w.size, 1.0 / w.size)
         entries = list(store.values())
         agg = [
             sum(float(wk) * e[0][k] for wk, e in zip(w, entries, strict=True)) for k in range(len(entry[0]))

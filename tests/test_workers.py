@@ -573,3 +573,19 @@ def test_unusable_cache_dir_falls_back_to_memory(tmp_path: os.PathLike) -> None:
         assert model_cache.pretrained_weights(SMALL, 2, d) is w  # in-memory cache
     finally:
         model_cache.clear_memory_cache()
+
+
+def test_fedavg_weights_count_samples_since_the_last_upload(ws: WorkerSystem) -> None:
+    """No cap artefact: the weight is every labelled sample since the edge's last relay_up, not the buffer."""
+    cap = ws.config.feedback_buffer
+    rng = np.random.default_rng(0)
+    ws.add_feedback(0, UNIFORM, style("rotate"), cap + 172, rng)
+    assert ws.feedback_count(0) == cap
+    assert ws.start_op("relay_up", 0).ok
+    ws.add_feedback(0, UNIFORM, style("rotate"), 7, rng)  # arrives while the upload is in flight
+    ws.commit_op(0)
+    assert ws._store[0][1] == cap + 172
+    ws.add_feedback_batch(np.array([0]), UNIFORM[None], style("rotate")[None], np.array([43]), rng)
+    assert ws.start_op("relay_up", 0).ok
+    ws.commit_op(0)
+    assert ws._store[0][1] == 7 + 43
