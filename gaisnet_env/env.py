@@ -12,7 +12,8 @@ Observation layout (all features in [0, 1]), ``E`` edges, row-major per edge the
 idx  per-edge feature             normalisation
 ==== ============================ ==================================================
 0    request rate                 rate / (2 x scenario mean rate), clipped
-1-3  accuracy end / edge / cloud  on the cell's current domain, held-out samples
+1-3  accuracy end / edge / cloud  estimated from returned labels (default); exact with
+                                  ``accuracy_view="exact"`` (oracle, held-out samples)
 4    edge queue backlog           1 - exp(-backlog_s / epoch_s)
 5    access link bandwidth        current / nominal
 6    backhaul link bandwidth      current / nominal
@@ -47,7 +48,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from gaisnet_env import cost, profiles
+from gaisnet_env import cost, operator_view, profiles
 from gaisnet_env.scenario import Scenario, load_scenario
 from gaisnet_env.topology import backhaul_hops, build_topology
 from gaisnet_env.worker_config import OPERATIONS, STYLES, TIERS
@@ -84,6 +85,8 @@ GLOBAL_FEATURES: tuple[str, ...] = (
     "episode_progress",
 )
 ROUTE_END, ROUTE_EDGE, ROUTE_CLOUD = 0, 1, 2
+#: Allowed values of ``GaisNetEnv(accuracy_view=...)``.
+ACCURACY_VIEWS: tuple[str, ...] = ("estimated", "exact")
 OP_NONE, OP_RELAY_DOWN, OP_FINETUNE, OP_RELAY_UP, OP_RELAY_TO_END = range(5)
 #: Methods the env calls on its workers object (see docs/workers.md); checked at construction and reset.
 WORKER_METHODS: tuple[str, ...] = (
@@ -121,6 +124,10 @@ class SimState:
     last_violation: np.ndarray  # (E,) share of SLA violations last epoch
     last_latency_ratio: np.ndarray  # (E,) mean latency / deadline last epoch
     cum: dict[str, float]  # episode totals
+    # operator view of tier accuracy (gaisnet_env.operator_view), (E, 3) end/edge/cloud; None in older snapshots
+    label_hits: np.ndarray | None = None  # decayed correct predictions on returned labels, samples
+    label_seen: np.ndarray | None = None  # decayed returned labels scored, samples
+    label_prior: np.ndarray | None = None  # accuracy carried over from the tier's previous model, share
 
     def copy(self) -> SimState:
         return SimState(**{f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)})
@@ -142,6 +149,7 @@ class GaisNetEnv(gym.Env):
         render_mode: str | None = None,
         cache_dir: str | None = None,
         masked_action: str = "fallback",
+        accuracy_view: str = "estimated",
         torch_threads: int | None = 1,
         worker_system: Any = None,
         **overrides: Any,
@@ -157,6 +165,11 @@ class GaisNetEnv(gym.Env):
             masked_action: what a masked (infeasible) choice does: ``"fallback"`` (the op is
                 dropped and the route falls back to a feasible tier; counted in
                 ``info["actions_masked"]``) or ``"raise"`` (ValueError).
+            accuracy_view: what observation features 1-3 (tier accuracy) show: ``"estimated"`` (the
+                default, the operator's view: decayed shares correct on the labelled feedback that came
+                back, see :mod:`gaisnet_env.operator_view`; needs the workers' ``label_hits``) or
+                ``"exact"`` (the oracle view: each tier's exact accuracy on the cell's true domain, from
+                the held-out test pool; more than a real operator knows).
             torch_threads: torch intra-op threads for this process (``None`` leaves it).
             worker_system: model workers to use instead of the default :class:`WorkerSystem`: an
                 object with the methods of :data:`WORKER_METHODS` (docs/workers.md), or a class /
@@ -171,11 +184,14 @@ class GaisNetEnv(gym.Env):
             raise ValueError(f"render_mode: got {render_mode!r}; allowed: None, 'ansi', 'rgb_array'")
         if masked_action not in ("fallback", "raise"):
             raise ValueError(f"masked_action: got {masked_action!r}; allowed: 'fallback', 'raise'")
+        if accuracy_view not in ACCURACY_VIEWS:
+            raise ValueError(f"accuracy_view: got {accuracy_view!r}; allowed: 'estimated', 'exact'")
         if torch_threads is not None:
             torch.set_num_threads(int(torch_threads))
         self.scenario: Scenario = load_scenario(scenario, **overrides)
         self.render_mode = render_mode
         self.masked_action = masked_action
+        self.accuracy_view = accuracy_view
         sc = self.scenario
         self.n_edges = E = sc.topology.n_edges
         self.n_styles = len(STYLES)
@@ -193,6 +209,7 @@ class GaisNetEnv(gym.Env):
             workers = workers(E, sc.workers, seed=sc.seed, cache_dir=cache_dir)
         check_workers(workers)
         self.workers = workers
+        self._check_label_hits()
         self._setup_costs()
 
         self.action_space = spaces.MultiDiscrete(np.array([[len(TIERS), len(OPERATIONS)]] * E, dtype=np.int64).ravel())
@@ -287,6 +304,7 @@ class GaisNetEnv(gym.Env):
         E, S = self.n_edges, self.n_styles
         rng = self.np_random
         check_workers(self.workers)  # also catches a subclass that swapped ``self.workers``
+        self._check_label_hits()
         self.workload = Workload(sc, rng)
         self.workers.reset(int(rng.integers(2**31 - 1)))
         # workers' version counters are process-wide (they key the prediction cache); report them per episode
@@ -308,6 +326,8 @@ class GaisNetEnv(gym.Env):
             last_latency_ratio=np.zeros(E),
             cum={k: 0.0 for k in ("energy_j", "carbon_g", "bytes_up", "bytes_down", "requests", "violations")},
         )
+        st = self.state
+        st.label_hits, st.label_seen, st.label_prior = operator_view.initial(E, 3)
         self._domain = (class_mix, style_mix)
         self._last_info = self._base_info()
         return self._observation(), dict(self._last_info)
@@ -593,10 +613,13 @@ class GaisNetEnv(gym.Env):
         else:
             for e in fb_edges:
                 self.workers.add_feedback(int(e), class_mix[e], style_mix[e], int(n_fb[e]), rng)
+        if self.accuracy_view == "estimated":
+            self._observe_labels(fb_edges, n_fb, route)
 
         # -- advance operations in flight; commit those that complete this epoch -------------
         ops_finished = 0
         in_flight = st.op_kind > 0
+        changed = None  # (E, 3) tiers whose model this epoch's commits changed (estimated view)
         st.since_op += 1.0
         if in_flight.any():
             st.op_remaining_s = np.where(in_flight, st.op_remaining_s - epoch_s, 0.0)
@@ -604,6 +627,7 @@ class GaisNetEnv(gym.Env):
                 kind = int(st.op_kind[e])
                 self.workers.commit_op(int(e))
                 st.since_op[e, kind - 1] = 0.0
+                changed = _tiers_changed(changed, E, int(e), kind)
                 if kind in (OP_RELAY_DOWN, OP_FINETUNE):
                     st.adapted_class_mix[e] = class_mix[e]
                     st.adapted_style_mix[e] = style_mix[e]
@@ -612,6 +636,10 @@ class GaisNetEnv(gym.Env):
                 ops_finished += 1
         else:
             st.op_remaining_s = np.zeros(E)
+        if changed is not None and self.accuracy_view == "estimated":
+            st.label_hits, st.label_seen, st.label_prior = operator_view.model_changed(
+                st.label_hits, st.label_seen, st.label_prior, changed
+            )
 
         st.epoch += 1
         c = st.cum
@@ -918,6 +946,34 @@ class GaisNetEnv(gym.Env):
             memo = self._stock_of = (w, ok)
         return memo[1]
 
+    def _check_label_hits(self) -> None:
+        """The estimated accuracy view needs ``workers.label_hits``: raise TypeError if it is missing."""
+        if self.accuracy_view == "estimated" and not callable(getattr(self.workers, "label_hits", None)):
+            raise TypeError(
+                f"workers: {type(self.workers).__name__} has no method 'label_hits', which "
+                "accuracy_view='estimated' (the default) needs; implement it (see WorkerSystem.label_hits) "
+                "or pass accuracy_view=\"exact\""
+            )
+
+    def _observe_labels(self, fb_edges: np.ndarray, n_fb: np.ndarray, route: np.ndarray) -> None:
+        """Score this epoch's returned labels (the newest ``n_fb[e]`` feedback samples of each edge of
+        ``fb_edges``) and fold them into the decayed counts of the state. End and edge answers are always
+        known at the edge; the cloud's only where the edge routed to the cloud this epoch."""
+        st = self.state
+        E = self.n_edges
+        new_hits = np.zeros((E, 3))
+        new_seen = np.zeros((E, 3))
+        cap = self.scenario.workers.feedback_buffer
+        for e in fb_edges:
+            e = int(e)
+            n = min(int(n_fb[e]), cap)
+            new_hits[e] = self.workers.label_hits(e, n)
+            new_seen[e] = n
+        observed = np.zeros((E, 3), dtype=bool)
+        observed[fb_edges, :2] = True
+        observed[fb_edges, 2] = route[fb_edges] == ROUTE_CLOUD
+        st.label_hits, st.label_seen = operator_view.observe(st.label_hits, st.label_seen, new_hits, new_seen, observed)
+
     def _tier_accuracy(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
         """(E, 3) accuracy of each tier's classifier on each cell's current domain.
 
@@ -1047,7 +1103,10 @@ class GaisNetEnv(gym.Env):
         flat = np.empty(n_edge + len(GLOBAL_FEATURES))  # edge features row-major, then the global ones
         feats = flat[:n_edge].reshape(E, len(EDGE_FEATURES))
         feats[:, 0] = np.minimum(now.rates / (2.0 * self.mean_rate), 1.0)
-        feats[:, 1:4] = self._tier_accuracy(class_mix, style_mix)
+        if self.accuracy_view == "exact":  # the oracle view
+            feats[:, 1:4] = self._tier_accuracy(class_mix, style_mix)
+        else:  # the operator's view: from the labels that came back
+            feats[:, 1:4] = operator_view.estimate(st.label_hits, st.label_seen, st.label_prior)
         feats[:, 4] = 1.0 - np.exp(-st.edge_backlog_s / sc.epoch_s)
         feats[:, 5] = f["access"]
         feats[:, 6] = f["backhaul"]
@@ -1159,6 +1218,9 @@ class GaisNetEnv(gym.Env):
     def restore(self, snap: dict[str, Any]) -> None:
         """Return to a state taken by :meth:`snapshot`; later steps replay bit for bit."""
         self.state = snap["state"].copy()
+        if self.state.label_hits is None:  # a snapshot from before the operator view: no labels seen
+            st = self.state
+            st.label_hits, st.label_seen, st.label_prior = operator_view.initial(self.n_edges, 3)
         self.np_random.bit_generator.state = copy.deepcopy(snap["rng"])
         self.workload = copy.deepcopy(snap["workload"])
         self.workers.load_state_dict(snap["workers"])
@@ -1181,6 +1243,21 @@ class GaisNetEnv(gym.Env):
         from gaisnet_env import render
 
         render.close(self)
+
+
+def _tiers_changed(changed: np.ndarray | None, n_edges: int, edge: int, kind: int) -> np.ndarray:
+    """Mark in ``changed`` ((E, 3) bool, end/edge/cloud; allocated when None) the tiers whose model the
+    committed op ``kind`` of ``edge`` changed: relay_down / finetune that edge's edge tier, relay_to_end
+    its end tier, relay_up the cloud tier of every edge."""
+    if changed is None:
+        changed = np.zeros((n_edges, 3), dtype=bool)
+    if kind in (OP_RELAY_DOWN, OP_FINETUNE):
+        changed[edge, 1] = True
+    elif kind == OP_RELAY_TO_END:
+        changed[edge, 0] = True
+    elif kind == OP_RELAY_UP:
+        changed[:, 2] = True
+    return changed
 
 
 def check_workers(workers: Any) -> None:
