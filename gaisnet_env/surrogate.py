@@ -96,13 +96,27 @@ def _rounded(a: np.ndarray) -> list:
     return np.vectorize(lambda v: float(f"{v:.6g}"), otypes=[float])(a).tolist()
 
 
+def _fit_net(rows: list[dict[str, Any]], hidden: tuple[int, ...], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """An ``MLPRegressor`` from the rows' cell features to their new logit accuracy, as (W, b) layers."""
+    from sklearn.neural_network import MLPRegressor
+
+    x = np.concatenate([cell_features(t["before"], t["class_hist"], t["style_hist"], t["fill"]) for t in rows])
+    y = np.concatenate([_logit(t["after"]).ravel() for t in rows])
+    net = MLPRegressor(hidden_layer_sizes=hidden, max_iter=300, early_stopping=True, random_state=seed)
+    net.fit(x, y)
+    return list(zip(net.coefs_, net.intercepts_, strict=True))
+
+
 class ResponseModel:
     """Per-operation regressions from :func:`cell_features` to the target's new logit accuracy: small
-    ReLU networks (fitted with scikit-learn's ``MLPRegressor``), evaluated here in numpy."""
+    ReLU networks (fitted with scikit-learn's ``MLPRegressor``), evaluated here in numpy. An operation
+    whose network does not beat "no change" on a validation split of the fit data has no network
+    (``layers[op] is None``) and is predicted to leave its target's table unchanged."""
 
-    def __init__(self, layers: dict[str, list[tuple[np.ndarray, np.ndarray]]], meta: dict[str, Any] | None = None
-                 ) -> None:
-        self.layers = {op: [(np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64)) for w, b in ls]
+    def __init__(self, layers: dict[str, list[tuple[np.ndarray, np.ndarray]] | None],
+                 meta: dict[str, Any] | None = None) -> None:
+        self.layers = {op: None if ls is None else
+                       [(np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64)) for w, b in ls]
                        for op, ls in layers.items()}
         self.meta = dict(meta or {})
 
@@ -119,32 +133,36 @@ class ResponseModel:
     def predict(self, op: str, tables: np.ndarray, class_hist: np.ndarray, style_hist: np.ndarray,
                 fill: float) -> np.ndarray:
         """Predicted (S, 10) accuracy table of ``op``'s target after the operation."""
+        if self.layers[op] is None:  # no network beat "no change" for this op
+            return np.array(tables[CLASSIFIER_TIERS.index(OP_TARGET[op])], dtype=np.float64)
         z = self.logits(op, cell_features(tables, class_hist, style_hist, fill))
         return (1.0 / (1.0 + np.exp(-z))).reshape(tables.shape[1], N_CLASSES)
 
     @classmethod
     def fit(cls, transitions: list[dict[str, Any]], hidden: tuple[int, ...] = (64, 64), seed: int = 0
             ) -> ResponseModel:
-        """One ``MLPRegressor`` per operation (Adam, early stopping on a 10% validation split)."""
-        from sklearn.neural_network import MLPRegressor
-
-        layers = {}
+        """One ``MLPRegressor`` per operation (Adam, early stopping on a 10% validation split), kept only if
+        it predicts the held-back fifth of the op's transitions better than "no change"; then refitted on
+        all of them. ``meta["kept"]`` says which ops have a network."""
+        layers: dict[str, list[tuple[np.ndarray, np.ndarray]] | None] = {}
+        kept = {}
         for op in OP_TARGET:
             rows = [t for t in transitions if t["op"] == op]
             if not rows:
                 raise ValueError(f"fit: no recorded {op} transitions; record with a policy that starts every op")
-            x = np.concatenate([cell_features(t["before"], t["class_hist"], t["style_hist"], t["fill"])
-                                for t in rows])
-            y = np.concatenate([_logit(t["after"]).ravel() for t in rows])
-            net = MLPRegressor(hidden_layer_sizes=hidden, max_iter=300, early_stopping=True, random_state=seed)
-            net.fit(x, y)
-            layers[op] = list(zip(net.coefs_, net.intercepts_, strict=True))
-        return cls(layers)
+            n_val = len(rows) // 5
+            fit_rows, val_rows = rows[: len(rows) - n_val], rows[len(rows) - n_val:]
+            trial = cls({op: _fit_net(fit_rows, hidden, seed)})
+            val = evaluate_fit(trial, val_rows).get(op) if val_rows else None
+            kept[op] = val is None or val["mae"] < val["mae_no_change"]
+            layers[op] = _fit_net(rows, hidden, seed) if kept[op] else None
+        return cls(layers, {"kept": kept})
 
     def save(self, path: str | Path, config: WorkerConfig) -> None:
         """Write JSON: network weights, the worker settings they are valid for, and ``meta``."""
         out = {"feature_version": FEATURE_VERSION, "styles": list(STYLES), "worker_config": asdict(config),
-               "layers": {op: [[_rounded(w), _rounded(b)] for w, b in ls] for op, ls in self.layers.items()},
+               "layers": {op: None if ls is None else [[_rounded(w), _rounded(b)] for w, b in ls]
+                          for op, ls in self.layers.items()},
                "meta": self.meta}
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(out, separators=(",", ":")) + "\n")
@@ -237,7 +255,8 @@ def evaluate_fit(model: ResponseModel, transitions: list[dict[str, Any]]) -> dic
 
 
 def calibrate(scenario: str = "metro", fit_seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5),
-              test_seeds: tuple[int, ...] = (6, 7), policies: tuple[str, ...] = ("random", "cost-aware", "periodic"),
+              test_seeds: tuple[int, ...] = (6, 7, 8, 9),
+              policies: tuple[str, ...] = ("random", "cost-aware", "periodic"),
               out: str | Path | None = None, cache_dir: str | None = None, **overrides: Any) -> ResponseModel:
     """Record real operations on ``scenario`` (training seeds only), fit the response model, measure
     it on operations of held-out seeds, and (with ``out``) write the calibration file."""
@@ -249,7 +268,7 @@ def calibrate(scenario: str = "metro", fit_seeds: tuple[int, ...] = (0, 1, 2, 3,
     fit_rows = record_transitions(scenario, fit_seeds, policies, cache_dir, **overrides)
     test_rows = record_transitions(scenario, test_seeds, policies, cache_dir, **overrides)
     model = ResponseModel.fit(fit_rows)
-    model.meta = {"scenario": scenario, "overrides": overrides, "fit_seeds": list(fit_seeds),
+    model.meta = {**model.meta, "scenario": scenario, "overrides": overrides, "fit_seeds": list(fit_seeds),
                   "test_seeds": list(test_seeds), "policies": list(policies),
                   "n_fit": len(fit_rows), "n_test": len(test_rows), "held_out": evaluate_fit(model, test_rows),
                   "wall_s": round(time.perf_counter() - t0, 1)}
@@ -267,6 +286,17 @@ class SurrogateWorkerSystem(WorkerSystem):
     Costs (FLOPs, bytes, samples) are those of the real operation; the weights never change, only the
     accuracy tables that the env reads.
     """
+
+    def label_hits(self, edge: int, n: int) -> np.ndarray:
+        """Expected correct predictions (3,) on the edge's ``n`` newest feedback samples: the weights never
+        change here, so each sample counts ``table[style, label]`` of the tier's (predicted) accuracy table."""
+        out = np.zeros(len(CLASSIFIER_TIERS))
+        idx, style = self._newest_feedback(edge, n)
+        if idx.size:
+            labels = self._views[edge].labels_of(idx)
+            for j, tier in enumerate(CLASSIFIER_TIERS):
+                out[j] = float(self.accuracy_table(tier, edge)[style, labels].sum())
+        return out
 
     def __init__(self, n_edges: int, config: WorkerConfig, seed: int, cache_dir: str | None = None,
                  calibration: str | Path | None = None) -> None:

@@ -541,27 +541,24 @@ class WorkerSystem:
         """Correct predictions (3,) of the end, edge and cloud classifiers (``CLASSIFIER_TIERS`` order) of
         ``edge`` (current weights) on its ``n`` newest feedback samples: real private samples with their
         real labels, never the test pool. ``n`` is clipped to the samples in the buffer; no RNG is used.
-
-        Returns float64 counts (whole numbers here). A subclass whose accuracy tables do not come from its
-        weights (it overrides :meth:`accuracy_table`, as the fast path does: its weights never change) gets
-        the expected count instead, ``sum_i table[style_i, label_i]`` over the same samples."""
-        n = min(int(n), self._fb_count[edge])
+        Returns float64 counts (whole numbers here; the fast path returns expected counts)."""
         out = np.zeros(len(CLASSIFIER_TIERS))
-        if n <= 0:
-            return out
-        cap = self.config.feedback_buffer
-        pos = (self._fb_ptr[edge] - n + np.arange(n)) % cap  # the ring buffer's n newest entries
-        idx, style = self._fb_idx[edge][pos], self._fb_style[edge][pos]
-        if type(self).accuracy_table is not WorkerSystem.accuracy_table:
-            labels = self._views[edge].labels_of(idx)
-            for j, tier in enumerate(CLASSIFIER_TIERS):
-                out[j] = float(self.accuracy_table(tier, edge)[style, labels].sum())
+        idx, style = self._newest_feedback(edge, n)
+        if idx.size == 0:
             return out
         x, y = self._views[edge].get(idx, style)
         with torch.no_grad():
             for j, tier in enumerate(CLASSIFIER_TIERS):
                 out[j] = int((self._classifier(tier, edge)(x).argmax(1) == y).sum())
         return out
+
+    def _newest_feedback(self, edge: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(global indices, styles) of the edge's ``n`` newest feedback samples (at most the buffer's)."""
+        n = min(int(n), self._fb_count[edge])
+        if n <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        pos = (self._fb_ptr[edge] - n + np.arange(n)) % self.config.feedback_buffer
+        return self._fb_idx[edge][pos], self._fb_style[edge][pos]
 
     def _feedback(self, edge: int) -> tuple[np.ndarray, np.ndarray]:
         n = self._fb_count[edge]

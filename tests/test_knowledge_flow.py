@@ -31,3 +31,17 @@ def test_bidirectional_flow_beats_no_operations_on_average_over_seeds() -> None:
     assert acc["down_only_pure"] > acc["none"]
     assert s["bidirectional"]["ops_started"][0] > 0 and s["none"]["ops_started"][0] == 0
     assert "| bidirectional |" in to_markdown(res)
+
+
+def test_true_domain_is_the_workloads_and_needs_a_reset() -> None:
+    from gaisnet_env.env import GaisNetEnv
+
+    env = GaisNetEnv("tiny")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.true_domain(0)
+    env.reset(seed=3)
+    class_mix, style_mix = env.true_domain(5)
+    want_c, want_s = env.workload.domains(5)
+    np.testing.assert_array_equal(class_mix, want_c)
+    np.testing.assert_array_equal(style_mix, want_s)
+    assert not class_mix.flags.writeable

@@ -131,14 +131,20 @@ def test_mismatched_calibration_names_the_settings(cache_dir: str) -> None:
 
 
 def test_shipped_calibration_beats_no_change_on_held_out_operations() -> None:
-    """The shipped file records its held-out fit; every operation's prediction error must be well below
-    that of predicting "no change" (written by gaisnet_env.surrogate.calibrate)."""
+    """The shipped file records its held-out fit (written by gaisnet_env.surrogate.calibrate): an operation
+    with a network predicts well below the error of "no change"; one without (its network did not beat "no
+    change" on the fit data's validation split) predicts exactly "no change". relay_down and relay_to_end,
+    the operations with large effects, must have a network."""
     model = ResponseModel.load(DEFAULT_CALIBRATION, WorkerConfig())
-    held = model.meta["held_out"]
-    assert set(held) == set(OP_TARGET)
+    held, kept = model.meta["held_out"], model.meta["kept"]
+    assert set(held) == set(OP_TARGET) == set(kept)
+    assert kept["relay_down"] and kept["relay_to_end"]
     for op, m in held.items():
         assert m["n"] >= 20, op
-        assert m["mae"] < 0.75 * m["mae_no_change"], (op, m)
+        if kept[op]:
+            assert m["mae"] < 0.75 * m["mae_no_change"], (op, m)
+        else:
+            assert model.layers[op] is None and m["mae"] == pytest.approx(m["mae_no_change"], abs=1e-12), (op, m)
 
 
 def test_record_and_fit_end_to_end(cache_dir: str) -> None:
@@ -155,11 +161,14 @@ def test_record_and_fit_end_to_end(cache_dir: str) -> None:
 
 def test_shipped_calibration_predicts_fresh_real_operations(cache_dir: str) -> None:
     """Live check: real operations recorded now (held-out seed 7, not in the fit) are predicted better
-    than by "no change", for every operation."""
+    than by "no change", for every operation that has a network (the others predict "no change")."""
     model = ResponseModel.load(DEFAULT_CALIBRATION, WorkerConfig())
     rows = record_transitions("metro", (7,), ("random",), cache_dir=cache_dir, horizon=60)
     metrics = evaluate_fit(model, rows)
     assert set(metrics) == set(OP_TARGET)
     for op, m in metrics.items():
         assert m["n"] >= 5, (op, m)
-        assert m["mae"] < m["mae_no_change"], (op, m)
+        if model.layers[op] is not None:
+            assert m["mae"] < m["mae_no_change"], (op, m)
+        else:
+            assert m["mae"] == pytest.approx(m["mae_no_change"], abs=1e-12), (op, m)
