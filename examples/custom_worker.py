@@ -190,6 +190,19 @@ class CNNWorkers:
         style = np.concatenate([s for _, s in self._feedback[edge]])
         return self._views[edge].get(idx, style)
 
+    def label_hits(self, edge: int, n: int) -> np.ndarray:
+        """Correct predictions (3,) of the end, edge and cloud CNNs on the ``n`` newest labelled samples
+        (needed by the env's default ``accuracy_view="estimated"``)."""
+        out = np.zeros(3)
+        if n <= 0 or not self._feedback[edge]:
+            return out
+        x, y = self._samples(edge)
+        x, y = x[-int(n):], y[-int(n):]
+        with torch.no_grad():
+            for j, tier in enumerate(("end", "edge", "cloud")):
+                out[j] = float((self._model(tier, edge)(x).argmax(1) == y).sum())
+        return out
+
     def domain_report(self, edge: int) -> tuple[np.ndarray, np.ndarray, int]:
         """Class (10,) and style (n_styles,) histograms of the feedback, and its sample count."""
         if not self._feedback[edge]:
