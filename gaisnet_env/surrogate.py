@@ -134,7 +134,7 @@ class ResponseModel:
                 fill: float) -> np.ndarray:
         """Predicted (S, 10) accuracy table of ``op``'s target after the operation."""
         if self.layers[op] is None:  # no network beat "no change" for this op
-            return np.array(tables[CLASSIFIER_TIERS.index(OP_TARGET[op])], dtype=np.float64)
+            return np.clip(np.array(tables[CLASSIFIER_TIERS.index(OP_TARGET[op])], dtype=np.float64), 0.0, 1.0)
         z = self.logits(op, cell_features(tables, class_hist, style_hist, fill))
         return (1.0 / (1.0 + np.exp(-z))).reshape(tables.shape[1], N_CLASSES)
 
