@@ -627,7 +627,7 @@ class GaisNetEnv(gym.Env):
                 kind = int(st.op_kind[e])
                 self.workers.commit_op(int(e))
                 st.since_op[e, kind - 1] = 0.0
-                changed = _tiers_changed(changed, E, int(e), kind)
+                changed = operator_view.tiers_changed(changed, E, int(e), OPERATIONS[kind])
                 if kind in (OP_RELAY_DOWN, OP_FINETUNE):
                     st.adapted_class_mix[e] = class_mix[e]
                     st.adapted_style_mix[e] = style_mix[e]
@@ -965,9 +965,8 @@ class GaisNetEnv(gym.Env):
         new_seen = np.zeros((E, 3))
         cap = self.scenario.workers.feedback_buffer
         for e in fb_edges:
-            e = int(e)
-            n = min(int(n_fb[e]), cap)
-            new_hits[e] = self.workers.label_hits(e, n)
+            n = min(int(n_fb[e]), cap)  # label_hits scores at most the buffer
+            new_hits[e] = self.workers.label_hits(int(e), n)
             new_seen[e] = n
         observed = np.zeros((E, 3), dtype=bool)
         observed[fb_edges, :2] = True
@@ -1243,21 +1242,6 @@ class GaisNetEnv(gym.Env):
         from gaisnet_env import render
 
         render.close(self)
-
-
-def _tiers_changed(changed: np.ndarray | None, n_edges: int, edge: int, kind: int) -> np.ndarray:
-    """Mark in ``changed`` ((E, 3) bool, end/edge/cloud; allocated when None) the tiers whose model the
-    committed op ``kind`` of ``edge`` changed: relay_down / finetune that edge's edge tier, relay_to_end
-    its end tier, relay_up the cloud tier of every edge."""
-    if changed is None:
-        changed = np.zeros((n_edges, 3), dtype=bool)
-    if kind in (OP_RELAY_DOWN, OP_FINETUNE):
-        changed[edge, 1] = True
-    elif kind == OP_RELAY_TO_END:
-        changed[edge, 0] = True
-    elif kind == OP_RELAY_UP:
-        changed[:, 2] = True
-    return changed
 
 
 def check_workers(workers: Any) -> None:

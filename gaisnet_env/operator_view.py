@@ -81,3 +81,18 @@ def model_changed(
 
 
 __all__ = ["DECAY", "INITIAL_PRIOR", "PRIOR_WEIGHT", "estimate", "initial", "model_changed", "observe"]
+
+
+def tiers_changed(changed: np.ndarray | None, n_edges: int, edge: int, op: str) -> np.ndarray:
+    """Mark in ``changed`` ((E, 3) bool, end/edge/cloud; allocated when None) the tiers whose model the
+    committed operation ``op`` (a name of ``worker_config.OPERATIONS``) of ``edge`` changed: relay_down and
+    finetune that edge's edge tier, relay_to_end its end tier, relay_up the cloud tier of every edge."""
+    if changed is None:
+        changed = np.zeros((int(n_edges), 3), dtype=bool)
+    if op in ("relay_down", "finetune"):
+        changed[edge, 1] = True
+    elif op == "relay_to_end":
+        changed[edge, 0] = True
+    elif op == "relay_up":
+        changed[:, 2] = True
+    return changed

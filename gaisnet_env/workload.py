@@ -88,7 +88,7 @@ class Workload:
         )
         self.class_mix = rng.dirichlet(np.full(N_CLASSES, d.dirichlet_alpha), size=(n, n_dom))  # (E, D, 10)
         self.style_index = self._draw_styles(rng, n, n_dom)  # (E, D), columns of STYLES
-        self.style_mix = np.eye(len(STYLES))[self.style_index]  # (E, D, 6)
+        self.style_mix = np.eye(len(STYLES))[self.style_index]  # (E, D, n_styles)
         self._rows = np.arange(n)
 
     def _draw_styles(self, rng: np.random.Generator, n: int, n_dom: int) -> np.ndarray:
