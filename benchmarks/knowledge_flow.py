@@ -41,10 +41,14 @@ from gaisnet_env.worker_config import PERSONAL_STYLES, STYLES
 
 _PERSONAL_COLS = [STYLES.index(s) for s in PERSONAL_STYLES]
 
-SCHEDULES: tuple[str, ...] = ("bidirectional", "finetune_down", "down_only", "down_only_pure", "finetune_only",
-                              "finetune_twice", "none")
-#: schedules that run with pure data-free relay_down (no cross-entropy term on local labels)
-PURE_SCHEDULES: tuple[str, ...] = ("down_only_pure",)
+SCHEDULES: tuple[str, ...] = ("bidirectional", "bidirectional_nogen", "finetune_down", "down_only", "down_only_pure",
+                              "finetune_only", "finetune_twice", "none")
+#: schedules with worker overrides: pure data-free relay_down (no cross-entropy term on local labels), and
+#: bidirectional without generator relay (``workers.generator_relay: false``)
+SCHEDULE_WORKERS: dict[str, dict[str, Any]] = {
+    "down_only_pure": {"relay_down_local_weight": 0.0},
+    "bidirectional_nogen": {"generator_relay": False},
+}
 RESULTS = Path(__file__).resolve().parent / "results"
 #: the seeds on which the worker and scenario defaults were tuned (the table flags any overlap)
 TUNING_SEEDS: tuple[int, ...] = tuple(range(900, 910))
@@ -72,6 +76,13 @@ PAIRS: tuple[tuple[str, str, str, str], ...] = (
     ("bidirectional", "finetune_down", "mean_accuracy_edge", "what relay_up adds at the edges"),
     ("bidirectional", "none", "mean_accuracy_edge", "the whole knowledge flow"),
     ("bidirectional", "finetune_only", "mean_accuracy_edge", "relay ops over one finetune per cycle"),
+    ("bidirectional", "bidirectional_nogen", "mean_quality_edge_generator",
+     "edge generation quality with and without generator relay"),
+    ("bidirectional", "bidirectional_nogen", "mean_quality_cloud_generator_personal",
+     "cloud generation quality on personal domains with and without generator relay"),
+    ("bidirectional", "bidirectional_nogen", "mean_accuracy_cloud_personal",
+     "cloud accuracy on personal domains: relay_up with and without the edges' generators"),
+    ("bidirectional", "bidirectional_nogen", "mean_accuracy_edge", "what generator relay adds to edge accuracy"),
 )
 
 
@@ -98,11 +109,12 @@ def schedule_ops(schedule: str, epoch: int, n_edges: int, period: int, stagger: 
     ops = np.full(n_edges, OP_NONE, dtype=np.int64)
     for e in range(n_edges):
         phase = (epoch - e * stagger) % period
-        if schedule in ("bidirectional", "finetune_down", "finetune_only", "finetune_twice") and phase == 0:
+        bidirectional = schedule.startswith("bidirectional")
+        if (bidirectional or schedule in ("finetune_down", "finetune_only", "finetune_twice")) and phase == 0:
             ops[e] = OP_FINETUNE
-        elif schedule == "bidirectional" and phase == 2:
+        elif bidirectional and phase == 2:
             ops[e] = OP_RELAY_UP
-        elif schedule in ("bidirectional", "finetune_down", "down_only", "down_only_pure") and phase == 4:
+        elif (bidirectional or schedule in ("finetune_down", "down_only", "down_only_pure")) and phase == 4:
             ops[e] = OP_RELAY_DOWN
         elif schedule == "finetune_twice" and phase == 4:
             ops[e] = OP_FINETUNE
@@ -114,6 +126,7 @@ def run_episode(env: GaisNetEnv, schedule: str, seed: int, period: int, stagger:
     obs, info = env.reset(seed=seed)
     E = env.n_edges
     acc, acc_cloud, acc_cloud_personal = [], [], []
+    q_edge, q_cloud, q_cloud_personal = [], [], []
     ops_started = ops_masked = 0
     epoch = 0
     while True:
@@ -123,10 +136,14 @@ def run_episode(env: GaisNetEnv, schedule: str, seed: int, period: int, stagger:
         acc.append(info["accuracy_edge"])
         acc_cloud.append(info["accuracy_cloud"])
         personal = style_mix[:, _PERSONAL_COLS].sum(axis=1) > 0.5
+        quality = generation_quality(env, class_mix, style_mix)  # (E, 2): edge, cloud generator
+        q_edge.append(float(quality[:, 0].mean()))
+        q_cloud.append(float(quality[:, 1].mean()))
         if personal.any():
             cloud = [env.workers.accuracy("cloud", int(e), class_mix[e], style_mix[e])
                      for e in np.flatnonzero(personal)]
             acc_cloud_personal.append(float(np.mean(cloud)))
+            q_cloud_personal.append(float(quality[personal, 1].mean()))
         ops_started += info["ops_started"]
         ops_masked += info["actions_masked"]
         epoch += 1
@@ -137,6 +154,10 @@ def run_episode(env: GaisNetEnv, schedule: str, seed: int, period: int, stagger:
         "mean_accuracy_cloud": float(np.mean(acc_cloud)),
         # nan when no cell was ever in a personal domain
         "mean_accuracy_cloud_personal": float(np.mean(acc_cloud_personal)) if acc_cloud_personal else float("nan"),
+        "mean_quality_edge_generator": float(np.mean(q_edge)),
+        "mean_quality_cloud_generator": float(np.mean(q_cloud)),
+        "mean_quality_cloud_generator_personal": float(np.mean(q_cloud_personal)) if q_cloud_personal
+        else float("nan"),
         "final_accuracy_end": info["accuracy_end"],
         "final_accuracy_edge": info["accuracy_edge"],
         "final_accuracy_cloud": info["accuracy_cloud"],
@@ -145,6 +166,15 @@ def run_episode(env: GaisNetEnv, schedule: str, seed: int, period: int, stagger:
         "ops_started": float(ops_started),
         "ops_masked": float(ops_masked),
     }
+
+
+def generation_quality(env: GaisNetEnv, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
+    """(E, 2) expected quality of each cell's edge generator and of the cloud generator on the cell's
+    domain (``style_mix[e] @ table @ class_mix[e]``, tables of ``workers.generation_table``)."""
+    w = env.workers
+    cloud = w.generation_table("cloud", 0)
+    return np.array([[style_mix[e] @ w.generation_table("edge", e) @ class_mix[e], style_mix[e] @ cloud @ class_mix[e]]
+                     for e in range(env.n_edges)])
 
 
 def mean_ci95(values: list[float]) -> tuple[float, float]:
@@ -170,15 +200,16 @@ def run(
     if horizon:
         overrides["horizon"] = horizon
     env = GaisNetEnv(scenario, **overrides)
-    pure = dict(overrides)
-    pure["workers"] = {**dict(overrides.get("workers") or {}), "relay_down_local_weight": 0.0}
-    env_pure = GaisNetEnv(scenario, **pure)
+    envs = {}
+    for schedule, workers in SCHEDULE_WORKERS.items():
+        kw = dict(overrides)
+        kw["workers"] = {**dict(overrides.get("workers") or {}), **workers}
+        envs[schedule] = GaisNetEnv(scenario, **kw)
     per_schedule: dict[str, list[dict[str, float]]] = {s: [] for s in SCHEDULES}
     t0 = time.perf_counter()
     for seed in seeds:
         for schedule in SCHEDULES:
-            e = env_pure if schedule in PURE_SCHEDULES else env
-            per_schedule[schedule].append(run_episode(e, schedule, seed, period, stagger))
+            per_schedule[schedule].append(run_episode(envs.get(schedule, env), schedule, seed, period, stagger))
     summary = {s: {k: mean_ci95([r[k] for r in runs if not math.isnan(r[k])]) for k in runs[0]}
                for s, runs in per_schedule.items()}
     return {

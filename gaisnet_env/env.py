@@ -92,7 +92,7 @@ OP_NONE, OP_RELAY_DOWN, OP_FINETUNE, OP_RELAY_UP, OP_RELAY_TO_END = range(5)
 WORKER_METHODS: tuple[str, ...] = (
     "reset",
     "accuracy",
-    "generation_scores",
+    "generation_table",
     "version",
     "inference_flops",
     "generation_flops",
@@ -230,7 +230,7 @@ class GaisNetEnv(gym.Env):
         self._figures_of: Workload | None = None  # the workload they come from
         self._acc_memo: tuple | None = None  # (workers, weights key, class_mix, style_mix, accuracy)
         self._acc_mean_memo: tuple | None = None  # (accuracy, its per-tier means over edges)
-        self._gen_memo: tuple | None = None  # (class_mix, edge and cloud per-class scores, quality)
+        self._gen_memo: tuple | None = None  # (class_mix, style_mix, generator weight tokens, quality)
         self._drift_memo: tuple | None = None  # (class_mix, style_mix, adapted mixes' bytes, drift)
         self._mask_memo: tuple | None = None  # (key, (E, 8) mask, its routes and ops views); see _mask_arrays
         self._stock_of: tuple | None = None  # (workers, whether _stock_workers holds for them)
@@ -409,20 +409,25 @@ class GaisNetEnv(gym.Env):
         ops_started = ops_failed = 0
         bytes_up = bytes_down = 0.0
         if op.any():
-            for e in np.flatnonzero(op != OP_NONE):
-                name = OPERATIONS[op[e]]
-                res = self.workers.start_op(name, int(e))
+            started = [(OPERATIONS[op[e]], int(e)) for e in np.flatnonzero(op != OP_NONE)]
+            senders = []
+            for (name, e), res in zip(started, self._start_ops(started), strict=True):
                 if not res.ok:
                     ops_failed += 1
                     continue
                 ops_started += 1
-                dur, energy_e, energy_c, up, down = self._op_cost(name, int(e), res, faults)
+                if name == "relay_up":
+                    senders.append(e)
+                dur, energy_e, energy_c, up, down = self._op_cost(name, e, res, faults)
                 st.op_kind[e] = op[e]
                 st.op_remaining_s[e] = st.op_total_s[e] = dur
                 op_energy_edge[e] = energy_e
                 op_energy_cloud[e] = energy_c
                 bytes_up += up
                 bytes_down += down
+            # a federated round of relay_ups completes when its slowest upload and the distillation are done
+            if len(senders) > 1:
+                st.op_remaining_s[senders] = st.op_total_s[senders] = st.op_total_s[senders].max()
 
         # -- requests ------------------------------------------------------------------------
         # per-edge quantities of the two request kinds are (2, E) arrays: row 0 classify, row 1 generate
@@ -435,7 +440,7 @@ class GaisNetEnv(gym.Env):
         n_cls, n_gen = N[0], N[1]
 
         acc_tier = self._tier_accuracy(class_mix, style_mix)  # (E, 3)
-        gen_quality = self._generation_quality(class_mix)  # (E, 2): edge, cloud generators
+        gen_quality = self._generation_quality(class_mix, style_mix)  # (E, 2): edge, cloud generators
         at_cloud = route == ROUTE_CLOUD
         # end-routed generate requests go to the edge generator; when that edge is down the base
         # station forwards them to the cloud if the access link and backhaul are up
@@ -932,6 +937,14 @@ class GaisNetEnv(gym.Env):
         energy_cloud = node_c.active_w * flops_cloud / node_c.effective_flops * node_c.pue
         return float(duration), float(energy_edge), float(energy_cloud), up, down
 
+    def _start_ops(self, started: list[tuple[str, int]]) -> list[Any]:
+        """Start this epoch's ops: ``workers.start_ops`` (relay_ups as one federated round) where the
+        workers have it, else ``start_op`` one by one."""
+        many = getattr(self.workers, "start_ops", None)
+        if many is not None:
+            return list(many(started))
+        return [self.workers.start_op(name, e) for name, e in started]
+
     def _stock_workers(self) -> bool:
         """Whether the workers are a :class:`WorkerSystem` (or a subclass) with its own ``accuracy_all``,
         ``_stacked_tables``, ``_uid`` and ``version``: their accuracy is then a function of the domain and of
@@ -1002,38 +1015,30 @@ class GaisNetEnv(gym.Env):
             self._acc_memo = (w, key, class_mix, style_mix, out)
         return out
 
-    def _generation_quality(self, class_mix: np.ndarray) -> np.ndarray:
-        """(E, 2) expected quality x diversity-free score of the edge and cloud generators."""
-        E = self.n_edges
-        out = np.empty((E, 2))
-        if isinstance(self.workers, WorkerSystem):  # fixed generators: scores independent of the edge
-            scores = [self.workers.generation_scores(where, 0)[0] for where in ("edge", "cloud")]
-            # memo on a read-only domain (see _tier_accuracy) and the score arrays themselves
+    def _generation_quality(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
+        """(E, 2) expected quality of the edge's and the cloud's generator on each cell's current domain:
+        ``style_mix[e] @ table @ class_mix[e]`` with the tables of ``workers.generation_table``. Memoised for
+        stock workers on read-only domain arrays and the generator weight tokens (see :meth:`_tier_accuracy`)."""
+        w = self.workers
+        key = None
+        if self._stock_workers() and not (class_mix.flags.writeable or style_mix.flags.writeable):
+            key = w.gens.uids()
             memo = self._gen_memo
-            if (
-                memo is not None
-                and memo[0] is class_mix
-                and memo[1] is scores[0]
-                and memo[2] is scores[1]
-                and not class_mix.flags.writeable
-            ):
+            if memo is not None and memo[0] is class_mix and memo[1] is style_mix and memo[2] == key:
                 return memo[3]
-            for j, score in enumerate(scores):
-                per_class = np.asarray(score, dtype=np.float64)
-                # batched row dots (the same sums as class_mix[e] @ per_class edge by edge)
-                out[:, j] = np.matmul(class_mix[:, None, :], np.broadcast_to(per_class[None, :, None], (E, 10, 1)))[
-                    :, 0, 0
-                ]
-            out = np.clip(out, 0.0, 1.0)
-            if not class_mix.flags.writeable:
-                out.setflags(write=False)
-                self._gen_memo = (class_mix, scores[0], scores[1], out)
-            return out
+        E = self.n_edges
+        tables = np.empty((E, 2, len(STYLES), 10))
+        cloud = np.asarray(w.generation_table("cloud", 0), dtype=np.float64)
         for e in range(E):
-            for j, where in enumerate(("edge", "cloud")):
-                per_class, _div = self.workers.generation_scores(where, e)
-                out[e, j] = float(class_mix[e] @ per_class)
-        return np.clip(out, 0.0, 1.0)
+            tables[e, 0] = w.generation_table("edge", e)
+            tables[e, 1] = cloud
+        sm = np.asarray(style_mix, dtype=np.float64)[:, None, None, :]
+        cm = np.asarray(class_mix, dtype=np.float64)[:, None, :, None]
+        out = np.clip(np.matmul(np.matmul(sm, tables), cm)[:, :, 0, 0], 0.0, 1.0)
+        if key is not None:
+            out.setflags(write=False)
+            self._gen_memo = (class_mix, style_mix, key, out)
+        return out
 
     def _figures(self, epoch: int) -> _EpochFigures:
         """Workload figures of ``epoch`` (hour, rates; domains via :meth:`_domains_at`), memoised: they are

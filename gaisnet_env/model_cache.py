@@ -4,11 +4,12 @@
 (lists of float32 tensors, keyed by model name, see :data:`MODEL_NAMES`):
 
 * ``teacher``: cloud classifier ``[64, teacher_hidden, teacher_hidden, 10]``;
-* ``generator``: cloud CVAE (``generator_latent``, ``generator_hidden``);
+* ``generator``: cloud class-and-style conditional CVAE (``generator_latent``, ``generator_hidden``);
 * ``edge_base``: base of the edge classifier ``[64, edge_hidden, 10]`` (frozen at the edges);
 * ``end``: end devices' tiny classifier ``[64, end_hidden, 10]``;
-* ``edge_generator``: edge CVAE (``generator_latent``, ``edge_generator_hidden``);
-* ``reference``: fixed judge of generated samples ``[64, reference_hidden, 10]``.
+* ``edge_generator``: base of the edge CVAE (``generator_latent``, ``edge_generator_hidden``);
+* ``reference``: fixed judge of generated samples ``[64, reference_hidden, 10 * n_styles]`` (joint
+  style-and-class label).
 
 Training is deterministic per seed (explicit ``torch.Generator``), uses public samples only (which
 model sees which styles: :func:`_pretrain_pool`) and takes a few seconds on 2 cores. Weights are cached
@@ -38,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from gaisnet_env.data import DigitsData
-from gaisnet_env.models import CVAE, MLPClassifier
+from gaisnet_env.models import CVAE, MLPClassifier, train_vae
 from gaisnet_env.worker_config import INPUT_DIM, N_CLASSES, PUBLIC_STYLES, STYLES, WorkerConfig
 
 try:  # POSIX only; elsewhere write-temp-then-rename alone keeps files whole
@@ -47,7 +48,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 #: Bump when the pre-training procedure or the file layout changes (invalidates disk caches).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: WorkerConfig fields that determine the pre-trained weights (part of the cache key).
 PRETRAIN_FIELDS: tuple[str, ...] = (
     "teacher_hidden",
@@ -107,7 +108,7 @@ def build_models(config: WorkerConfig) -> dict[str, torch.nn.Module]:
         "edge_base": MLPClassifier([INPUT_DIM, config.edge_hidden, N_CLASSES]),
         "end": MLPClassifier([INPUT_DIM, config.end_hidden, N_CLASSES]),
         "edge_generator": CVAE(config.generator_latent, config.edge_generator_hidden),
-        "reference": MLPClassifier([INPUT_DIM, config.reference_hidden, N_CLASSES]),
+        "reference": MLPClassifier([INPUT_DIM, config.reference_hidden, N_CLASSES * len(STYLES)]),
     }
 
 
@@ -147,25 +148,26 @@ def pretrain(config: WorkerConfig, seed: int) -> Weights:
 
 
 def _pretrain_pool(name: str, config: WorkerConfig, data: DigitsData,
-                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pre-training samples (x (n, 64), y (n,)) of model ``name``, all from the public pool:
+                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pre-training samples (x (n, 64), y (n,), style (n,)) of model ``name``, all from the public pool:
 
-    * ``teacher``: every sample in every public style (the broad "foundation" pool);
+    * ``teacher`` and the cloud ``generator``: every sample in every public style (the broad
+      "foundation" pool);
     * ``reference``: every sample in every style, personal ones included (the judge, a measuring
-      instrument of generation quality, not a tier: it must know every domain it judges);
-    * ``edge_base`` and ``end``: a class-stratified ``edge_base_share`` of the samples, clean only (the
-      edges start from a smaller base that has seen less);
-    * the generators: every sample, clean (class-conditional; styles are rendered afterwards).
+      instrument of generation quality, not a tier: it must know every domain it judges); its label is
+      the joint (style, class) index ``style * 10 + class``;
+    * ``edge_base``, ``end`` and the ``edge_generator``'s base: a class-stratified ``edge_base_share`` of
+      the samples, clean only (the edges start from models that have seen less).
     """
     idx = data.public_idx
-    if name in ("edge_base", "end"):
+    if name in ("edge_base", "end", "edge_generator"):
         keep = []
         for c in range(N_CLASSES):
             idx_c = idx[data.y[idx] == c]
             keep.append(idx_c[torch.randperm(idx_c.size, generator=gen).numpy()[
                 : max(1, int(round(config.edge_base_share * idx_c.size)))]])
         idx = np.sort(np.concatenate(keep))
-    if name == "teacher":
+    if name in ("teacher", "generator"):
         styles = [STYLES.index(s) for s in PUBLIC_STYLES]
     elif name == "reference":
         styles = list(range(len(STYLES)))
@@ -173,7 +175,10 @@ def _pretrain_pool(name: str, config: WorkerConfig, data: DigitsData,
         styles = [0]
     x = torch.from_numpy(np.concatenate([data.x_styled[s][idx] for s in styles]))
     y = torch.from_numpy(np.tile(data.y[idx], len(styles)))
-    return x, y
+    style = torch.from_numpy(np.repeat(np.array(styles, dtype=np.int64), idx.size))
+    if name == "reference":
+        y = style * N_CLASSES + y
+    return x, y, style
 
 
 def _pretrain(config: WorkerConfig, seed: int) -> Weights:
@@ -182,7 +187,7 @@ def _pretrain(config: WorkerConfig, seed: int) -> Weights:
     out: Weights = {}
     for k, name in enumerate(MODEL_NAMES):
         gen = torch.Generator().manual_seed(int(seed) * 1000 + k)
-        x, y = _pretrain_pool(name, config, data, gen)
+        x, y, style = _pretrain_pool(name, config, data, gen)
         n = x.shape[0]
         # pools of several styles repeat each sample per style: epochs over the whole pool, at least 1
         epochs = max(1, int(round(config.pretrain_epochs * STYLE_EPOCH_SHARE * len(data.public_idx) / n))) \
@@ -191,15 +196,8 @@ def _pretrain(config: WorkerConfig, seed: int) -> Weights:
         model.reset_parameters(gen)  # type: ignore[operator]
         model.train()
         if isinstance(model, CVAE):
-            vae = model
-
-            def vae_loss(b: torch.Tensor, vae: CVAE = vae, gen: torch.Generator = gen,
-                         x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
-                eps = torch.randn((b.shape[0], vae.latent), generator=gen)
-                return vae.loss(x[b], y[b], eps)
-
-            _fit(list(model.parameters()), n, vae_loss, epochs, config.pretrain_lr,
-                 config.pretrain_batch_size, gen)
+            train_vae(model, list(model.parameters()), x, y, style, epochs=epochs, lr=config.pretrain_lr,
+                      batch=config.pretrain_batch_size, gen=gen)
         else:
             clf = model
 

@@ -37,6 +37,8 @@ class WorkerConfig:
     generator_hidden: int = field(default=256, metadata={"min": 8, "max": 4096})
     edge_generator_hidden: int = field(default=64, metadata={"min": 8, "max": 1024})
     lora_rank: int = field(default=16, metadata={"min": 1, "max": 64})
+    #: rank of the edge generator's LoRA adapter (its output layer carries a full delta)
+    generator_lora_rank: int = field(default=16, metadata={"min": 1, "max": 64})
     # pre-training at the cloud (public pool only)
     pretrain_epochs: int = field(default=60, metadata={"min": 1, "max": 1000})
     pretrain_lr: float = field(default=0.003, metadata={"min": 1e-6, "max": 1.0})
@@ -82,4 +84,16 @@ class WorkerConfig:
     #: "experts" = each edge's adapter labels samples of its own reported domain (its share of the samples
     #: proportional to its sample count), the "bottom-up" distillation from edge experts.
     relay_up_aggregation: str = field(default="experts", metadata={"choices": ("fedavg", "experts")})
-    generate_eval_samples: int = field(default=64, metadata={"min": 4, "max": 10_000})
+    #: whether the relays carry generator knowledge: relay_down distils the edge generator's adapter from
+    #: the cloud generator on the relayed samples, and relay_up carries the edge generator's adapter up so
+    #: the cloud renders (and learns) styles only edges see. False: generators only learn from the edge's
+    #: own feedback (finetune), and relay_up's synthetic samples are in the styles the cloud knows
+    generator_relay: bool = True
+    #: Adam step size of generator training (edge adapters and the cloud generator)
+    generator_lr: float = field(default=0.01, metadata={"min": 1e-6, "max": 1.0})
+    #: epochs of generator training in every op that trains a generator (finetune, relay_down, relay_up)
+    generator_epochs: int = field(default=10, metadata={"min": 1, "max": 200})
+    #: mini-batch of generator training
+    generator_batch_size: int = field(default=64, metadata={"min": 1, "max": 4096})
+    #: generated samples per (style, class) with which the judge scores a generator's quality table
+    generate_eval_samples: int = field(default=32, metadata={"min": 4, "max": 10_000})

@@ -34,17 +34,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from gaisnet_env.data import DigitsData, PoolView, apply_styles
+from gaisnet_env.data import DigitsData, PoolView
+from gaisnet_env.generation import GeneratorSystem
 from gaisnet_env.model_cache import build_models, cache_key, pretrained_weights
-from gaisnet_env.models import (
-    CVAE,
-    LoRAClassifier,
-    MLPClassifier,
-    classifier_flops,
-    generator_flops,
-    merged_forward,
-    train_classifier,
-)
+from gaisnet_env.models import LoRAClassifier, MLPClassifier, classifier_flops, merged_forward, train_classifier
 from gaisnet_env.models.classifiers import INPUT_CENTRE
 from gaisnet_env.worker_config import N_CLASSES, OPERATIONS, PERSONAL_STYLES, STYLES, WorkerConfig
 
@@ -54,11 +47,9 @@ GENERATOR_SITES: tuple[str, ...] = ("edge", "cloud")
 #: + sample count (int64).
 REPORT_BYTES: int = 4 * N_CLASSES + 4 * len(STYLES) + 8
 _ACC_CACHE_SIZE = 4096
-_KNOWN_IDX = np.array([k for k, s in enumerate(STYLES) if s not in PERSONAL_STYLES], dtype=np.int64)
-_KNOWN = np.array([s not in PERSONAL_STYLES for s in STYLES])  # (n_styles,) styles the cloud can render
+_PUBLIC_IDX = np.array([k for k, s in enumerate(STYLES) if s not in PERSONAL_STYLES], dtype=np.int64)
 # pre-trained accuracy tables and generation scores, shared by systems of one process
 _PRE_TABLES: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-_GEN_SCORES: dict[tuple[str, int, int, str], tuple[np.ndarray, float]] = {}
 
 
 @dataclass
@@ -82,7 +73,11 @@ class _Pending:
     op: str
     target: str  # "edge" (adapter of the edge), "end" (tiny model of the cell) or "cloud" (teacher)
     weights: list[torch.Tensor]
-    store_entry: tuple | None = None  # relay_up: (deltas, weight, class_hist, style_hist)
+    store_entry: tuple | None = None  # relay_up: (deltas, weight, class_hist, style_hist, generator adapter)
+    gen_weights: list[torch.Tensor] | None = None  # new generator weights (edge adapter / cloud generator)
+    learned: np.ndarray | None = None  # relay_up: (n_styles,) bool, styles the cloud generator learnt
+    round: tuple[int, tuple[int, ...]] | None = None  # relay_up: (round id, senders) of its federated round
+    applied: bool = False  # relay_up: another sender of the round has already made its weights live
     table: np.ndarray | None = None  # fast path (gaisnet_env.surrogate): the predicted accuracy table
 
 
@@ -115,34 +110,43 @@ class _Cloud:
         config: WorkerConfig,
         public: PoolView,
         teacher: MLPClassifier,
-        generator: CVAE,
+        gens: GeneratorSystem,
         edge_base: list[torch.Tensor],
     ) -> None:
         self.config = config
         self.public = public
         self.teacher = teacher
-        self.generator = generator
+        self.gens = gens
         self.edge_base = edge_base  # the cloud pre-trained the edges' base, so it knows it
 
     def known_share(self, style_hist: np.ndarray) -> float:
-        """Share of a reported style histogram in styles the cloud can render (its public styles)."""
+        """Share of a reported style histogram in styles the cloud generator can render."""
         h = np.asarray(style_hist, dtype=np.float64)
-        return float(h[_KNOWN].sum() / h.sum()) if h.sum() > 0 else 0.0
+        return float(h[self.gens.known].sum() / h.sum()) if h.sum() > 0 else 0.0
 
     def synthesise(
-        self, class_hist: np.ndarray, style_hist: np.ndarray, n: int, gen: torch.Generator
-    ) -> torch.Tensor:
-        """``n`` synthetic samples (n, 64) for a reported domain: generator output for classes drawn
-        from ``class_hist``, then the deterministic style transforms of styles drawn from ``style_hist``
-        (styles are sensor metadata, not raw data). The cloud renders only the public styles it knows
-        (``style_hist`` restricted to them; all clean if it has no mass there): it has never seen a
-        personalised style (``PERSONAL_STYLES``)."""
+        self, class_hist: np.ndarray, style_hist: np.ndarray, n: int, gen: torch.Generator,
+        edge_adapter: list[torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``n`` synthetic samples for a reported domain: classes drawn from ``class_hist`` and styles from
+        ``style_hist`` (styles are sensor metadata, not raw data), rendered by the cloud generator:
+        (x (n, 64), classes (n,), styles (n,), latents (n, latent)). Without ``edge_adapter`` the cloud renders only the styles
+        it knows (``style_hist`` restricted to them; all clean if it has no mass there). With an edge's
+        uploaded generator adapter (relay_up), styles the cloud does not know are rendered by that edge's
+        generator instead (the bottom-up direction)."""
+        h = np.asarray(style_hist, dtype=np.float64)
+        known = self.gens.known
+        if edge_adapter is None:
+            h = np.where(known, h, 0.0)
         y = _sample_categorical(class_hist, n, gen)
-        known = np.where(_KNOWN, np.asarray(style_hist, dtype=np.float64), 0.0)
-        styles = _sample_categorical(known, n, gen) if known.sum() > 0 else torch.zeros(n, dtype=torch.int64)
-        with torch.no_grad():
-            x = self.generator.generate(y, gen)
-            return apply_styles(x, styles, gen)
+        styles = _sample_categorical(h, n, gen) if h.sum() > 0 else torch.zeros(n, dtype=torch.int64)
+        z, x = self.gens.load("cloud").sample(y, styles, gen)
+        if edge_adapter is not None:
+            unknown = torch.from_numpy(~known)[styles]
+            if bool(unknown.any()):
+                x[unknown] = self.gens.load("edge", adapter=edge_adapter).sample(
+                    y[unknown], styles[unknown], gen, z=z[unknown])[1]
+        return x, y, styles, z
 
     def soft_labels(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits / self.config.distill_temperature, dim=1)
@@ -160,13 +164,13 @@ class _Cloud:
         with torch.no_grad():
             return self.soft_labels(self.teacher(x))
 
-    def public_samples(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """``n`` public samples drawn with replacement, each in a uniformly drawn public style (the
-        cloud's own pre-training data, which it replays so that distillation does not erase it)."""
+    def public_samples(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``n`` public samples (x, classes, styles) drawn with replacement, each in a uniformly drawn public
+        style (the cloud's own pre-training data, which it replays so that distillation does not erase it)."""
         pos = torch.randint(len(self.public), (n,), generator=gen).numpy()
-        style = _KNOWN_IDX[torch.randint(_KNOWN_IDX.size, (n,), generator=gen).numpy()]
-        x, _ = self.public.get(self.public.indices[pos], style)
-        return x
+        style = _PUBLIC_IDX[torch.randint(_PUBLIC_IDX.size, (n,), generator=gen).numpy()]
+        x, y = self.public.get(self.public.indices[pos], style)
+        return x, y, torch.from_numpy(style)
 
 
 class WorkerSystem:
@@ -189,19 +193,12 @@ class WorkerSystem:
             module.eval()
         self._teacher: MLPClassifier = models["teacher"]  # type: ignore[assignment]
         self._end: MLPClassifier = models["end"]  # type: ignore[assignment]
-        self._reference: MLPClassifier = models["reference"]  # type: ignore[assignment]
-        self._generators: dict[str, CVAE] = {
-            "cloud": models["generator"],  # type: ignore[dict-item]
-            "edge": models["edge_generator"],  # type: ignore[dict-item]
-        }
         base_mlp: MLPClassifier = models["edge_base"]  # type: ignore[assignment]
         self._edge = LoRAClassifier(base_mlp.sizes, config.lora_rank)
         self._edge.set_base(self._pre["edge_base"])
         self._edge.reset_adapter(torch.Generator().manual_seed(self.seed * 1000 + 99))
         self._edge.eval()
         self._adapter0 = self._edge.get_adapter()  # fresh adapter: zero delta
-        self._cloud = _Cloud(config, self.data.public_view(), self._teacher, self._generators["cloud"],
-                             self._edge.get_base())
         self._views = [self.data.private_view(e) for e in range(self.n_edges)]
         self._test = self.data.test_view()
         # measurement tensors: every style of every test sample, (n_styles * n_test, 64)
@@ -216,18 +213,21 @@ class WorkerSystem:
         self._class_avg = onehot / np.maximum(counts, 1.0)  # (n_test, 10): per-class mean
         self._y_eval = y_test
         self._n_test = n_test
+        self._counter = 0
+        self.gens = GeneratorSystem(self.n_edges, config, self.seed, self._pre, self._x_eval, y_test, self._key,
+                                    self._next_uid)
+        self._cloud = _Cloud(config, self.data.public_view(), self._teacher, self.gens, self._edge.get_base())
         # counted FLOPs per sample
         self._flops = {
             "teacher": classifier_flops(self._teacher),
             "edge": classifier_flops(self._edge),
             "end": classifier_flops(self._end),
-            "gen_cloud": generator_flops(self._generators["cloud"]),
-            "gen_edge": generator_flops(self._generators["edge"]),
+            "gen_cloud": self.gens.flops["cloud"],
+            "gen_edge": self.gens.flops["edge"],
         }
         self.adapter_bytes = self._edge.adapter_bytes
         # mutable state
         self._gen = torch.Generator()
-        self._counter = 0
         self._acc_cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         cap = config.feedback_buffer
         self._fb_idx = [np.zeros(cap, dtype=np.int64) for _ in range(self.n_edges)]
@@ -257,6 +257,7 @@ class WorkerSystem:
         self._fb_count = [0] * self.n_edges
         self._fb_new = [0] * self.n_edges  # labelled samples received since the last upload (uncapped)
         self._pending: list[_Pending | None] = [None] * self.n_edges
+        self.gens.reset()
 
     def state_dict(self) -> dict:
         """Deep copy of all mutable state (for env snapshot / restore; bit-exact)."""
@@ -281,6 +282,7 @@ class WorkerSystem:
             "fb_new": list(self._fb_new),
             "pending": copy.deepcopy(self._pending),
             "gen_state": self._gen.get_state().clone(),
+            "generators": self.gens.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -303,7 +305,8 @@ class WorkerSystem:
         self._fb_new = s.get("fb_new", [0] * self.n_edges)
         self._pending = s["pending"]
         self._gen.set_state(s["gen_state"])
-        self._counter = max(self._counter, self._uid_cloud, *self._uid_edge, *self._uid_end)
+        self.gens.load_state_dict(s["generators"])
+        self._counter = max(self._counter, self._uid_cloud, *self._uid_edge, *self._uid_end, *self.gens.uids())
 
     def _next_uid(self) -> int:
         self._counter += 1
@@ -431,34 +434,14 @@ class WorkerSystem:
         self._stack_cache = (uids, stack)
         return stack
 
-    def generation_scores(self, where: str, edge: int = 0) -> tuple[np.ndarray, float]:
-        """Quality per class (10,): share of ``generate_eval_samples`` generated samples per class that the
-        fixed reference classifier labels as the requested class; and diversity in [0, 1]: mean pairwise
-        distance among generated samples of a class relative to that among real test samples of the class
-        (clipped at 1), averaged over classes. Generators are never updated, so scores are computed once."""
+    def generation_table(self, where: str, edge: int = 0) -> np.ndarray:
+        """(n_styles, 10) quality in [0, 1] of the generator at ``where`` ("edge": ``edge``'s adapter, or
+        "cloud") per requested (style, class): the judge's mean probability of the requested joint label
+        on generated samples times their diversity (:mod:`gaisnet_env.generation`). Cached per weight
+        version. Do not modify the returned array."""
         if where not in GENERATOR_SITES:
             raise ValueError(f"unknown generator site {where!r}; expected one of {GENERATOR_SITES}")
-        key = (self._key, self.seed, self.config.generate_eval_samples, where)
-        if key not in _GEN_SCORES:
-            n = self.config.generate_eval_samples
-            y = torch.arange(N_CLASSES).repeat_interleave(n)
-            g = torch.Generator().manual_seed(self.seed * 1000 + 7)
-            x = self._generators[where].generate(y, g)
-            with torch.no_grad():
-                pred = self._reference(x).argmax(1)
-            quality = (pred == y).reshape(N_CLASSES, n).double().mean(1).numpy()
-            real = self._x_eval[: self._n_test]
-            y_real = self._y_eval[: self._n_test]
-            ratios = []
-            for c in range(N_CLASSES):
-                xg = x[y == c]
-                xr = real[y_real == c]
-                dg = torch.cdist(xg, xg).sum() / max(xg.shape[0] * (xg.shape[0] - 1), 1)
-                dr = torch.cdist(xr, xr).sum() / max(xr.shape[0] * (xr.shape[0] - 1), 1)
-                ratios.append(min(float(dg / dr), 1.0) if float(dr) > 0 else 0.0)
-            quality.setflags(write=False)
-            _GEN_SCORES[key] = (quality, float(np.mean(ratios)))
-        return _GEN_SCORES[key]
+        return self.gens.quality_table(where, edge)
 
     def inference_flops(self, tier: str) -> float:
         """Counted forward FLOPs per sample of ``tier``'s classifier."""
@@ -479,8 +462,8 @@ class WorkerSystem:
         return {"cloud": self._teacher.n_bytes, "edge": self._edge.n_bytes, "end": self._end.n_bytes}[tier]
 
     def generator_bytes(self, where: str) -> int:
-        """Parameter bytes of the generator at ``where`` ("edge" or "cloud")."""
-        return self._generators[where].n_bytes
+        """Parameter bytes of the generator at ``where`` ("edge": frozen base plus adapter, or "cloud")."""
+        return (self.gens.edge if where == "edge" else self.gens.cloud).n_bytes
 
     # ----------------------------------------------------------- feedback
     def add_feedback(
@@ -591,6 +574,41 @@ class WorkerSystem:
         Returns what it cost. ``ok=False`` (nothing pending) when the edge already has a pending
         operation, its feedback buffer is empty, or a NaN/inf guard tripped.
         """
+        refused = self._refusal(op, edge)
+        if refused is not None:
+            return refused
+        res, pending = self._run_op(op, edge)
+        if res.ok:
+            self._pending[edge] = pending
+        return res
+
+    def start_ops(self, ops: list[tuple[str, int]]) -> list[OpResult]:
+        """Start the operations ``ops`` = [(op, edge), ...] of one epoch (at most one per edge), as
+        :meth:`start_op` would one by one, except that the relay_ups form **one federated round**
+        (:meth:`_run_round`): every sender's upload is aggregated and distilled once, so no sender's
+        distillation overwrites another's. Results are in the order of ``ops``."""
+        out: dict[int, OpResult] = {}
+        senders = []
+        for op, edge in ops:
+            refused = self._refusal(op, edge)
+            if refused is not None:
+                out[edge] = refused
+            elif op == "relay_up":
+                senders.append(edge)
+            else:
+                out[edge] = self.start_op(op, edge)
+        if len(senders) == 1:
+            out[senders[0]] = self.start_op("relay_up", senders[0])
+        elif senders:
+            for edge, (res, pending) in self._run_round(senders).items():
+                out[edge] = res
+                if res.ok:
+                    self._pending[edge] = pending
+        return [out[edge] for _, edge in ops]
+
+    def _refusal(self, op: str, edge: int) -> OpResult | None:
+        """Why ``op`` cannot start at ``edge`` (an unstarted result), or None if it can; raises on a bad
+        op name or edge index."""
         if op not in OPERATIONS[1:]:
             raise ValueError(f"unknown operation {op!r}; expected one of {OPERATIONS[1:]}")
         if not 0 <= edge < self.n_edges:
@@ -599,10 +617,7 @@ class WorkerSystem:
             return OpResult(op, edge, False, f"edge busy: {self._pending[edge].op} is pending")
         if self._fb_count[edge] == 0:
             return OpResult(op, edge, False, "no feedback yet")
-        res, pending = self._run_op(op, edge)
-        if res.ok:
-            self._pending[edge] = pending
-        return res
+        return None
 
     def _run_op(self, op: str, edge: int) -> tuple[OpResult, _Pending | None]:
         """Run ``op`` for ``edge`` (checks done): its cost and the pending result (None if it failed)."""
@@ -631,17 +646,35 @@ class WorkerSystem:
             self._adapters[edge] = p.weights
             self._uid_edge[edge] = self._next_uid()
             self._ver_edge[edge] += 1
+            if p.gen_weights is not None:
+                self.gens.commit_edge(edge, p.gen_weights)
         elif p.target == "end":
             self._ends[edge] = p.weights
             self._uid_end[edge] = self._next_uid()
             self._ver_end[edge] += 1
-        else:
-            self._teacher_w = p.weights
-            self._store[edge] = p.store_entry
-            if p.store_entry is not None:  # the uploaded samples are accounted for; later ones count next time
-                self._fb_new[edge] = max(0, self._fb_new[edge] - int(p.store_entry[1]))
-            self._uid_cloud = self._next_uid()
-            self._ver_cloud += 1
+        elif not p.applied:
+            self._commit_round(edge, p)
+
+    def _commit_round(self, edge: int, p: _Pending) -> None:
+        """Make a relay_up's round live: the teacher (and cloud generator), and the store entry of every
+        sender of the round whose upload is still pending; their own commits then change nothing."""
+        members = {edge: p}
+        if p.round is not None:
+            for e in p.round[1]:
+                q = self._pending[e]
+                if q is not None and q.round == p.round:
+                    q.applied = True
+                    members[e] = q
+        self._teacher_w = p.weights
+        if p.learned is not None:
+            self.gens.commit_cloud(p.gen_weights, p.learned)
+        for e, q in members.items():
+            if q.store_entry is not None:
+                self._store[e] = q.store_entry
+                # the uploaded samples are accounted for; later ones count next time
+                self._fb_new[e] = max(0, self._fb_new[e] - int(q.store_entry[1]))
+        self._uid_cloud = self._next_uid()
+        self._ver_cloud += 1
 
     def abort_op(self, edge: int) -> None:
         """Drop the pending weights of ``edge``'s operation."""
@@ -721,7 +754,8 @@ class WorkerSystem:
             return res, None
         # cloud: synthesise for the reported domain, label with the teacher's own knowledge
         self._load_teacher()
-        x = self._cloud.synthesise(ch, sh, n, self._gen)
+        x, y_syn, s_syn, z_syn = self._cloud.synthesise(ch, sh, n, self._gen)
+        gen_batch = (z_syn, y_syn, s_syn, x)  # the edge generator distils the cloud's on all of them
         with torch.no_grad():
             logits = self._teacher(x)
         soft = self._cloud.soft_labels(logits)
@@ -750,9 +784,27 @@ class WorkerSystem:
         if n_kd < n:
             res.message += f" ({n_kd} of {n} samples kept by the confidence filters)"
         new = self._train_adapter(edge, x, soft, True, cfg.relay_down_epochs, cfg.distill_lr, anchor)
-        if new is None:
+        gen_new = None
+        if cfg.generator_relay:
+            gen_new = self._distil_edge_generator(edge, ch, sh, gen_batch)
+        if new is None or (cfg.generator_relay and gen_new is None):
             return self._nan(res)
-        return res, _Pending("relay_down", "edge", new)
+        return res, _Pending("relay_down", "edge", new, gen_weights=gen_new)
+
+    def _distil_edge_generator(self, edge: int, class_hist: np.ndarray, style_hist: np.ndarray,
+                               relayed: tuple[torch.Tensor, ...]) -> list[torch.Tensor] | None:
+        """relay_down's generator part: ``edge``'s generator adapter distilled onto the cloud generator's
+        outputs ``relayed`` = (z, y, style, x), plus replay of its own current outputs for the reported
+        styles the cloud cannot render (so it keeps what it learnt of them). Data-free."""
+        h = np.where(self.gens.known, 0.0, np.asarray(style_hist, dtype=np.float64))
+        n_rep = int(round(self.config.relay_down_samples * h.sum() / max(float(np.sum(style_hist)), 1e-12)))
+        z, y, s, x = relayed
+        if n_rep:
+            y_r = _sample_categorical(class_hist, n_rep, self._gen)
+            s_r = _sample_categorical(h, n_rep, self._gen)
+            z_r, x_r = self.gens.load("edge", edge).sample(y_r, s_r, self._gen)
+            z, y, s, x = torch.cat([z, z_r]), torch.cat([y, y_r]), torch.cat([s, s_r]), torch.cat([x, x_r])
+        return self.gens.distil("edge", edge, z, y, s, x, self._gen)
 
     def _op_finetune(self, edge: int) -> tuple[OpResult, _Pending | None]:
         cfg = self.config
@@ -760,66 +812,95 @@ class WorkerSystem:
         x, y = self._views[edge].get(idx, style)
         res = self.op_result("finetune", edge, int(x.shape[0]))
         new = self._train_adapter(edge, x, y, False, cfg.finetune_epochs, cfg.finetune_lr)
-        if new is None:
+        # the edge generator adapter learns the edge's own domain (personal styles included)
+        gen_new = self.gens.train_edge(edge, x, y, torch.from_numpy(style), cfg.generator_epochs, self._gen)
+        if new is None or gen_new is None:
             return self._nan(res)
-        return res, _Pending("finetune", "edge", new)
+        return res, _Pending("finetune", "edge", new, gen_weights=gen_new)
 
     def _op_relay_up(self, edge: int) -> tuple[OpResult, _Pending | None]:
-        cfg = self.config
-        cloud = self._cloud
-        # edge -> cloud: adapter and domain report (never raw samples)
-        adapter = self._adapter(edge)
-        ch, sh, n_fb = self.domain_report(edge)
-        # FedAvg weight: the labelled samples the edge received since its last upload (not capped by the
-        # feedback buffer, so an edge that learnt from more data weighs more)
-        entry = (self._edge.adapter_deltas(adapter), float(self._fb_new[edge]), ch, sh)
-        store = dict(self._store)
-        store[edge] = entry
-        w = np.array([e[1] for e in store.values()], dtype=np.float64)
-        w = w / w.sum() if w.sum() > 0 else np.full(w.size, 1.0 / w.size)
+        return self._run_round([edge])[edge]
+
+    def _upload(self, edge: int) -> tuple:
+        """What ``edge`` sends up in relay_up (never raw samples): its classifier adapter's merged deltas,
+        its FedAvg weight (the labelled samples it received since its last upload, not capped by the
+        feedback buffer, so an edge that learnt from more data weighs more), its domain report (class and
+        style histograms) and its generator adapter."""
+        ch, sh, _ = self.domain_report(edge)
+        deltas = self._edge.adapter_deltas(self._adapter(edge))
+        gen_adapter = self.gens.adapter(edge) if self.config.generator_relay else None
+        return (deltas, float(self._fb_new[edge]), ch, sh, gen_adapter)
+
+    def _run_round(self, senders: list[int]) -> dict[int, tuple[OpResult, _Pending | None]]:
+        """One federated round: the uploads of every edge of ``senders`` (checks done) join the cloud's
+        store of each edge's latest upload, are aggregated once (``relay_up_aggregation``) and distilled
+        once into the teacher; styles that only the senders' generators can render are taught to the cloud
+        generator. Every sender gets its cost and a pending result that shares the round's weights (the
+        first commit of a sender makes them live, see :meth:`commit_op`)."""
+        cfg, cloud = self.config, self._cloud
+        entries_new = {e: self._upload(e) for e in senders}
+        store = {**self._store, **entries_new}
         entries = list(store.values())
-        agg = [
-            sum(float(wk) * e[0][k] for wk, e in zip(w, entries, strict=True)) for k in range(len(entry[0]))
-        ]
-        union_c = sum(wk * e[2].astype(np.float64) for wk, e in zip(w, entries, strict=True))
-        union_s = sum(wk * e[3].astype(np.float64) for wk, e in zip(w, entries, strict=True))
+        w = np.array([e[1] for e in entries], dtype=np.float64)
+        w = w / w.sum() if w.sum() > 0 else np.full(w.size, 1.0 / w.size)
         n_syn = cfg.relay_up_samples
         n_pub = int(round(cfg.relay_up_public_share * n_syn))
         self._load_teacher()
         if cfg.relay_up_aggregation == "experts":
-            # each edge's latest adapter labels samples of its own reported domain; expert per sample
-            # drawn by sample-count weight
+            # each edge's latest adapter labels samples of its own reported domain, rendered by the cloud
+            # generator where it knows the style and by that edge's generator where it does not
             expert = _sample_categorical(w, n_syn, self._gen)
-            xs, ss = [], []
+            parts = []
             for k, e in enumerate(entries):
                 m = int((expert == k).sum())
-                if m == 0:
-                    continue
-                xk = cloud.synthesise(e[2], e[3], m, self._gen)
-                with torch.no_grad():
-                    ss.append(merged_forward(xk, cloud.edge_base, e[0]))
-                xs.append(xk)
-            x_syn, logits_syn = torch.cat(xs), torch.cat(ss)
+                if m:
+                    xk, yk, sk, zk = cloud.synthesise(e[2], e[3], m, self._gen, edge_adapter=e[4])
+                    with torch.no_grad():
+                        parts.append((xk, yk, sk, zk, merged_forward(xk, cloud.edge_base, e[0])))
+            x_syn, y_syn, s_syn, z_syn, logits_syn = (torch.cat(t) for t in zip(*parts, strict=True))
         else:
-            x_syn = cloud.synthesise(union_c, union_s, n_syn, self._gen)
+            agg = [sum(float(wk) * e[0][j] for wk, e in zip(w, entries, strict=True)) for j in range(len(entries[0][0]))]
+            union_c = sum(wk * e[2].astype(np.float64) for wk, e in zip(w, entries, strict=True))
+            union_s = sum(wk * e[3].astype(np.float64) for wk, e in zip(w, entries, strict=True))
+            x_syn, y_syn, s_syn, z_syn = cloud.synthesise(union_c, union_s, n_syn, self._gen)
             with torch.no_grad():
                 logits_syn = merged_forward(x_syn, cloud.edge_base, agg)
         soft_syn = cloud.selective_targets(x_syn, logits_syn)
-        x_pub = cloud.public_samples(n_pub, self._gen)
-        soft_pub = cloud.teacher_soft_labels(x_pub)
+        x_pub, y_pub, s_pub = cloud.public_samples(n_pub, self._gen)
         x = torch.cat([x_syn, x_pub])
-        soft = torch.cat([soft_syn, soft_pub])
-        res = self.op_result("relay_up", edge, n_fb)
-        res.message = (f"cloud aggregated {len(store)} edge adapter(s) ({cfg.relay_up_aggregation}) and distilled "
-                       "them into the teacher")
-        if not _finite([x, soft, *agg]):
-            return self._nan(res)
+        soft = torch.cat([soft_syn, cloud.teacher_soft_labels(x_pub)])
+        results = {}
+        for e in senders:
+            res = self.op_result("relay_up", e, self._fb_count[e])
+            res.message = (f"cloud aggregated {len(store)} edge upload(s) ({cfg.relay_up_aggregation}) in a round of "
+                           f"{len(senders)} sender(s) and distilled them into the teacher")
+            results[e] = res
+        def failed() -> dict[int, tuple[OpResult, None]]:
+            return {e: self._nan(r) for e, r in results.items()}
+
+        if not _finite([x, soft]):
+            return failed()
         ok = _train(self._teacher, x, soft, soft=True, epochs=cfg.distill_epochs, lr=cfg.cloud_lr,
                     batch=cfg.cloud_batch_size, temperature=cfg.distill_temperature, gen=self._gen)
         new = self._teacher.get_weights()
         if not (ok and _finite(new)):
-            return self._nan(res)
-        return res, _Pending("relay_up", "cloud", new, entry)
+            return failed()
+        # the cloud generator learns the styles it could not render from the edges' generators (their outputs
+        # in x_syn), replaying its own outputs (the rest of x_syn, and public classes and styles) so that it
+        # keeps what it knows
+        unknown = torch.from_numpy(~self.gens.known)[s_syn]
+        learned = np.zeros(len(STYLES), dtype=bool)
+        gen_new = None
+        if bool(unknown.any()):
+            learned[np.unique(s_syn[unknown].numpy())] = True
+            z_pub, x_own = self.gens.load("cloud").sample(y_pub, s_pub, self._gen)
+            gen_new = self.gens.distil("cloud", 0, torch.cat([z_syn, z_pub]), torch.cat([y_syn, y_pub]),
+                                       torch.cat([s_syn, s_pub]), torch.cat([x_syn, x_own]), self._gen)
+            if gen_new is None:
+                return failed()
+        round_id = self._next_uid()
+        return {e: (results[e], _Pending("relay_up", "cloud", new, entries_new[e], gen_new, learned,
+                                         round=(round_id, tuple(senders)))) for e in senders}
 
     def _op_relay_to_end(self, edge: int) -> tuple[OpResult, _Pending | None]:
         cfg = self.config

@@ -7,20 +7,23 @@ from gaisnet_env.models.classifiers import LoRAClassifier, MLPClassifier, merged
 from gaisnet_env.models.flops import classifier_flops, count_flops, generator_flops
 from gaisnet_env.models.layers import Dense, LoRADense
 from gaisnet_env.models.training import FusedAdam, classifier_gradients, train_classifier, trainable_parameters
-from gaisnet_env.models.vae import CVAE
+from gaisnet_env.models.vae import CVAE, LoRACVAE, distil_decoder, train_vae
 
 __all__ = [
     "CVAE",
     "Dense",
     "FusedAdam",
+    "LoRACVAE",
     "LoRAClassifier",
     "LoRADense",
     "MLPClassifier",
     "classifier_flops",
     "classifier_gradients",
     "count_flops",
+    "distil_decoder",
     "generator_flops",
     "merged_forward",
     "train_classifier",
+    "train_vae",
     "trainable_parameters",
 ]

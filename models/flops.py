@@ -66,19 +66,20 @@ def classifier_flops(model: MLPClassifier | LoRAClassifier) -> tuple[float, floa
 
 
 def generator_flops(model: CVAE) -> tuple[float, float]:
-    """(FLOPs to generate one sample = decoder forward, FLOPs per VAE training sample) of a CVAE."""
-    key = ("CVAE", model.latent, model.hidden, model.input_dim, model.n_classes)
+    """(FLOPs to generate one sample = decoder forward, FLOPs per VAE training sample) of a CVAE (for a
+    :class:`~gaisnet_env.models.vae.LoRACVAE` only the adapter gets gradients)."""
+    key = (type(model).__name__, model.latent, model.hidden, model.input_dim, model.n_classes, model.n_styles,
+           getattr(model, "rank", None))
+    y = torch.zeros(_COUNT_BATCH, dtype=torch.long)
 
     def gen() -> float:
-        y = torch.zeros(_COUNT_BATCH, dtype=torch.long)
         g = torch.Generator().manual_seed(0)
-        return count_flops(lambda: model.generate(y, g)) / _COUNT_BATCH
+        return count_flops(lambda: model.generate(y, y, g)) / _COUNT_BATCH
 
     def train() -> float:
         m = _fresh(model)
         x = torch.zeros(_COUNT_BATCH, model.input_dim)
-        y = torch.zeros(_COUNT_BATCH, dtype=torch.long)
         eps = torch.zeros(_COUNT_BATCH, model.latent)
-        return count_flops(lambda: m.loss(x, y, eps).backward()) / _COUNT_BATCH
+        return count_flops(lambda: m.loss(x, y, y, eps).backward()) / _COUNT_BATCH
 
     return _cached(key + ("gen",), gen), _cached(key + ("train",), train)

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import torch
-from gaisnet_env.models import CVAE, LoRAClassifier, MLPClassifier, classifier_flops, generator_flops
+from gaisnet_env.models import (
+    CVAE,
+    LoRACVAE,
+    LoRAClassifier,
+    MLPClassifier,
+    classifier_flops,
+    distil_decoder,
+    generator_flops,
+)
+from gaisnet_env.worker_config import STYLES
 
 
 def _init(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -55,19 +64,46 @@ def test_flops_counted_match_matmul_count() -> None:
     assert ltrain > lfwd
     vae = CVAE(8, 32)
     gen, vtrain = generator_flops(vae)
-    assert gen == 2 * ((8 + 10) * 32 + 32 * 64)
+    n_cond = 10 + len(STYLES)  # class and style one-hots
+    assert gen == 2 * ((8 + n_cond) * 32 + 32 * 64)
     assert vtrain > gen
+    lvae = LoRACVAE(8, 32, rank=2)
+    lgen, _ = generator_flops(lvae)
+    # low-rank decoder input layer (A: 2 x (8 + cond), B: 32 x 2) plus the full-delta output layer
+    assert lgen == 2 * ((8 + n_cond) * 32 + (8 + n_cond) * 2 + 2 * 32 + 32 * 64)
 
 
 def test_generator_shapes_and_determinism() -> None:
     vae = _init(CVAE(4, 16))
     y = torch.arange(10)
-    a = vae.generate(y, torch.Generator().manual_seed(3))
-    b = vae.generate(y, torch.Generator().manual_seed(3))
+    s = torch.arange(10) % len(STYLES)
+    a = vae.generate(y, s, torch.Generator().manual_seed(3))
+    b = vae.generate(y, s, torch.Generator().manual_seed(3))
     assert a.shape == (10, 64) and torch.equal(a, b)
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
-    loss = vae.loss(torch.rand(5, 64), torch.arange(5), torch.zeros(5, 4))
+    assert not torch.equal(a, vae.generate(y, (s + 1) % len(STYLES), torch.Generator().manual_seed(3)))
+    loss = vae.loss(torch.rand(5, 64), torch.arange(5), torch.zeros(5, dtype=torch.long), torch.zeros(5, 4))
     assert torch.isfinite(loss)
+
+
+def test_lora_cvae_starts_at_its_base_and_trains_only_the_adapter() -> None:
+    base = _init(CVAE(4, 16))
+    lvae = LoRACVAE(4, 16, rank=2)
+    lvae.set_base(base.get_weights())
+    lvae.reset_adapter(torch.Generator().manual_seed(0))
+    y, s = torch.arange(6), torch.arange(6) % len(STYLES)
+    assert torch.allclose(lvae.generate(y, s, torch.Generator().manual_seed(1)),
+                          base.generate(y, s, torch.Generator().manual_seed(1)), atol=1e-6)
+    frozen = [p.clone() for p in lvae.parameters() if not p.requires_grad]
+    g = torch.Generator().manual_seed(2)
+    z, target = base.sample(y, (s + 1) % len(STYLES), g)
+    assert distil_decoder(lvae, lvae.adapter_parameters(), z, y, s, target, epochs=30, lr=0.01, batch=6, gen=g)
+    after = [p for p in lvae.parameters() if not p.requires_grad]
+    assert all(torch.equal(a, b) for a, b in zip(frozen, after, strict=True))
+    # distillation moved the student's output for (z, y, s) towards the teacher's
+    err_before = float((base.sample(y, s, g, z=z)[1] - target).abs().mean())
+    err_after = float((lvae.sample(y, s, g, z=z)[1] - target).abs().mean())
+    assert err_after < 0.5 * err_before
 
 
 def test_models_do_not_touch_global_rng() -> None:

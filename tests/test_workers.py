@@ -87,11 +87,18 @@ def test_pretrained_accuracies(ws: WorkerSystem) -> None:
         assert ws.accuracy(tier, 0, UNIFORM, style("clean")) > 0.85, tier
         for name in ("rotate", "invert", "shift"):
             assert ws.accuracy(tier, 0, UNIFORM, style(name)) < 0.3, (tier, name)
-    quality, diversity = ws.generation_scores("cloud", 0)
-    assert quality.shape == (N_CLASSES,) and quality.mean() > 0.8
-    assert 0.0 < diversity <= 1.0
-    q_edge, d_edge = ws.generation_scores("edge", 1)
-    assert q_edge.mean() > 0.5 and 0.0 < d_edge <= 1.0
+    cloud_q = ws.generation_table("cloud", 0)
+    edge_q = ws.generation_table("edge", 1)
+    assert cloud_q.shape == edge_q.shape == (len(STYLES), N_CLASSES)
+    assert ((cloud_q >= 0) & (cloud_q <= 1)).all() and ((edge_q >= 0) & (edge_q <= 1)).all()
+    # the cloud generator renders every public style, not the personal ones; the edge's base only clean
+    for name in PUBLIC_STYLES:
+        assert cloud_q[STYLES.index(name)].mean() > 0.05, name
+    for name in PERSONAL_STYLES:
+        assert cloud_q[STYLES.index(name)].mean() < 0.02, name
+    assert edge_q[0].mean() > 0.05
+    for name in ("rotate", "invert", "shift", *PERSONAL_STYLES):
+        assert edge_q[STYLES.index(name)].mean() < 0.02, name
 
 
 def test_model_sizes_and_flops(ws: WorkerSystem) -> None:
@@ -107,7 +114,9 @@ def test_model_sizes_and_flops(ws: WorkerSystem) -> None:
     ("op", "owner"), [("relay_down", "edge1"), ("finetune", "edge1"), ("relay_up", "cloud"), ("relay_to_end", "end1")]
 )
 def test_each_operation_changes_only_its_weights(ws: WorkerSystem, op: str, owner: str) -> None:
-    fill(ws)
+    # relay_up on a personal style: the teacher is surer than the edge expert on every rotated sample, so
+    # its selective distillation would (rightly) leave it unchanged there
+    fill(ws, "mirror" if op == "relay_up" else "rotate")
     for _ in range(3):  # an adapter surer than the teacher on some samples, so relay_up teaches something
         ws.start_op("finetune", 1)
         ws.commit_op(1)
@@ -254,7 +263,7 @@ def test_option_bytes_equal_real_tensor_sizes(cache_dir: str) -> None:
     n_local = -(-n // cfg.batch_size) * cfg.batch_size
     assert r.flops["edge"] == cfg.distill_epochs * (n + n_local) * ws.training_flops("edge")
     # confidence filter: only the kept samples are shipped and trained on
-    ws = _variant(cache_dir, {"relay_down_local_weight": 0.0, "relay_down_min_confidence": 0.9})
+    ws = _variant(cache_dir, {"relay_down_local_weight": 0.0, "relay_down_min_confidence": 0.9999})
     _prepare(ws)
     r = ws.start_op("relay_down", 1)
     kept, rem = divmod(r.bytes_down, per_sample)
