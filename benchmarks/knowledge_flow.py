@@ -11,6 +11,11 @@ accuracy measured is the edge model's, on held-out samples of each cell's curren
   and relay_down phases, so it sees as many local labels as bidirectional but no cloud knowledge;
 - ``none``: no knowledge operations.
 
+Variants with other worker settings (``SCHEDULE_WORKERS``): ``down_only_pure`` (relay_down without the
+local-label term), ``down_only_task`` (the cloud distils the edge's adapter for the reported domain and
+ships it: task-oriented deployment), ``bidirectional_nogen`` (no generator relay) and
+``bidirectional_mixture`` (the cloud model is the gated mixture of the edge experts).
+
 Edges are staggered (edge ``e`` starts its cycle at epoch ``e * stagger``). A relay_up keeps the cloud
 busy (~1.9 epochs on metro), so with ``stagger`` 1 the relay_up of edge ``e + 1`` is masked while
 edge ``e``'s runs (the "ops masked" column); ``--period 8 --stagger 2`` lets every edge relay up.
@@ -41,13 +46,17 @@ from gaisnet_env.worker_config import PERSONAL_STYLES, STYLES
 
 _PERSONAL_COLS = [STYLES.index(s) for s in PERSONAL_STYLES]
 
-SCHEDULES: tuple[str, ...] = ("bidirectional", "bidirectional_nogen", "finetune_down", "down_only", "down_only_pure",
-                              "finetune_only", "finetune_twice", "none")
+SCHEDULES: tuple[str, ...] = ("bidirectional", "bidirectional_nogen", "bidirectional_mixture", "finetune_down",
+                              "down_only", "down_only_pure", "down_only_task", "finetune_only", "finetune_twice",
+                              "none")
 #: schedules with worker overrides: pure data-free relay_down (no cross-entropy term on local labels), and
 #: bidirectional without generator relay (``workers.generator_relay: false``)
 SCHEDULE_WORKERS: dict[str, dict[str, Any]] = {
     "down_only_pure": {"relay_down_local_weight": 0.0},
     "bidirectional_nogen": {"generator_relay": False},
+    "bidirectional_mixture": {"cloud_model": "mixture"},
+    # task-oriented deployment: the cloud distils the edge's adapter for the reported domain and ships it
+    "down_only_task": {"relay_down_variant": "ship_adapter"},
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 #: the seeds on which the worker and scenario defaults were tuned (the table flags any overlap)
@@ -67,8 +76,9 @@ KNOWLEDGE_FIELDS: tuple[str, ...] = (
     "relay_down_min_confidence",
     "relay_down_relative",
 )
-#: paired comparisons reported under the table: (first, second, metric, what it measures)
-PAIRS: tuple[tuple[str, str, str, str], ...] = (
+#: paired comparisons reported under the table: (first, second, metric, what it measures[, metric of the
+#: second schedule when it differs])
+PAIRS: tuple[tuple[str, ...], ...] = (
     ("bidirectional", "finetune_twice", "mean_accuracy_edge", "cloud knowledge over equal local labels"),
     ("down_only_pure", "none", "mean_accuracy_edge", "pure data-free relay_down"),
     ("bidirectional", "finetune_down", "mean_accuracy_cloud_personal",
@@ -83,6 +93,14 @@ PAIRS: tuple[tuple[str, str, str, str], ...] = (
     ("bidirectional", "bidirectional_nogen", "mean_accuracy_cloud_personal",
      "cloud accuracy on personal domains: relay_up with and without the edges' generators"),
     ("bidirectional", "bidirectional_nogen", "mean_accuracy_edge", "what generator relay adds to edge accuracy"),
+    ("bidirectional_mixture", "bidirectional", "mean_accuracy_cloud", "mixture-of-experts vs dense cloud model"),
+    ("bidirectional_mixture", "bidirectional", "mean_accuracy_cloud_personal",
+     "mixture-of-experts vs dense cloud model, personal domains"),
+    ("down_only_task", "down_only_task", "mean_accuracy_edge",
+     "task-oriented adapter (edge) vs deploying the generic cloud model (cloud acc), same cells",
+     "mean_accuracy_cloud"),
+    ("down_only_task", "down_only_pure", "mean_accuracy_edge",
+     "data-free relay_down: task adapter shipped vs synthetic samples shipped"),
 )
 
 
@@ -114,7 +132,7 @@ def schedule_ops(schedule: str, epoch: int, n_edges: int, period: int, stagger: 
             ops[e] = OP_FINETUNE
         elif bidirectional and phase == 2:
             ops[e] = OP_RELAY_UP
-        elif (bidirectional or schedule in ("finetune_down", "down_only", "down_only_pure")) and phase == 4:
+        elif (bidirectional or schedule in ("finetune_down", "down_only", "down_only_pure", "down_only_task")) and phase == 4:
             ops[e] = OP_RELAY_DOWN
         elif schedule == "finetune_twice" and phase == 4:
             ops[e] = OP_FINETUNE
@@ -228,9 +246,19 @@ def run(
             "processor": platform.processor(),
             "python": platform.python_version(),
         },
+        "deployment_bytes": deployment_bytes(envs["down_only_task"]),
         "summary": summary,
         "runs": per_schedule,
     }
+
+
+def deployment_bytes(env: GaisNetEnv) -> dict[str, float]:
+    """What task-oriented vs generic deployment moves and costs: the adapter relay_down ships each way,
+    the dense cloud teacher (the generic model) and counted inference FLOPs per request of each."""
+    w = env.workers
+    return {"task_adapter_bytes_each_way": float(w.adapter_bytes), "generic_model_bytes": float(w.model_bytes("cloud")),
+            "task_model_flops_per_request": w.inference_flops("edge"),
+            "generic_model_flops_per_request": w.inference_flops("cloud")}
 
 
 def _seed_ranges(seeds: list[int]) -> str:
@@ -249,6 +277,9 @@ def to_markdown(res: dict[str, Any]) -> str:
         ("mean_accuracy_edge", "mean edge acc", 3),
         ("mean_accuracy_cloud", "mean cloud acc", 3),
         ("mean_accuracy_cloud_personal", "cloud acc, personal domains", 3),
+        ("mean_quality_edge_generator", "edge gen quality", 3),
+        ("mean_quality_cloud_generator", "cloud gen quality", 3),
+        ("mean_quality_cloud_generator_personal", "cloud gen quality, personal", 3),
         ("final_accuracy_end", "final end acc", 3),
         ("final_accuracy_edge", "final edge acc", 3),
         ("final_accuracy_cloud", "final cloud acc", 3),
@@ -287,6 +318,14 @@ def to_markdown(res: dict[str, Any]) -> str:
             m, h = row[key]
             cells.append(f"{m:.{digits}f} ± {h:.{digits}f}" if digits else f"{m:,.0f} ± {h:,.0f}")
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    if "deployment_bytes" in res:
+        d = res["deployment_bytes"]
+        lines += ["", f"Task-oriented deployment (`down_only_task`): the cloud ships the edge adapter "
+                  f"({d['task_adapter_bytes_each_way']:,.0f} bytes each way; "
+                  f"{d['task_model_flops_per_request']:,.0f} FLOPs per request at the edge); the generic "
+                  f"alternative deploys the dense cloud model ({d['generic_model_bytes']:,.0f} bytes; "
+                  f"{d['generic_model_flops_per_request']:,.0f} FLOPs per request), whose accuracy on the "
+                  "same cells is the cloud accuracy column."]
     pairs = [p for p in PAIRS if p[0] in res["runs"] and p[1] in res["runs"]]
     if pairs:
         lines += [
@@ -297,9 +336,12 @@ def to_markdown(res: dict[str, Any]) -> str:
             "| difference | metric | measures | paired diff | excludes 0 | per seed |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
-        for a, b, metric, what in pairs:
-            d = [x[metric] - y[metric] for x, y in zip(res["runs"][a], res["runs"][b], strict=True)
-                 if not (math.isnan(x[metric]) or math.isnan(y[metric]))]
+        for a, b, metric, what, *other in pairs:
+            metric_b = other[0] if other else metric
+            d = [x[metric] - y[metric_b] for x, y in zip(res["runs"][a], res["runs"][b], strict=True)
+                 if not (math.isnan(x[metric]) or math.isnan(y[metric_b]))]
+            if other:
+                metric = f"{metric} − {metric_b}"
             if not d:
                 continue
             m, h = mean_ci95(d)

@@ -284,7 +284,8 @@ class SurrogateWorkerSystem(WorkerSystem):
     file, ``GaisNetEnv(..., worker_system=fast_path_factory(path))``.
 
     Costs (FLOPs, bytes, samples) are those of the real operation; the weights never change, only the
-    accuracy tables that the env reads.
+    accuracy tables that the env reads. The generators are not predicted: their quality tables stay the
+    pre-trained ones on the fast path.
     """
 
     def label_hits(self, edge: int, n: int) -> np.ndarray:
@@ -300,6 +301,9 @@ class SurrogateWorkerSystem(WorkerSystem):
 
     def __init__(self, n_edges: int, config: WorkerConfig, seed: int, cache_dir: str | None = None,
                  calibration: str | Path | None = None) -> None:
+        if config.cloud_model != "dense":
+            raise ValueError(f"SurrogateWorkerSystem: workers.cloud_model={config.cloud_model!r}; the fast path is "
+                             "calibrated for 'dense' only; use the real WorkerSystem for the mixture")
         if config.relay_down_min_confidence > 0.0 or config.relay_down_relative:
             raise ValueError("SurrogateWorkerSystem: workers.relay_down_min_confidence > 0 and "
                              "workers.relay_down_relative filter samples by the models' outputs, which the fast "
@@ -333,8 +337,13 @@ class SurrogateWorkerSystem(WorkerSystem):
             cost = self._costs[(op, n_fb)] = self.op_result(op, edge, n_fb)
             cost.message = "fast path: predicted by the calibrated response model"
         res = replace(cost, edge=edge, flops=dict(cost.flops))
-        entry = (None, float(n_fb), ch, sh) if op == "relay_up" else None
-        return res, _Pending(op, OP_TARGET[op], [], entry, table)
+        entry = (None, float(n_fb), ch, sh, None) if op == "relay_up" else None
+        return res, _Pending(op, OP_TARGET[op], [], entry, table=table)
+
+    def _run_round(self, senders: list[int]) -> dict[int, tuple[OpResult, _Pending]]:
+        """A federated round, predicted sender by sender: each sender's commit makes its own predicted
+        teacher table live (the response model was fitted on single relay_ups)."""
+        return {e: self._run_op("relay_up", e) for e in senders}
 
     def commit_op(self, edge: int) -> None:
         p = self._pending[edge]

@@ -84,6 +84,17 @@ class WorkerConfig:
     #: "experts" = each edge's adapter labels samples of its own reported domain (its share of the samples
     #: proportional to its sample count), the "bottom-up" distillation from edge experts.
     relay_up_aggregation: str = field(default="experts", metadata={"choices": ("fedavg", "experts")})
+    #: the cloud classifier: "dense" = one teacher MLP that relay_up distils the edge experts into;
+    #: "mixture" = BAIM's bottom-up big model, a gated mixture of the teacher and the relayed edge experts
+    #: (edge base + each edge's latest uploaded adapter) whose small gate relay_up trains on synthetic (and
+    #: public) samples only, the experts frozen
+    cloud_model: str = field(default="dense", metadata={"choices": ("dense", "mixture")})
+    #: hidden units of the mixture's gate MLP ([64, gate_hidden, 1 + n_edges])
+    gate_hidden: int = field(default=32, metadata={"min": 2, "max": 1024})
+    #: Adam step size of the mixture's gate
+    gate_lr: float = field(default=0.03, metadata={"min": 1e-6, "max": 1.0})
+    #: epochs of the gate's training per relay_up round
+    gate_epochs: int = field(default=8, metadata={"min": 1, "max": 200})
     #: whether the relays carry generator knowledge: relay_down distils the edge generator's adapter from
     #: the cloud generator on the relayed samples, and relay_up carries the edge generator's adapter up so
     #: the cloud renders (and learns) styles only edges see. False: generators only learn from the edge's

@@ -37,9 +37,17 @@ import torch
 from gaisnet_env.data import DigitsData, PoolView
 from gaisnet_env.generation import GeneratorSystem
 from gaisnet_env.model_cache import build_models, cache_key, pretrained_weights
-from gaisnet_env.models import LoRAClassifier, MLPClassifier, classifier_flops, merged_forward, train_classifier
+from gaisnet_env.models import (
+    LoRAClassifier,
+    MixtureClassifier,
+    MLPClassifier,
+    classifier_flops,
+    merged_forward,
+    train_classifier,
+    train_gate,
+)
 from gaisnet_env.models.classifiers import INPUT_CENTRE
-from gaisnet_env.worker_config import N_CLASSES, OPERATIONS, PERSONAL_STYLES, STYLES, WorkerConfig
+from gaisnet_env.worker_config import INPUT_DIM, N_CLASSES, OPERATIONS, PERSONAL_STYLES, STYLES, WorkerConfig
 
 CLASSIFIER_TIERS: tuple[str, ...] = ("end", "edge", "cloud")
 GENERATOR_SITES: tuple[str, ...] = ("edge", "cloud")
@@ -151,18 +159,12 @@ class _Cloud:
     def soft_labels(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits / self.config.distill_temperature, dim=1)
 
-    def selective_targets(self, x: torch.Tensor, expert_logits: torch.Tensor) -> torch.Tensor:
-        """Distillation targets for the teacher on samples ``x``: the edge experts' soft labels where the
-        expert is surer (top-class probability at T=1) than the teacher itself, else the teacher's own,
-        so the cloud learns what the edges know better and keeps what it knows better."""
-        with torch.no_grad():
-            t_logits = self.teacher(x)
-        surer = torch.softmax(expert_logits, 1).amax(1) > torch.softmax(t_logits, 1).amax(1)
-        return torch.where(surer[:, None], self.soft_labels(expert_logits), self.soft_labels(t_logits))
-
-    def teacher_soft_labels(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.soft_labels(self.teacher(x))
+    def selective_targets(self, cloud_logits: torch.Tensor, expert_logits: torch.Tensor) -> torch.Tensor:
+        """Distillation targets for the cloud model on samples where it output ``cloud_logits``: the edge
+        experts' soft labels where the expert is surer (top-class probability at T=1) than the cloud model,
+        else the cloud's own, so the cloud learns what the edges know better and keeps what it knows better."""
+        surer = torch.softmax(expert_logits, 1).amax(1) > torch.softmax(cloud_logits, 1).amax(1)
+        return torch.where(surer[:, None], self.soft_labels(expert_logits), self.soft_labels(cloud_logits))
 
     def public_samples(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``n`` public samples (x, classes, styles) drawn with replacement, each in a uniformly drawn public
@@ -217,6 +219,12 @@ class WorkerSystem:
         self.gens = GeneratorSystem(self.n_edges, config, self.seed, self._pre, self._x_eval, y_test, self._key,
                                     self._next_uid)
         self._cloud = _Cloud(config, self.data.public_view(), self._teacher, self.gens, self._edge.get_base())
+        self._mixture: MixtureClassifier | None = None
+        if config.cloud_model == "mixture":
+            gate = MLPClassifier([INPUT_DIM, config.gate_hidden, 1 + self.n_edges])
+            gate.reset_parameters(torch.Generator().manual_seed(self.seed * 1000 + 97))
+            self._gate0 = gate.get_weights()
+            self._mixture = MixtureClassifier(self._teacher, gate, self._edge.get_base())
         # counted FLOPs per sample
         self._flops = {
             "teacher": classifier_flops(self._teacher),
@@ -244,6 +252,7 @@ class WorkerSystem:
         pending operations and the cloud's aggregation store dropped, training RNG reseeded."""
         self._gen.manual_seed(int(seed))
         self._teacher_w: list[torch.Tensor] | None = None
+        self._gate_w: list[torch.Tensor] | None = None  # cloud_model "mixture": the gate (None: initial)
         self._store: dict[int, tuple] = {}
         self._adapters: list[list[torch.Tensor] | None] = [None] * self.n_edges
         self._ends: list[list[torch.Tensor] | None] = [None] * self.n_edges
@@ -266,6 +275,7 @@ class WorkerSystem:
 
         return {
             "teacher": cl(self._teacher_w),
+            "gate": cl(self._gate_w),
             "store": copy.deepcopy(self._store),
             "adapters": [cl(a) for a in self._adapters],
             "ends": [cl(a) for a in self._ends],
@@ -289,6 +299,7 @@ class WorkerSystem:
         """Restore a :meth:`state_dict` (deep-copied, so the snapshot stays reusable)."""
         s = copy.deepcopy(state)
         self._teacher_w = s["teacher"]
+        self._gate_w = s.get("gate")
         self._store = s["store"]
         self._adapters = s["adapters"]
         self._ends = s["ends"]
@@ -316,6 +327,20 @@ class WorkerSystem:
     def _load_teacher(self) -> None:
         self._teacher.set_weights(self._teacher_w if self._teacher_w is not None else self._pre["teacher"])
 
+    def _cloud_model(self, gate: list[torch.Tensor] | None = None,
+                     store: dict[int, tuple] | None = None) -> torch.nn.Module:
+        """The cloud classifier with its current weights: the dense teacher, or (``cloud_model:
+        mixture``) the gated mixture of the teacher and the relayed edge experts of ``store`` (default:
+        the cloud's store) with gate weights ``gate`` (default: the live gate)."""
+        self._load_teacher()
+        if self._mixture is None:
+            return self._teacher
+        g = gate if gate is not None else self._gate_w
+        self._mixture.gate.set_weights(g if g is not None else self._gate0)
+        st = self._store if store is None else store
+        self._mixture.set_experts([st[e][0] if e in st else None for e in range(self.n_edges)])
+        return self._mixture
+
     def _adapter(self, edge: int) -> list[torch.Tensor]:
         a = self._adapters[edge]
         return a if a is not None else self._adapter0
@@ -330,11 +355,10 @@ class WorkerSystem:
     def _classifier(self, tier: str, edge: int) -> torch.nn.Module:
         """The working module of ``tier`` loaded with ``edge``'s current weights (edge -1: pre-trained)."""
         if tier == "cloud":
-            if edge < 0:
+            if edge < 0:  # pre-trained: the teacher alone (a mixture without relayed experts equals it)
                 self._teacher.set_weights(self._pre["teacher"])
-            else:
-                self._load_teacher()
-            return self._teacher
+                return self._teacher
+            return self._cloud_model()
         if tier == "edge":
             self._edge.set_adapter(self._adapter0 if edge < 0 else self._adapter(edge))
             return self._edge
@@ -444,8 +468,12 @@ class WorkerSystem:
         return self.gens.quality_table(where, edge)
 
     def inference_flops(self, tier: str) -> float:
-        """Counted forward FLOPs per sample of ``tier``'s classifier."""
+        """Counted forward FLOPs per sample of ``tier``'s classifier (cloud ``mixture``: the teacher, the gate
+        and every edge's expert, as once all edges have relayed up)."""
         name = {"cloud": "teacher", "edge": "edge", "end": "end"}[tier]
+        if tier == "cloud" and self._mixture is not None:
+            return self._flops["teacher"][0] + classifier_flops(self._mixture.gate)[0] + self.n_edges * (
+                self._flops["edge"][0])
         return self._flops[name][0]
 
     def training_flops(self, tier: str) -> float:
@@ -632,6 +660,8 @@ class WorkerSystem:
         if p.target == "edge":
             self._edge.set_adapter(p.weights)
             return "edge", self._table_of(self._edge)
+        if p.target == "cloud" and self._mixture is not None:
+            raise ValueError("pending_table: the fast path is calibrated for cloud_model 'dense' only")
         model = self._end if p.target == "end" else self._teacher
         model.set_weights(p.weights)  # working modules are reloaded before every use
         return p.target, self._table_of(model)
@@ -665,7 +695,10 @@ class WorkerSystem:
                 if q is not None and q.round == p.round:
                     q.applied = True
                     members[e] = q
-        self._teacher_w = p.weights
+        if self._mixture is not None:
+            self._gate_w = p.weights
+        else:
+            self._teacher_w = p.weights
         if p.learned is not None:
             self.gens.commit_cloud(p.gen_weights, p.learned)
         for e, q in members.items():
@@ -753,11 +786,10 @@ class WorkerSystem:
             res.ok, res.message = False, "the cloud knows none of the reported styles: nothing to relay"
             return res, None
         # cloud: synthesise for the reported domain, label with the teacher's own knowledge
-        self._load_teacher()
         x, y_syn, s_syn, z_syn = self._cloud.synthesise(ch, sh, n, self._gen)
         gen_batch = (z_syn, y_syn, s_syn, x)  # the edge generator distils the cloud's on all of them
         with torch.no_grad():
-            logits = self._teacher(x)
+            logits = self._cloud_model()(x)
         soft = self._cloud.soft_labels(logits)
         t_conf = torch.softmax(logits, dim=1).amax(1)  # teacher's top-class probability at T=1
         if cfg.relay_down_min_confidence > 0.0:
@@ -834,21 +866,54 @@ class WorkerSystem:
     def _run_round(self, senders: list[int]) -> dict[int, tuple[OpResult, _Pending | None]]:
         """One federated round: the uploads of every edge of ``senders`` (checks done) join the cloud's
         store of each edge's latest upload, are aggregated once (``relay_up_aggregation``) and distilled
-        once into the teacher; styles that only the senders' generators can render are taught to the cloud
-        generator. Every sender gets its cost and a pending result that shares the round's weights (the
-        first commit of a sender makes them live, see :meth:`commit_op`)."""
+        once into the cloud model (the dense teacher, or the gate of the ``mixture``); styles that only the
+        senders' generators can render are taught to the cloud generator. Every sender gets its cost and a
+        pending result that shares the round's weights (the first commit makes them live, :meth:`commit_op`)."""
         cfg, cloud = self.config, self._cloud
         entries_new = {e: self._upload(e) for e in senders}
         store = {**self._store, **entries_new}
-        entries = list(store.values())
+        x_syn, y_syn, s_syn, z_syn, logits_syn = self._round_samples(list(store.values()))
+        x_pub, y_pub, s_pub = cloud.public_samples(int(round(cfg.relay_up_public_share * cfg.relay_up_samples)),
+                                                   self._gen)
+        x = torch.cat([x_syn, x_pub])
+        with torch.no_grad():
+            own = self._cloud_model()(x)
+        n_syn = x_syn.shape[0]
+        soft = torch.cat([cloud.selective_targets(own[:n_syn], logits_syn), cloud.soft_labels(own[n_syn:])])
+        results = {}
+        for e in senders:
+            res = self.op_result("relay_up", e, self._fb_count[e])
+            res.message = (f"cloud aggregated {len(store)} edge upload(s) ({cfg.relay_up_aggregation}) in a round of "
+                           f"{len(senders)} sender(s) and distilled them into the {cfg.cloud_model} cloud model")
+            results[e] = res
+        new = self._train_cloud_model(x, soft, store) if _finite([x, soft]) else None
+        # the cloud generator learns the styles it could not render from the edges' generators (their outputs
+        # in x_syn), replaying its own outputs (the rest of x_syn, and public classes and styles)
+        unknown = torch.from_numpy(~self.gens.known)[s_syn]
+        learned = np.zeros(len(STYLES), dtype=bool)
+        gen_new = None
+        if new is not None and bool(unknown.any()):
+            learned[np.unique(s_syn[unknown].numpy())] = True
+            z_pub, x_own = self.gens.load("cloud").sample(y_pub, s_pub, self._gen)
+            gen_new = self.gens.distil("cloud", 0, torch.cat([z_syn, z_pub]), torch.cat([y_syn, y_pub]),
+                                       torch.cat([s_syn, s_pub]), torch.cat([x_syn, x_own]), self._gen)
+        if new is None or (bool(unknown.any()) and gen_new is None):
+            return {e: self._nan(r) for e, r in results.items()}
+        round_id = self._next_uid()
+        return {e: (results[e], _Pending("relay_up", "cloud", new, entries_new[e], gen_new, learned,
+                                         round=(round_id, tuple(senders)))) for e in senders}
+
+    def _round_samples(self, entries: list[tuple]) -> tuple[torch.Tensor, ...]:
+        """relay_up's synthetic samples (x, classes, styles, latents) and the edge experts' logits on them.
+        ``experts``: each stored upload's adapter labels samples of its own reported domain (its share of
+        the samples drawn by FedAvg weight), rendered by the cloud generator where it knows the style and by
+        that edge's generator where it does not; ``fedavg``: the weighted average of the adapter deltas
+        labels samples of the weighted union domain."""
+        cfg, cloud = self.config, self._cloud
         w = np.array([e[1] for e in entries], dtype=np.float64)
         w = w / w.sum() if w.sum() > 0 else np.full(w.size, 1.0 / w.size)
         n_syn = cfg.relay_up_samples
-        n_pub = int(round(cfg.relay_up_public_share * n_syn))
-        self._load_teacher()
         if cfg.relay_up_aggregation == "experts":
-            # each edge's latest adapter labels samples of its own reported domain, rendered by the cloud
-            # generator where it knows the style and by that edge's generator where it does not
             expert = _sample_categorical(w, n_syn, self._gen)
             parts = []
             for k, e in enumerate(entries):
@@ -857,50 +922,29 @@ class WorkerSystem:
                     xk, yk, sk, zk = cloud.synthesise(e[2], e[3], m, self._gen, edge_adapter=e[4])
                     with torch.no_grad():
                         parts.append((xk, yk, sk, zk, merged_forward(xk, cloud.edge_base, e[0])))
-            x_syn, y_syn, s_syn, z_syn, logits_syn = (torch.cat(t) for t in zip(*parts, strict=True))
-        else:
-            agg = [sum(float(wk) * e[0][j] for wk, e in zip(w, entries, strict=True)) for j in range(len(entries[0][0]))]
-            union_c = sum(wk * e[2].astype(np.float64) for wk, e in zip(w, entries, strict=True))
-            union_s = sum(wk * e[3].astype(np.float64) for wk, e in zip(w, entries, strict=True))
-            x_syn, y_syn, s_syn, z_syn = cloud.synthesise(union_c, union_s, n_syn, self._gen)
-            with torch.no_grad():
-                logits_syn = merged_forward(x_syn, cloud.edge_base, agg)
-        soft_syn = cloud.selective_targets(x_syn, logits_syn)
-        x_pub, y_pub, s_pub = cloud.public_samples(n_pub, self._gen)
-        x = torch.cat([x_syn, x_pub])
-        soft = torch.cat([soft_syn, cloud.teacher_soft_labels(x_pub)])
-        results = {}
-        for e in senders:
-            res = self.op_result("relay_up", e, self._fb_count[e])
-            res.message = (f"cloud aggregated {len(store)} edge upload(s) ({cfg.relay_up_aggregation}) in a round of "
-                           f"{len(senders)} sender(s) and distilled them into the teacher")
-            results[e] = res
-        def failed() -> dict[int, tuple[OpResult, None]]:
-            return {e: self._nan(r) for e, r in results.items()}
+            return tuple(torch.cat(t) for t in zip(*parts, strict=True))
+        agg = [sum(float(wk) * e[0][j] for wk, e in zip(w, entries, strict=True)) for j in range(len(entries[0][0]))]
+        union_c = sum(wk * e[2].astype(np.float64) for wk, e in zip(w, entries, strict=True))
+        union_s = sum(wk * e[3].astype(np.float64) for wk, e in zip(w, entries, strict=True))
+        x, y, s, z = cloud.synthesise(union_c, union_s, n_syn, self._gen, edge_adapter=None)
+        with torch.no_grad():
+            return x, y, s, z, merged_forward(x, cloud.edge_base, agg)
 
-        if not _finite([x, soft]):
-            return failed()
-        ok = _train(self._teacher, x, soft, soft=True, epochs=cfg.distill_epochs, lr=cfg.cloud_lr,
-                    batch=cfg.cloud_batch_size, temperature=cfg.distill_temperature, gen=self._gen)
-        new = self._teacher.get_weights()
-        if not (ok and _finite(new)):
-            return failed()
-        # the cloud generator learns the styles it could not render from the edges' generators (their outputs
-        # in x_syn), replaying its own outputs (the rest of x_syn, and public classes and styles) so that it
-        # keeps what it knows
-        unknown = torch.from_numpy(~self.gens.known)[s_syn]
-        learned = np.zeros(len(STYLES), dtype=bool)
-        gen_new = None
-        if bool(unknown.any()):
-            learned[np.unique(s_syn[unknown].numpy())] = True
-            z_pub, x_own = self.gens.load("cloud").sample(y_pub, s_pub, self._gen)
-            gen_new = self.gens.distil("cloud", 0, torch.cat([z_syn, z_pub]), torch.cat([y_syn, y_pub]),
-                                       torch.cat([s_syn, s_pub]), torch.cat([x_syn, x_own]), self._gen)
-            if gen_new is None:
-                return failed()
-        round_id = self._next_uid()
-        return {e: (results[e], _Pending("relay_up", "cloud", new, entries_new[e], gen_new, learned,
-                                         round=(round_id, tuple(senders)))) for e in senders}
+    def _train_cloud_model(self, x: torch.Tensor, soft: torch.Tensor, store: dict[int, tuple]) -> list | None:
+        """New weights of the cloud model distilled on (x, soft): the dense teacher's, or the mixture's
+        gate (over the experts of ``store``); None if the guard tripped."""
+        cfg = self.config
+        if self._mixture is not None:
+            model = self._cloud_model(store=store)
+            ok = train_gate(model, x, soft, epochs=cfg.gate_epochs, lr=cfg.gate_lr, batch=cfg.cloud_batch_size,
+                            gen=self._gen)
+            new = model.gate.get_weights()
+        else:
+            self._load_teacher()
+            ok = _train(self._teacher, x, soft, soft=True, epochs=cfg.distill_epochs, lr=cfg.cloud_lr,
+                        batch=cfg.cloud_batch_size, temperature=cfg.distill_temperature, gen=self._gen)
+            new = self._teacher.get_weights()
+        return new if ok and _finite(new) else None
 
     def _op_relay_to_end(self, edge: int) -> tuple[OpResult, _Pending | None]:
         cfg = self.config

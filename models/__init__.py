@@ -6,6 +6,7 @@ All models are float32 MLPs on CPU, initialised from explicit ``torch.Generator`
 from gaisnet_env.models.classifiers import LoRAClassifier, MLPClassifier, merged_forward
 from gaisnet_env.models.flops import classifier_flops, count_flops, generator_flops
 from gaisnet_env.models.layers import Dense, LoRADense
+from gaisnet_env.models.mixture import MixtureClassifier, train_gate
 from gaisnet_env.models.training import FusedAdam, classifier_gradients, train_classifier, trainable_parameters
 from gaisnet_env.models.vae import CVAE, LoRACVAE, distil_decoder, train_vae
 
@@ -17,6 +18,7 @@ __all__ = [
     "LoRAClassifier",
     "LoRADense",
     "MLPClassifier",
+    "MixtureClassifier",
     "classifier_flops",
     "classifier_gradients",
     "count_flops",
@@ -24,6 +26,7 @@ __all__ = [
     "generator_flops",
     "merged_forward",
     "train_classifier",
+    "train_gate",
     "train_vae",
     "trainable_parameters",
 ]
