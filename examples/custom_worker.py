@@ -1,7 +1,7 @@
 """Bring your own model worker: plug a different PyTorch model (small CNNs) into GaisNetEnv.
 
 ``GaisNetEnv`` talks to its model workers only through the interface documented in
-``docs/workers.md`` (``reset, accuracy, generation_scores, version, inference_flops,
+``docs/workers.md`` (``reset, accuracy, generation_table, version, inference_flops,
 generation_flops, model_bytes, add_feedback, domain_report, start_op, commit_op, abort_op,
 has_pending, state_dict, load_state_dict``). This file implements that interface from scratch
 with convolutional classifiers on the same 8x8 digit images and plugs it in with ``worker_system=``::
@@ -160,9 +160,9 @@ class CNNWorkers:
             self._tables[key] = correct @ self._class_avg
         return float(np.asarray(style_mix) @ self._tables[key] @ np.asarray(class_mix))
 
-    def generation_scores(self, where: str, edge: int = 0) -> tuple[np.ndarray, float]:
-        """This worker has no generator: a fixed quality per class (10,) and diversity in [0, 1]."""
-        return np.full(N_CLASSES, 0.9 if where == "cloud" else 0.7), 1.0
+    def generation_table(self, where: str, edge: int = 0) -> np.ndarray:
+        """This worker has no generator: a fixed quality (n_styles, 10) in [0, 1] per (style, class)."""
+        return np.full((len(STYLES), N_CLASSES), 0.9 if where == "cloud" else 0.7)
 
     def inference_flops(self, tier: str) -> float:
         """Counted forward FLOPs per sample of ``tier``'s CNN."""

@@ -22,7 +22,10 @@ idx  per-edge feature             normalisation
      relay_to_end completed
 11   knowledge op in flight       0 or 1
 12   op time remaining            1 - exp(-remaining_s / epoch_s)
-13   drift indicator              distance of the domain to the one last adapted to
+13   drift indicator              distance of the domain to the one last adapted to: of
+                                  the edge's domain report (histograms of its labelled
+                                  feedback) by default; of the true domain with
+                                  ``accuracy_view="exact"``
 14   edge-site carbon intensity   g/kWh / 1000, clipped
 15   edge server up               0 or 1
 16   end-device battery level     share of capacity (1 without batteries)
@@ -128,6 +131,9 @@ class SimState:
     label_hits: np.ndarray | None = None  # decayed correct predictions on returned labels, samples
     label_seen: np.ndarray | None = None  # decayed returned labels scored, samples
     label_prior: np.ndarray | None = None  # accuracy carried over from the tier's previous model, share
+    # operator view of drift: each edge's domain report when its model was last adapted, (E, 10) / (E, S)
+    reported_class_mix: np.ndarray | None = None
+    reported_style_mix: np.ndarray | None = None
 
     def copy(self) -> SimState:
         return SimState(**{f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)})
@@ -328,6 +334,7 @@ class GaisNetEnv(gym.Env):
         )
         st = self.state
         st.label_hits, st.label_seen, st.label_prior = operator_view.initial(E, 3)
+        st.reported_class_mix, st.reported_style_mix = st.adapted_class_mix.copy(), st.adapted_style_mix.copy()
         self._domain = (class_mix, style_mix)
         self._last_info = self._base_info()
         return self._observation(), dict(self._last_info)
@@ -636,6 +643,9 @@ class GaisNetEnv(gym.Env):
                 if kind in (OP_RELAY_DOWN, OP_FINETUNE):
                     st.adapted_class_mix[e] = class_mix[e]
                     st.adapted_style_mix[e] = style_mix[e]
+                    if self.accuracy_view == "estimated":  # the operator knows what it adapted to: the report
+                        ch, sh, _ = self.workers.domain_report(int(e))
+                        st.reported_class_mix[e], st.reported_style_mix[e] = ch, sh
                 st.op_kind[e] = 0
                 st.op_remaining_s[e] = 0.0
                 ops_finished += 1
@@ -961,12 +971,13 @@ class GaisNetEnv(gym.Env):
 
     def _check_label_hits(self) -> None:
         """The estimated accuracy view needs ``workers.label_hits``: raise TypeError if it is missing."""
-        if self.accuracy_view == "estimated" and not callable(getattr(self.workers, "label_hits", None)):
-            raise TypeError(
-                f"workers: {type(self.workers).__name__} has no method 'label_hits', which "
-                "accuracy_view='estimated' (the default) needs; implement it (see WorkerSystem.label_hits) "
-                "or pass accuracy_view=\"exact\""
-            )
+        for name in ("label_hits", "domain_report"):
+            if self.accuracy_view == "estimated" and not callable(getattr(self.workers, name, None)):
+                raise TypeError(
+                    f"workers: {type(self.workers).__name__} has no method {name!r}, which "
+                    f"accuracy_view='estimated' (the default) needs; implement it (see WorkerSystem.{name}) "
+                    "or pass accuracy_view=\"exact\""
+                )
 
     def _observe_labels(self, fb_edges: np.ndarray, n_fb: np.ndarray, route: np.ndarray) -> None:
         """Score this epoch's returned labels (the newest ``n_fb[e]`` feedback samples of each edge of
@@ -1117,7 +1128,12 @@ class GaisNetEnv(gym.Env):
         feats[:, 7:11] = 1.0 - np.exp(-st.since_op / _SINCE_SCALE)
         feats[:, 11] = st.op_kind > 0
         feats[:, 12] = 1.0 - np.exp(-st.op_remaining_s / sc.epoch_s)
-        feats[:, 13] = self._drift(class_mix, style_mix)
+        if self.accuracy_view == "exact":
+            feats[:, 13] = self._drift(class_mix, style_mix)
+        else:  # from the edges' domain reports (an edge without feedback reports no drift)
+            rc, rs, has = operator_view.reports(self.workers, E)
+            feats[:, 13] = np.where(has, operator_view.domain_drift(rc, rs, st.reported_class_mix,
+                                                                     st.reported_style_mix), 0.0)
         ci_edge, ci_cloud = self._carbon_intensity(now)
         feats[:, 14] = min(ci_edge / 1000.0, 1.0)
         feats[:, 15] = f["edge_up"]
@@ -1151,9 +1167,7 @@ class GaisNetEnv(gym.Env):
             memo = self._drift_memo
             if memo is not None and memo[0] is class_mix and memo[1] is style_mix and memo[2] == key:
                 return memo[3]
-        tv_class = 0.5 * np.abs(class_mix - st.adapted_class_mix).sum(axis=1)
-        tv_style = 0.5 * np.abs(style_mix - st.adapted_style_mix).sum(axis=1)
-        out = np.clip(0.5 * (tv_class + tv_style), 0.0, 1.0)
+        out = operator_view.domain_drift(class_mix, style_mix, st.adapted_class_mix, st.adapted_style_mix)
         if key is not None:
             self._drift_memo = (class_mix, style_mix, key, _read_only(out))
         return out
@@ -1225,6 +1239,9 @@ class GaisNetEnv(gym.Env):
         if self.state.label_hits is None:  # a snapshot from before the operator view: no labels seen
             st = self.state
             st.label_hits, st.label_seen, st.label_prior = operator_view.initial(self.n_edges, 3)
+        if self.state.reported_class_mix is None:  # a snapshot from before the reported drift
+            st = self.state
+            st.reported_class_mix, st.reported_style_mix = st.adapted_class_mix.copy(), st.adapted_style_mix.copy()
         self.np_random.bit_generator.state = copy.deepcopy(snap["rng"])
         self.workload = copy.deepcopy(snap["workload"])
         self.workers.load_state_dict(snap["workers"])

@@ -96,3 +96,24 @@ def tiers_changed(changed: np.ndarray | None, n_edges: int, edge: int, op: str) 
     elif op == "relay_up":
         changed[:, 2] = True
     return changed
+
+
+def domain_drift(class_mix: np.ndarray, style_mix: np.ndarray, adapted_class: np.ndarray,
+                 adapted_style: np.ndarray) -> np.ndarray:
+    """Drift indicator in [0, 1] per edge: the mean of the total-variation distances between the class
+    mixes and between the style mixes, ``0.5 * (TV(class) + TV(style))``, of a domain and of the domain an
+    edge's model was last adapted to. Arrays ``(E, 10)`` and ``(E, n_styles)`` of shares; the operator's
+    view passes the edges' domain reports (histograms of their labelled feedback), the oracle view the
+    true domains."""
+    tv_class = 0.5 * np.abs(class_mix - adapted_class).sum(axis=1)
+    tv_style = 0.5 * np.abs(style_mix - adapted_style).sum(axis=1)
+    return np.clip(0.5 * (tv_class + tv_style), 0.0, 1.0)
+
+
+def reports(workers: object, n_edges: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every edge's domain report from ``workers.domain_report``: class histograms ``(E, 10)``, style
+    histograms ``(E, n_styles)`` (float64 shares of the edge's feedback buffer) and whether the edge has
+    any feedback ``(E,)`` bool."""
+    rows = [workers.domain_report(e) for e in range(int(n_edges))]  # type: ignore[attr-defined]
+    return (np.array([r[0] for r in rows], dtype=np.float64), np.array([r[1] for r in rows], dtype=np.float64),
+            np.array([r[2] > 0 for r in rows]))

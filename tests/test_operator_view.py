@@ -110,8 +110,34 @@ def test_exact_view_is_the_oracle_and_the_rest_is_unchanged() -> None:
         ref = exact._tier_accuracy(*exact._domain).astype(np.float32)
         assert _acc_feats(exact, ox).tobytes() == ref.tobytes()
         keep = np.ones(ox.shape, dtype=bool)
-        keep[: exact.n_edges * NF].reshape(exact.n_edges, NF)[:, 1:4] = False
+        keep[: exact.n_edges * NF].reshape(exact.n_edges, NF)[:, [1, 2, 3, 13]] = False  # accuracies, drift
         assert ox[keep].tobytes() == oe[keep].tobytes()
+
+
+def test_estimated_drift_comes_from_the_domain_reports_only() -> None:
+    env = GaisNetEnv("drift-storm", horizon=40)
+    obs, _ = env.reset(seed=3)
+    st = env.state
+    drift_feature = EDGE_FEATURES.index("drift")
+    rows = []
+    for epoch in range(40):
+        op = np.full(env.n_edges, OP_FINETUNE if epoch % 7 == 3 else OP_NONE)
+        obs, *_ = env.step(np.stack([np.full(env.n_edges, ROUTE_EDGE), op], axis=1).ravel())
+        feats = obs[: env.n_edges * NF].reshape(env.n_edges, NF)
+        rc, rs, has = operator_view.reports(env.workers, env.n_edges)
+        want = np.where(has, operator_view.domain_drift(rc, rs, st.reported_class_mix, st.reported_style_mix), 0.0)
+        assert feats[:, drift_feature].tobytes() == want.astype(np.float32).tobytes()
+        rows.append(feats[:, drift_feature].copy())
+    assert np.ptp(np.array(rows)) > 0.05  # it moves with the reports
+    # the true domain is never read for it: with no labels returned, no report changes and it stays 0
+    quiet = GaisNetEnv("drift-storm", horizon=40, workload={"label_rate": 0.0})
+    quiet.reset(seed=3)
+    exact_drift = []
+    for _ in range(30):
+        obs, *_ = quiet.step(np.stack([np.full(quiet.n_edges, ROUTE_EDGE), np.zeros(quiet.n_edges, int)], 1).ravel())
+        assert (obs[: quiet.n_edges * NF].reshape(quiet.n_edges, NF)[:, drift_feature] == 0).all()
+        exact_drift.append(quiet._drift(*quiet._domain).max())
+    assert max(exact_drift) > 0.1  # while the true domain did drift
 
 
 def test_snapshot_restore_replays_estimated_observations() -> None:

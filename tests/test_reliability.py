@@ -54,7 +54,7 @@ def test_nan_in_an_operation_fails_it_and_keeps_the_weights() -> None:
 def test_non_finite_values_never_reach_obs_reward_or_info() -> None:
     env = GaisNetEnv("tiny")
     env.reset(seed=0)
-    env._generation_quality = lambda class_mix: np.full((1, 2), np.nan)  # a broken worker score
+    env._generation_quality = lambda class_mix, style_mix: np.full((1, 2), np.nan)  # a broken worker score
     with pytest.raises(FloatingPointError, match="not finite"):
         env.step([ROUTE_EDGE, OP_NONE])
     env = GaisNetEnv("tiny")
