@@ -213,6 +213,7 @@ def run(
     horizon: int | None,
     overrides: dict[str, Any] | None = None,
     stagger: int = 1,
+    schedules: tuple[str, ...] = SCHEDULES,
 ) -> dict[str, Any]:
     overrides = dict(overrides or {})
     if horizon:
@@ -223,10 +224,10 @@ def run(
         kw = dict(overrides)
         kw["workers"] = {**dict(overrides.get("workers") or {}), **workers}
         envs[schedule] = GaisNetEnv(scenario, **kw)
-    per_schedule: dict[str, list[dict[str, float]]] = {s: [] for s in SCHEDULES}
+    per_schedule: dict[str, list[dict[str, float]]] = {s: [] for s in schedules}
     t0 = time.perf_counter()
     for seed in seeds:
-        for schedule in SCHEDULES:
+        for schedule in schedules:
             per_schedule[schedule].append(run_episode(envs.get(schedule, env), schedule, seed, period, stagger))
     summary = {s: {k: mean_ci95([r[k] for r in runs if not math.isnan(r[k])]) for k in runs[0]}
                for s, runs in per_schedule.items()}
@@ -246,7 +247,7 @@ def run(
             "processor": platform.processor(),
             "python": platform.python_version(),
         },
-        "deployment_bytes": deployment_bytes(envs["down_only_task"]),
+        "deployment_bytes": deployment_bytes(envs["down_only_task"]) if "down_only_task" in schedules else None,
         "summary": summary,
         "runs": per_schedule,
     }
@@ -318,7 +319,7 @@ def to_markdown(res: dict[str, Any]) -> str:
             m, h = row[key]
             cells.append(f"{m:.{digits}f} ± {h:.{digits}f}" if digits else f"{m:,.0f} ± {h:,.0f}")
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    if "deployment_bytes" in res:
+    if res.get("deployment_bytes"):
         d = res["deployment_bytes"]
         lines += ["", f"Task-oriented deployment (`down_only_task`): the cloud ships the edge adapter "
                   f"({d['task_adapter_bytes_each_way']:,.0f} bytes each way; "
@@ -369,6 +370,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         metavar="KEY=VALUE",
         help="scenario override with a dotted key, value parsed as YAML (repeatable)",
     )
+    p.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES, metavar="SCHEDULE",
+                   help="schedules to run (default all: %(default)s)")
     p.add_argument("--tag", default="", help="suffix of the output file names")
     p.add_argument("--out", type=Path, default=RESULTS, help="output folder (default benchmarks/results)")
     args = p.parse_args(argv)
@@ -385,7 +388,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tuned = sorted(set(seeds) & set(TUNING_SEEDS))
     if tuned:
         print(f"warning: seeds {tuned} were used to tune the defaults; the table says so", file=sys.stderr)
-    res = run(args.scenario, seeds, args.period, args.horizon, overrides, args.stagger)
+    res = run(args.scenario, seeds, args.period, args.horizon, overrides, args.stagger, tuple(args.schedules))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"knowledge_flow_{Path(args.scenario).stem}{'_' + args.tag if args.tag else ''}"
     (args.out / f"{stem}.json").write_text(json.dumps(res, indent=1))

@@ -156,15 +156,19 @@ class _Cloud:
                     y[unknown], styles[unknown], gen, z=z[unknown])[1]
         return x, y, styles, z
 
-    def soft_labels(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(logits / self.config.distill_temperature, dim=1)
+    def soft_labels(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Probabilities at ``temperature`` (default ``distill_temperature``)."""
+        t = self.config.distill_temperature if temperature is None else temperature
+        return torch.softmax(logits / t, dim=1)
 
-    def selective_targets(self, cloud_logits: torch.Tensor, expert_logits: torch.Tensor) -> torch.Tensor:
+    def selective_targets(self, cloud_logits: torch.Tensor, expert_logits: torch.Tensor,
+                          temperature: float | None = None) -> torch.Tensor:
         """Distillation targets for the cloud model on samples where it output ``cloud_logits``: the edge
         experts' soft labels where the expert is surer (top-class probability at T=1) than the cloud model,
         else the cloud's own, so the cloud learns what the edges know better and keeps what it knows better."""
         surer = torch.softmax(expert_logits, 1).amax(1) > torch.softmax(cloud_logits, 1).amax(1)
-        return torch.where(surer[:, None], self.soft_labels(expert_logits), self.soft_labels(cloud_logits))
+        return torch.where(surer[:, None], self.soft_labels(expert_logits, temperature),
+                           self.soft_labels(cloud_logits, temperature))
 
     def public_samples(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``n`` public samples (x, classes, styles) drawn with replacement, each in a uniformly drawn public
@@ -615,6 +619,9 @@ class WorkerSystem:
         :meth:`start_op` would one by one, except that the relay_ups form **one federated round**
         (:meth:`_run_round`): every sender's upload is aggregated and distilled once, so no sender's
         distillation overwrites another's. Results are in the order of ``ops``."""
+        edges = [edge for _, edge in ops]
+        if len(set(edges)) != len(edges):
+            raise ValueError(f"start_ops: at most one operation per edge, got edges {edges}")
         out: dict[int, OpResult] = {}
         senders = []
         for op, edge in ops:
@@ -879,7 +886,8 @@ class WorkerSystem:
         with torch.no_grad():
             own = self._cloud_model()(x)
         n_syn = x_syn.shape[0]
-        soft = torch.cat([cloud.selective_targets(own[:n_syn], logits_syn), cloud.soft_labels(own[n_syn:])])
+        t = 1.0 if self._mixture is not None else None  # the gate fits the mixture's own probabilities at T = 1
+        soft = torch.cat([cloud.selective_targets(own[:n_syn], logits_syn, t), cloud.soft_labels(own[n_syn:], t)])
         results = {}
         for e in senders:
             res = self.op_result("relay_up", e, self._fb_count[e])
