@@ -158,14 +158,17 @@ class CostPredictor:
                 acc_sum = n_cls[e] * acc[e, r] + n_gen[e] * q_gen
                 en = (ne.active_w - ne.idle_w) * work_e * ne.pue + nc.active_w * work_c * nc.pue
                 en += (nu.active_w - nu.idle_w) * n_cls[e] * tc["end"] * (r == ROUTE_END)
-                acc_bytes = (n_cls[e] * (r != ROUTE_END)) * (self.in_b[0] + self.out_b[0]) + n_gen[e] * (
-                    self.in_b[1] + self.out_b[1]
-                )
-                bh_bytes = (n_cls[e] * (self.in_b[0] + self.out_b[0]) + n_gen[e] * (self.in_b[1] + self.out_b[1])) * (
-                    r == ROUTE_CLOUD
-                )
-                en += float(c.radio_energy_j(acc_bytes, env.access_j_per_bit[e]))
-                en += float(c.radio_energy_j(bh_bytes, env.backhaul_j_per_bit[e]))
+                # request bytes up and results down, on the access link and (at the cloud) the backhaul
+                n_acc = n_cls[e] * (r != ROUTE_END)
+                acc_up = n_acc * self.in_b[0] + n_gen[e] * self.in_b[1]
+                acc_down = n_acc * self.out_b[0] + n_gen[e] * self.out_b[1]
+                at_cloud = r == ROUTE_CLOUD
+                bh_up = (n_cls[e] * self.in_b[0] + n_gen[e] * self.in_b[1]) * at_cloud
+                bh_down = (n_cls[e] * self.out_b[0] + n_gen[e] * self.out_b[1]) * at_cloud
+                en += float(c.radio_energy_j(acc_up, env.access_j_up[e]))
+                en += float(c.radio_energy_j(acc_down, env.access_j_down[e]))
+                en += float(c.radio_energy_j(bh_up, env.backhaul_j_up[e]))
+                en += float(c.radio_energy_j(bh_down, env.backhaul_j_down[e]))
                 s = (rw.w_acc * acc_sum - rw.w_lat * ratio - rw.w_sla * (n_cls[e] * vc + n_gen[e] * vg)) / n_total
                 s -= rw.w_energy * en / env.energy_ref_j
                 lat[e, r] = (n_cls[e] * lc[2] + n_gen[e] * lg[2]) / max(n[e], 1e-9) if n[e] > 0 else lc[2]

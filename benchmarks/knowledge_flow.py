@@ -49,6 +49,8 @@ _PERSONAL_COLS = [STYLES.index(s) for s in PERSONAL_STYLES]
 SCHEDULES: tuple[str, ...] = ("bidirectional", "bidirectional_nogen", "bidirectional_mixture", "finetune_down",
                               "down_only", "down_only_pure", "down_only_task", "finetune_only", "finetune_twice",
                               "none")
+#: schedules that relay down (without fine-tuning first, except finetune_down)
+DOWN_SCHEDULES = ("finetune_down", "down_only", "down_only_pure", "down_only_task")
 #: schedules with worker overrides: pure data-free relay_down (no cross-entropy term on local labels), and
 #: bidirectional without generator relay (``workers.generator_relay: false``)
 SCHEDULE_WORKERS: dict[str, dict[str, Any]] = {
@@ -132,7 +134,7 @@ def schedule_ops(schedule: str, epoch: int, n_edges: int, period: int, stagger: 
             ops[e] = OP_FINETUNE
         elif bidirectional and phase == 2:
             ops[e] = OP_RELAY_UP
-        elif (bidirectional or schedule in ("finetune_down", "down_only", "down_only_pure", "down_only_task")) and phase == 4:
+        elif (bidirectional or schedule in DOWN_SCHEDULES) and phase == 4:
             ops[e] = OP_RELAY_DOWN
         elif schedule == "finetune_twice" and phase == 4:
             ops[e] = OP_FINETUNE

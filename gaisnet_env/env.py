@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from gaisnet_env import cost, operator_view, profiles
+from gaisnet_env import cost, op_costs, operator_view, profiles
 from gaisnet_env.scenario import Scenario, load_scenario
 from gaisnet_env.topology import backhaul_hops, build_topology
 from gaisnet_env.worker_config import OPERATIONS, STYLES, TIERS
@@ -120,6 +120,7 @@ class SimState:
     op_kind: np.ndarray  # (E,) int, OPERATIONS index of the op in flight (0 = none)
     op_remaining_s: np.ndarray  # (E,) simulated seconds until the op in flight completes
     op_total_s: np.ndarray  # (E,) the op's whole duration, seconds
+    op_cloud_share: np.ndarray  # (E,) share of the op's duration in which it holds a cloud server
     since_op: np.ndarray  # (E, 4) epochs since each operation last completed
     adapted_class_mix: np.ndarray  # (E, 10) domain each edge's model was last adapted to
     adapted_style_mix: np.ndarray  # (E, S)
@@ -255,24 +256,20 @@ class GaisNetEnv(gym.Env):
         self.access_up_bps = np.array([lk.uplink_bps for lk in acc_links])
         self.access_down_bps = np.array([lk.downlink_bps for lk in acc_links])
         self.access_rtt_s = np.array([lk.rtt_s for lk in acc_links])
-        self.access_j_per_bit = np.array([lk.j_per_bit for lk in acc_links])
+        self.access_j_up = np.array([lk.up_j_per_bit for lk in acc_links])  # J/bit per direction
+        self.access_j_down = np.array([lk.down_j_per_bit for lk in acc_links])
         self.backhaul_up_bps = np.full(E, bh.uplink_bps)
         self.backhaul_down_bps = np.full(E, bh.downlink_bps)
         self.backhaul_rtt_s = bh.rtt_s * self.hops
-        self.backhaul_j_per_bit = bh.j_per_bit * self.hops
+        self.backhaul_j_up = bh.up_j_per_bit * self.hops
+        self.backhaul_j_down = bh.down_j_per_bit * self.hops
 
         refs = sc.reference_models
         self.classify_flops = {}
-        self.train_scale = {}
-        for t in TIERS:
+        for t in TIERS:  # ops are charged part by part (gaisnet_env.op_costs)
             ref = getattr(refs, t)
             real = w.inference_flops(t)
             self.classify_flops[t] = ref.inference_flops if ref and ref.inference_flops > 0 else real
-            if ref and ref.train_flops_per_sample > 0:
-                # fwd+bwd of the worker ~ 3 x its counted forward FLOPs (Kaplan et al. 2020, sec. 2.1)
-                self.train_scale[t] = ref.train_flops_per_sample / (3.0 * real)
-            else:
-                self.train_scale[t] = self.classify_flops[t] / real
         self.generate_flops = {}
         for where in ("edge", "cloud"):
             ref = getattr(refs, where)
@@ -324,6 +321,7 @@ class GaisNetEnv(gym.Env):
             op_kind=np.zeros(E, dtype=np.int64),
             op_remaining_s=np.zeros(E),
             op_total_s=np.zeros(E),
+            op_cloud_share=np.zeros(E),
             since_op=np.full((E, 4), _NEVER),
             adapted_class_mix=np.full((E, 10), 0.1),
             adapted_style_mix=np.eye(S)[np.zeros(E, dtype=np.int64)],
@@ -425,9 +423,10 @@ class GaisNetEnv(gym.Env):
                 ops_started += 1
                 if name == "relay_up":
                     senders.append(e)
-                dur, energy_e, energy_c, up, down = self._op_cost(name, e, res, faults)
+                dur, energy_e, energy_c, up, down, cloud_s = self._op_cost(name, e, res, faults)
                 st.op_kind[e] = op[e]
                 st.op_remaining_s[e] = st.op_total_s[e] = dur
+                st.op_cloud_share[e] = cloud_s / dur if dur > 0 else 0.0
                 op_energy_edge[e] = energy_e
                 op_energy_cloud[e] = energy_c
                 bytes_up += up
@@ -484,6 +483,10 @@ class GaisNetEnv(gym.Env):
             share = np.zeros(E)
         edge_capacity = epoch_s * (1.0 - sc.hardware.op_share * share) * f_edge_up
         cloud_capacity = epoch_s * faults["cloud_capacity"]
+        if st.op_kind.any():
+            # ops' cloud compute holds cloud servers for its part of their duration (per server: / servers)
+            held_s = float((share * st.op_cloud_share).sum()) * epoch_s
+            cloud_capacity = max(cloud_capacity - held_s / sc.hardware.cloud_servers, 0.0)
         queue = np.empty((3, E + 1))  # backlog at the start, work, capacity
         queue[0, :E] = st.edge_backlog_s
         queue[0, E] = st.cloud_backlog_s
@@ -498,7 +501,7 @@ class GaisNetEnv(gym.Env):
         # latency per edge for its routed requests: (2, E)
         in_b = (wl.classify_in_bytes, wl.generate_in_bytes)
         out_b = (wl.classify_out_bytes, wl.generate_out_bytes)
-        edge_leg, cloud_leg, payload = self._legs(faults, no_fault, in_b, out_b)
+        edge_leg, cloud_leg, _payload = self._legs(faults, no_fault, in_b, out_b)
         # waits at the start and end of the epoch: backlog / drain rate (linear in between)
         backlogs = np.empty((2, E + 1))
         backlogs[0] = queue[0]
@@ -541,20 +544,21 @@ class GaisNetEnv(gym.Env):
         on_access = np.empty((2, E), dtype=bool)  # requests that cross the access link
         on_access[0] = route != ROUTE_END
         on_access[1] = True
-        bytes_access = N * on_access * payload * finite
-        bytes_backhaul = at_cloud_n * payload * finite
-        bits_access = 8.0 * (bytes_access[0] + bytes_access[1])
-        bits_backhaul = 8.0 * (bytes_backhaul[0] + bytes_backhaul[1])
-        radio_access = cost.radio_energy_j(bits_access / 8.0, self.access_j_per_bit)
-        radio_backhaul = cost.radio_energy_j(bits_backhaul / 8.0, self.backhaul_j_per_bit)
+        # request bytes per direction (E,): requests go up, results come down
+        n_access, n_backhaul = N * on_access * finite, at_cloud_n * finite
+        in_access, out_access = n_access.T @ in_b, n_access.T @ out_b
+        in_backhaul, out_backhaul = n_backhaul.T @ in_b, n_backhaul.T @ out_b
+        radio_access = (cost.radio_energy_j(in_access, self.access_j_up)
+                        + cost.radio_energy_j(out_access, self.access_j_down))
+        radio_backhaul = (cost.radio_energy_j(in_backhaul, self.backhaul_j_up)
+                          + cost.radio_energy_j(out_backhaul, self.backhaul_j_down))
         energy_radio = float(radio_access.sum() + radio_backhaul.sum())
         energy_end = float(end_energy_cell.sum())
         ci_edge, ci_cloud = self._carbon_intensity(now)
         energy_total = energy_edge + energy_cloud + energy_end + energy_radio
         carbon = cost.carbon_g(energy_edge + energy_end + energy_radio, ci_edge) + cost.carbon_g(energy_cloud, ci_cloud)
-        half_bytes = float((bits_access + bits_backhaul).sum() / 8.0 * 0.5)
-        bytes_up += half_bytes
-        bytes_down += half_bytes
+        bytes_up += float(in_access.sum() + in_backhaul.sum())
+        bytes_down += float(out_access.sum() + out_backhaul.sum())
 
         # batteries of end devices: compute at the end and the radio's uplink
         if np.isfinite(st.battery_j).any():
@@ -908,14 +912,18 @@ class GaisNetEnv(gym.Env):
                 out[e] = next((c for c in order[int(r)] if routes_ok[e, c]), ROUTE_END)
         return out
 
-    def _op_cost(self, name: str, e: int, res: Any, faults: dict[str, Any]) -> tuple[float, float, float, float, float]:
-        """Duration (s), edge and cloud energy (J, radio included) and bytes up/down of a started op."""
+    def _op_cost(self, name: str, e: int, res: Any,
+                 faults: dict[str, Any]) -> tuple[float, float, float, float, float, float]:
+        """Duration (s), edge and cloud energy (J, radio included), bytes up/down and cloud server-seconds
+        (this edge's share) of a started op. Compute is charged part by part at the declared profiles
+        (:mod:`gaisnet_env.op_costs`); a federated round's senders split its energy (``res.share``) but
+        each waits for the whole round."""
         sc = self.scenario
         refs = sc.reference_models
         node_e, node_c = self.node["edge"], self.node["cloud"]
-        flops_edge = res.flops.get("edge", 0.0) * self.train_scale["edge"]
-        flops_cloud = res.flops.get("cloud", 0.0) * self.train_scale["cloud"]
-        flops_end = res.flops.get("end", 0.0) * self.train_scale["end"]
+        charged = op_costs.op_charge(res, refs)
+        flops_edge, flops_cloud = charged["edge"], charged["cloud"]
+        share = float(getattr(res, "share", 1.0))
         up, down = float(res.bytes_up), float(res.bytes_down)
         if name == "relay_down":
             if sc.workers.relay_down_variant == "ship_samples" and refs.edge and refs.edge.sample_bytes:
@@ -926,26 +934,25 @@ class GaisNetEnv(gym.Env):
             up = float(refs.edge.update_bytes)
         elif name == "relay_to_end" and refs.end and refs.end.update_bytes:
             down = float(refs.end.update_bytes)
-        t_edge = (flops_edge + flops_end) / (node_e.effective_flops * sc.hardware.op_share)
+        t_edge = flops_edge / (node_e.effective_flops * sc.hardware.op_share)
         # an overloaded cloud gives the op a smaller share of its servers (energy is per FLOP)
         t_cloud = flops_cloud / (node_c.effective_flops * faults["cloud_capacity"])
         if name == "relay_to_end":
-            bw_down, bw_up = self.access_down_bps[e] * faults["access"][e], self.access_up_bps[e] * faults["access"][e]
-            rtt, jpb = self.access_rtt_s[e], self.access_j_per_bit[e]
+            link = faults["access"][e]
+            bw_down, bw_up = self.access_down_bps[e] * link, self.access_up_bps[e] * link
+            rtt, j_up, j_down = self.access_rtt_s[e], self.access_j_up[e], self.access_j_down[e]
         else:
-            bw_down, bw_up = (
-                self.backhaul_down_bps[e] * faults["backhaul"][e],
-                self.backhaul_up_bps[e] * faults["backhaul"][e],
-            )
-            rtt, jpb = self.backhaul_rtt_s[e], self.backhaul_j_per_bit[e]
+            link = faults["backhaul"][e]
+            bw_down, bw_up = self.backhaul_down_bps[e] * link, self.backhaul_up_bps[e] * link
+            rtt, j_up, j_down = self.backhaul_rtt_s[e], self.backhaul_j_up[e], self.backhaul_j_down[e]
         t_net = float(cost.transfer_time_s(up, bw_up, rtt)) if up else 0.0
         t_net += float(cost.transfer_time_s(down, bw_down, rtt)) if down else 0.0
         duration = t_edge + t_cloud + t_net
         # dynamic energy of the edge's busy time (its idle power is charged every epoch anyway)
-        energy_edge = (node_e.active_w - node_e.idle_w) * (flops_edge + flops_end) / node_e.effective_flops
-        energy_edge += float(cost.radio_energy_j(up + down, jpb))
-        energy_cloud = node_c.active_w * flops_cloud / node_c.effective_flops * node_c.pue
-        return float(duration), float(energy_edge), float(energy_cloud), up, down
+        energy_edge = (node_e.active_w - node_e.idle_w) * flops_edge / node_e.effective_flops
+        energy_edge += float(cost.radio_energy_j(up, j_up) + cost.radio_energy_j(down, j_down))
+        energy_cloud = share * node_c.active_w * flops_cloud / node_c.effective_flops * node_c.pue
+        return float(duration), float(energy_edge), float(energy_cloud), up, down, share * float(t_cloud)
 
     def _start_ops(self, started: list[tuple[str, int]]) -> list[Any]:
         """Start this epoch's ops: ``workers.start_ops`` (relay_ups as one federated round) where the

@@ -57,8 +57,20 @@ class LinkProfile:
     downlink_bps: float  # bit/s towards the end device / edge
     uplink_bps: float  # bit/s towards the edge / cloud
     rtt_s: float  # round-trip time, s
-    j_per_bit: float  # marginal transfer energy, J/bit
+    j_per_bit: float  # marginal transfer energy, J/bit (both directions unless given per direction)
     source: str
+    j_per_bit_up: float | None = None  # J/bit towards the edge / cloud, where it differs
+    j_per_bit_down: float | None = None  # J/bit towards the end device / edge, where it differs
+
+    @property
+    def up_j_per_bit(self) -> float:
+        """Marginal energy of an uplink bit, J/bit."""
+        return self.j_per_bit if self.j_per_bit_up is None else self.j_per_bit_up
+
+    @property
+    def down_j_per_bit(self) -> float:
+        """Marginal energy of a downlink bit, J/bit."""
+        return self.j_per_bit if self.j_per_bit_down is None else self.j_per_bit_down
 
 
 @dataclass(frozen=True)
@@ -223,12 +235,14 @@ LINKS: dict[str, LinkProfile] = {
             downlink_bps=30e6,  # typical LTE DL 20-40 Mbit/s (Opensignal Mobile Network Experience)
             uplink_bps=10e6,  # typical UL 5-15 Mbit/s (same)
             rtt_s=0.050,  # ~40-70 ms (Huang et al. MobiSys'12; Opensignal)
-            # Huang et al.: UL 438 mW/Mbit/s, DL 52 mW/Mbit/s -> 0.44 / 0.05 uJ/bit, mean ~0.25
+            # Huang et al.: UL 438 mW/Mbit/s, DL 52 mW/Mbit/s -> 0.44 / 0.05 uJ/bit (mean ~0.25)
             j_per_bit=2.5e-7,
             source=(
                 "Huang et al., 'A Close Examination of Performance and Power Characteristics of "
                 "4G LTE Networks', MobiSys'12 (power model, RTT); Opensignal reports (throughput)"
             ),
+            j_per_bit_up=4.38e-7,
+            j_per_bit_down=5.2e-8,
         ),
         LinkProfile(
             name="wifi_6",

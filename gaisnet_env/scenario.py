@@ -87,6 +87,8 @@ class ReferenceModel:
     inference_flops: float = _f(0.0, min=0.0, doc="FLOPs per served classify request")
     generate_flops: float = _f(0.0, min=0.0, doc="FLOPs per served generate request (0 = no generator)")
     train_flops_per_sample: float = _f(0.0, min=0.0, doc="FLOPs per training sample")
+    generator_train_flops_per_sample: float = _f(
+        0.0, min=0.0, doc="FLOPs per generator training sample (0 = 3 x generate_flops)")
     update_bytes: int = _f(0, min=0, doc="bytes of the shipped update (adapter / model), bytes")
     sample_bytes: int = _f(0, min=0, doc="bytes of one synthetic training sample, bytes")
 

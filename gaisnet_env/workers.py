@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from gaisnet_env import op_costs
 from gaisnet_env.data import DigitsData, PoolView
 from gaisnet_env.generation import GeneratorSystem
 from gaisnet_env.model_cache import build_models, cache_key, pretrained_weights
@@ -42,6 +43,7 @@ from gaisnet_env.models import (
     MixtureClassifier,
     MLPClassifier,
     classifier_flops,
+    decoder_distil_flops,
     merged_forward,
     train_classifier,
     train_gate,
@@ -72,6 +74,11 @@ class OpResult:
     bytes_up: int = 0  #: payload bytes towards the cloud
     bytes_down: int = 0  #: payload bytes towards the end devices
     samples: int = 0  #: samples trained on / synthesised
+    #: the parts of its compute (:class:`~gaisnet_env.op_costs.OpWork`), charged by the env at the
+    #: declared profiles; ``flops`` is their counted sum per tier
+    work: list[op_costs.OpWork] = field(default_factory=list)
+    #: share of the compute energy charged to this edge: the senders of a federated round split the round's
+    share: float = 1.0
 
 
 @dataclass
@@ -138,8 +145,8 @@ class _Cloud:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``n`` synthetic samples for a reported domain: classes drawn from ``class_hist`` and styles from
         ``style_hist`` (styles are sensor metadata, not raw data), rendered by the cloud generator:
-        (x (n, 64), classes (n,), styles (n,), latents (n, latent)). Without ``edge_adapter`` the cloud renders only the styles
-        it knows (``style_hist`` restricted to them; all clean if it has no mass there). With an edge's
+        (x (n, 64), classes (n,), styles (n,), latents (n, latent)). Without ``edge_adapter`` the cloud renders
+        only the styles it knows (``style_hist`` restricted to them; all clean if it has no mass there). With an edge's
         uploaded generator adapter (relay_up), styles the cloud does not know are rendered by that edge's
         generator instead (the bottom-up direction)."""
         h = np.asarray(style_hist, dtype=np.float64)
@@ -236,7 +243,11 @@ class WorkerSystem:
             "end": classifier_flops(self._end),
             "gen_cloud": self.gens.flops["cloud"],
             "gen_edge": self.gens.flops["edge"],
+            "gen_cloud_distil": decoder_distil_flops(self.gens.cloud),
+            "gen_edge_distil": decoder_distil_flops(self.gens.edge),
         }
+        if self._mixture is not None:
+            self._flops["gate"] = classifier_flops(self._mixture.gate)
         self.adapter_bytes = self._edge.adapter_bytes
         # mutable state
         self._gen = torch.Generator()
@@ -735,62 +746,109 @@ class WorkerSystem:
         return new if ok and _finite(new) else None
 
     def op_result(self, op: str, edge: int, n_feedback: int, n_shipped: int | None = None,
-                  n_kd: int | None = None) -> OpResult:
-        """The cost of ``op`` at ``edge`` (FLOPs per tier, payload bytes, samples) with ``n_feedback``
-        samples in the edge's buffer; ``n_shipped`` / ``n_kd``: relay_down samples left after the
-        confidence filter / after both filters (default: all ``relay_down_samples``). Used by the real
-        operations and by the fast path (:mod:`gaisnet_env.surrogate`), so both charge the same."""
+                  n_kd: int | None = None, *, n_replay: int | None = None, n_edge_rendered: int | None = None,
+                  n_entries: int | None = None, round_size: int = 1) -> OpResult:
+        """The cost of ``op`` at ``edge`` (its compute parts, counted FLOPs per tier, payload bytes, samples)
+        with ``n_feedback`` samples in the edge's buffer. relay_down: ``n_shipped`` / ``n_kd`` samples left
+        after the confidence filter / after both (default: all ``relay_down_samples``), ``n_replay`` edge
+        generator replays (default: from the edge's domain report). relay_up: ``n_edge_rendered`` samples
+        rendered by edge generators and ``n_entries`` stored uploads (default: from this edge's report and
+        the store), ``round_size`` senders sharing the round. Used by the real operations and by the fast
+        path (:mod:`gaisnet_env.surrogate`), so both charge the same."""
         cfg = self.config
+        gen_adapter = self.gens.adapter_bytes if cfg.generator_relay else 0
         if op == "finetune":
-            return OpResult(op, edge, True, f"adapter fine-tuned on {n_feedback} feedback samples",
-                            flops={"end": 0.0, "edge": cfg.finetune_epochs * n_feedback * self.training_flops("edge"),
-                                   "cloud": 0.0}, samples=n_feedback)
+            work = op_costs.finetune_work(cfg, self._part, n_feedback)
+            return self._result(op, edge, f"adapter fine-tuned on {n_feedback} feedback samples", work,
+                                samples=n_feedback)
         if op == "relay_down":
             n = cfg.relay_down_samples
             n_shipped = n if n_shipped is None else n_shipped
             n_kd = n_shipped if n_kd is None else n_kd
-            fl_cloud = n * (self.generation_flops("cloud") + self.inference_flops("cloud"))
-            # selective distillation runs the edge model on the shipped samples
-            fl_select = n_shipped * self.inference_flops("edge") if cfg.relay_down_relative else 0.0
-            n_loc = 0
-            if cfg.relay_down_local_weight > 0.0 and cfg.relay_down_variant == "ship_samples":
-                n_loc = -(-n_kd // cfg.batch_size) * cfg.batch_size  # one local batch per distillation batch
-            fl_train = cfg.relay_down_epochs * (n_kd + n_loc) * self.training_flops("edge")
+            n_replay = self._replay_count(self.domain_report(edge)[1]) if n_replay is None else n_replay
+            work = op_costs.relay_down_work(cfg, self._part, self._cloud_label, n_shipped, n_kd, n_replay)
             if cfg.relay_down_variant == "ship_adapter":
-                # the edge sends its current adapter with the report; the cloud trains it and ships it back
-                return OpResult(op, edge, True, "cloud distilled the edge adapter and shipped it",
-                                flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud + fl_select + fl_train},
-                                bytes_up=REPORT_BYTES + self.adapter_bytes, bytes_down=self.adapter_bytes,
-                                samples=n)
-            # float32 samples (n, 64) and soft labels (n, 10)
-            shipped = n_shipped * (self._x_eval.shape[1] + N_CLASSES) * self._x_eval.element_size()
-            return OpResult(op, edge, True, "cloud shipped synthetic samples and soft labels",
-                            flops={"end": 0.0, "edge": fl_select + fl_train, "cloud": fl_cloud},
-                            bytes_up=REPORT_BYTES, bytes_down=shipped, samples=n_shipped)
+                # the edge sends its current adapters with the report; the cloud trains them and ships them back
+                return self._result(op, edge, "cloud distilled the edge adapter and shipped it", work,
+                                    REPORT_BYTES + self.adapter_bytes + gen_adapter, self.adapter_bytes + gen_adapter,
+                                    samples=n)
+            # float32 samples (n, 64) and soft labels (n, 10); the generator distillation needs every
+            # sample's latent too (and the pixels of those the confidence filter dropped)
+            f32 = self._x_eval.element_size()
+            shipped = n_shipped * (INPUT_DIM + N_CLASSES) * f32
+            if cfg.generator_relay:
+                shipped += n * self.gens.cloud.latent * f32 + (n - n_shipped) * INPUT_DIM * f32
+            return self._result(op, edge, "cloud shipped synthetic samples and soft labels", work,
+                                REPORT_BYTES, shipped, samples=n_shipped)
         if op == "relay_up":
-            n_syn = cfg.relay_up_samples
-            n_pub = int(round(cfg.relay_up_public_share * n_syn))
-            fl_cloud = (n_syn * (self.generation_flops("cloud") + self.inference_flops("edge"))
-                        + n_pub * self.inference_flops("cloud")
-                        + cfg.distill_epochs * (n_syn + n_pub) * self.training_flops("cloud"))
-            return OpResult(op, edge, True, f"cloud aggregated edge adapters ({cfg.relay_up_aggregation}) and "
-                            "distilled them into the teacher", flops={"end": 0.0, "edge": 0.0, "cloud": fl_cloud},
-                            bytes_up=self.adapter_bytes + REPORT_BYTES, samples=n_syn + n_pub)
+            if n_edge_rendered is None:
+                unknown = self._replay_count(self.domain_report(edge)[1], cfg.relay_up_samples)
+                n_edge_rendered = unknown if cfg.relay_up_aggregation == "experts" and cfg.generator_relay else 0
+            n_entries = len({*self._store, edge}) if n_entries is None else n_entries
+            work = op_costs.relay_up_work(cfg, self._part, self._cloud_label, self._cloud_train, n_edge_rendered,
+                                          n_edge_rendered > 0, n_entries, self.adapter_bytes // 4)
+            res = self._result(op, edge, f"cloud aggregated edge adapters ({cfg.relay_up_aggregation}) and "
+                               "distilled them into the cloud model", work, self.adapter_bytes + REPORT_BYTES
+                               + gen_adapter, 0, samples=cfg.relay_up_samples
+                               + int(round(cfg.relay_up_public_share * cfg.relay_up_samples)))
+            res.share = 1.0 / round_size
+            return res
         if op == "relay_to_end":
-            n = cfg.relay_to_end_samples
-            return OpResult(op, edge, True, "edge distilled its model into the end devices' model",
-                            flops={"end": 0.0, "edge": n * self.inference_flops("edge")
-                                   + cfg.distill_epochs * n * self.training_flops("end"), "cloud": 0.0},
-                            bytes_down=self._end.n_bytes, samples=n)
+            work = op_costs.relay_to_end_work(cfg, self._part)
+            return self._result(op, edge, "edge distilled its model into the end devices' model", work,
+                                0, self._end.n_bytes, samples=cfg.relay_to_end_samples)
         raise ValueError(f"unknown operation {op!r}; expected one of {OPERATIONS[1:]}")
+
+    @staticmethod
+    def _result(op: str, edge: int, message: str, work: list[op_costs.OpWork], bytes_up: int = 0,
+                bytes_down: int = 0, *, samples: int) -> OpResult:
+        return OpResult(op, edge, True, message, flops=op_costs.counted_by_tier(work), bytes_up=int(bytes_up),
+                        bytes_down=int(bytes_down), samples=int(samples), work=work)
+
+    def _part(self, part: str, tier: str, model: str, kind: str, samples: float) -> op_costs.OpWork:
+        """An op part with its counted FLOPs (samples x our worker's counted FLOPs per sample)."""
+        site = model.split("_")[0]
+        if model.endswith("classifier"):
+            per = self._flops[{"cloud": "teacher"}.get(site, site)][0 if kind == "infer" else 1]
+        elif model.endswith("generator"):
+            per = self._flops["gen_" + site + "_distil"] if kind == "generator_distil" else (
+                self._flops["gen_" + site][0 if kind == "generate" else 1])
+        else:  # the mixture's gate
+            per = self._flops[model][0 if kind == "infer" else 1]
+        return op_costs.OpWork(part, tier, model, kind, float(samples), float(samples) * per)
+
+    def _cloud_label(self, part: str, n: float) -> list[op_costs.OpWork]:
+        """The cloud model's forward pass on ``n`` samples: the teacher, and for the mixture its gate and
+        every edge's expert (as once all edges have relayed up)."""
+        work = [self._part(part, "cloud", "cloud_classifier", "infer", n)]
+        if self._mixture is not None:
+            work += [self._part(part, "cloud", "gate", "infer", n),
+                     self._part(part, "cloud", "edge_classifier", "infer", n * self.n_edges)]
+        return work
+
+    def _cloud_train(self, n: float) -> list[op_costs.OpWork]:
+        """Training the cloud model on ``n`` samples: the dense teacher for ``distill_epochs``, or the
+        mixture's gate for ``gate_epochs`` over the experts' outputs computed once."""
+        cfg = self.config
+        if self._mixture is None:
+            return [self._part("train", "cloud", "cloud_classifier", "train", cfg.distill_epochs * n)]
+        return [self._part("experts", "cloud", "cloud_classifier", "infer", n),
+                self._part("experts", "cloud", "edge_classifier", "infer", n * self.n_edges),
+                self._part("train_gate", "cloud", "gate", "train", cfg.gate_epochs * n)]
+
+    def _replay_count(self, style_hist: np.ndarray, n: int | None = None) -> int:
+        """Samples out of ``n`` (default ``relay_down_samples``) of the reported styles the cloud generator
+        cannot render: what the edge's generator renders itself."""
+        n = self.config.relay_down_samples if n is None else n
+        h = np.where(self.gens.known, 0.0, np.asarray(style_hist, dtype=np.float64))
+        return int(round(n * h.sum() / max(float(np.sum(style_hist)), 1e-12)))
 
     def _op_relay_down(self, edge: int) -> tuple[OpResult, _Pending | None]:
         cfg = self.config
         ch, sh, _ = self.domain_report(edge)
         n = cfg.relay_down_samples
         if self._cloud.known_share(sh) == 0.0:
-            res = self.op_result("relay_down", edge, self._fb_count[edge], 0, 0)
-            res.ok, res.message = False, "the cloud knows none of the reported styles: nothing to relay"
+            res = OpResult("relay_down", edge, False, "the cloud knows none of the reported styles: nothing to relay")
             return res, None
         # cloud: synthesise for the reported domain, label with the teacher's own knowledge
         x, y_syn, s_syn, z_syn = self._cloud.synthesise(ch, sh, n, self._gen)
@@ -836,7 +894,7 @@ class WorkerSystem:
         outputs ``relayed`` = (z, y, style, x), plus replay of its own current outputs for the reported
         styles the cloud cannot render (so it keeps what it learnt of them). Data-free."""
         h = np.where(self.gens.known, 0.0, np.asarray(style_hist, dtype=np.float64))
-        n_rep = int(round(self.config.relay_down_samples * h.sum() / max(float(np.sum(style_hist)), 1e-12)))
+        n_rep = self._replay_count(style_hist)
         z, y, s, x = relayed
         if n_rep:
             y_r = _sample_categorical(class_hist, n_rep, self._gen)
@@ -888,24 +946,26 @@ class WorkerSystem:
         n_syn = x_syn.shape[0]
         t = 1.0 if self._mixture is not None else None  # the gate fits the mixture's own probabilities at T = 1
         soft = torch.cat([cloud.selective_targets(own[:n_syn], logits_syn, t), cloud.soft_labels(own[n_syn:], t)])
-        results = {}
-        for e in senders:
-            res = self.op_result("relay_up", e, self._fb_count[e])
-            res.message = (f"cloud aggregated {len(store)} edge upload(s) ({cfg.relay_up_aggregation}) in a round of "
-                           f"{len(senders)} sender(s) and distilled them into the {cfg.cloud_model} cloud model")
-            results[e] = res
         new = self._train_cloud_model(x, soft, store) if _finite([x, soft]) else None
         # the cloud generator learns the styles it could not render from the edges' generators (their outputs
         # in x_syn), replaying its own outputs (the rest of x_syn, and public classes and styles)
         unknown = torch.from_numpy(~self.gens.known)[s_syn]
+        n_unknown = int(unknown.sum()) if cfg.relay_up_aggregation == "experts" and cfg.generator_relay else 0
+        results = {}
+        for e in senders:
+            res = self.op_result("relay_up", e, self._fb_count[e], n_edge_rendered=n_unknown, n_entries=len(store),
+                                 round_size=len(senders))
+            res.message = (f"cloud aggregated {len(store)} edge upload(s) ({cfg.relay_up_aggregation}) in a round of "
+                           f"{len(senders)} sender(s) and distilled them into the {cfg.cloud_model} cloud model")
+            results[e] = res
         learned = np.zeros(len(STYLES), dtype=bool)
         gen_new = None
-        if new is not None and bool(unknown.any()):
+        if new is not None and n_unknown:  # only edge generators can teach the cloud's an unknown style
             learned[np.unique(s_syn[unknown].numpy())] = True
             z_pub, x_own = self.gens.load("cloud").sample(y_pub, s_pub, self._gen)
             gen_new = self.gens.distil("cloud", 0, torch.cat([z_syn, z_pub]), torch.cat([y_syn, y_pub]),
                                        torch.cat([s_syn, s_pub]), torch.cat([x_syn, x_own]), self._gen)
-        if new is None or (bool(unknown.any()) and gen_new is None):
+        if new is None or (n_unknown and gen_new is None):
             return {e: self._nan(r) for e, r in results.items()}
         round_id = self._next_uid()
         return {e: (results[e], _Pending("relay_up", "cloud", new, entries_new[e], gen_new, learned,

@@ -4,7 +4,7 @@ All models are float32 MLPs on CPU, initialised from explicit ``torch.Generator`
 """
 
 from gaisnet_env.models.classifiers import LoRAClassifier, MLPClassifier, merged_forward
-from gaisnet_env.models.flops import classifier_flops, count_flops, generator_flops
+from gaisnet_env.models.flops import classifier_flops, count_flops, decoder_distil_flops, generator_flops
 from gaisnet_env.models.layers import Dense, LoRADense
 from gaisnet_env.models.mixture import MixtureClassifier, train_gate
 from gaisnet_env.models.training import FusedAdam, classifier_gradients, train_classifier, trainable_parameters
@@ -23,6 +23,7 @@ __all__ = [
     "classifier_gradients",
     "count_flops",
     "distil_decoder",
+    "decoder_distil_flops",
     "generator_flops",
     "merged_forward",
     "train_classifier",

@@ -83,3 +83,24 @@ def generator_flops(model: CVAE) -> tuple[float, float]:
         return count_flops(lambda: m.loss(x, y, y, eps).backward()) / _COUNT_BATCH
 
     return _cached(key + ("gen",), gen), _cached(key + ("train",), train)
+
+
+def decoder_distil_flops(model: CVAE) -> float:
+    """FLOPs per sample of data-free generator distillation (decoder forward + backward on a latent and a
+    condition, :func:`~gaisnet_env.models.vae.distil_decoder`; LoRACVAE: adapter gradients only)."""
+    key = (type(model).__name__, model.latent, model.hidden, model.input_dim, model.n_classes, model.n_styles,
+           getattr(model, "rank", None), "distil")
+
+    def step() -> float:
+        m = _fresh(model)
+        y = torch.zeros(_COUNT_BATCH, dtype=torch.long)
+        z = torch.zeros(_COUNT_BATCH, model.latent)
+        target = torch.zeros(_COUNT_BATCH, model.input_dim)
+
+        def run() -> None:
+            logits = m.decode_logits(z, m.condition(y, y))
+            F.binary_cross_entropy_with_logits(logits, target, reduction="sum").backward()
+
+        return count_flops(run) / _COUNT_BATCH
+
+    return _cached(key, step)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.worker_config import N_CLASSES, STYLES, WorkerConfig
 from gaisnet_env.workers import WorkerSystem

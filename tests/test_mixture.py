@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from gaisnet_env.models import MixtureClassifier, MLPClassifier
+
 from gaisnet_env.worker_config import N_CLASSES, STYLES, WorkerConfig
 from gaisnet_env.workers import WorkerSystem
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from gaisnet_env.models import (
     CVAE,
-    LoRACVAE,
     LoRAClassifier,
+    LoRACVAE,
     MLPClassifier,
     classifier_flops,
     distil_decoder,
     generator_flops,
 )
+
 from gaisnet_env.worker_config import STYLES
 
 

@@ -64,7 +64,7 @@ def test_non_finite_values_never_reach_obs_reward_or_info() -> None:
         env._observation()
     env = GaisNetEnv("tiny")
     env.reset(seed=0)
-    env.access_j_per_bit = np.array([np.nan])  # a broken cost figure
+    env.access_j_up = np.array([np.nan])  # a broken cost figure
     with pytest.raises(FloatingPointError, match="not finite"):
         env.step([ROUTE_EDGE, OP_NONE])
     # arrays in info are checked too, not only floats

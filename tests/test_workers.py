@@ -166,14 +166,16 @@ def test_bytes_equal_real_tensor_sizes(system: WorkerSystem, cache_dir: str) -> 
     assert REPORT_BYTES == report_bytes
 
     r = ws.start_op("relay_down", 0)
-    assert r.bytes_down == cfg.relay_down_samples * (64 + N_CLASSES) * 4 and r.bytes_up == report_bytes
+    gen_adapter = sum(t.numel() * t.element_size() for t in ws.gens.adapter(0))
+    latents = cfg.relay_down_samples * ws.gens.cloud.latent * 4  # the generator distillation's inputs
+    assert r.bytes_down == cfg.relay_down_samples * (64 + N_CLASSES) * 4 + latents and r.bytes_up == report_bytes
     assert r.flops["cloud"] > 0 and r.flops["edge"] > 0
     ws.abort_op(0)
     r = ws.start_op("finetune", 0)
     assert r.bytes_up == 0 and r.bytes_down == 0 and r.flops["edge"] > 0 and r.flops["cloud"] == 0
     ws.abort_op(0)
     r = ws.start_op("relay_up", 0)
-    assert r.bytes_up == adapter_bytes + report_bytes and r.bytes_down == 0 and r.flops["cloud"] > 0
+    assert r.bytes_up == adapter_bytes + report_bytes + gen_adapter and r.bytes_down == 0 and r.flops["cloud"] > 0
     ws.abort_op(0)
     r = ws.start_op("relay_to_end", 0)
     assert r.bytes_down == end_bytes and r.bytes_up == 0 and r.flops["edge"] > 0
@@ -182,7 +184,8 @@ def test_bytes_equal_real_tensor_sizes(system: WorkerSystem, cache_dir: str) -> 
     other = WorkerSystem(2, dataclasses.replace(cfg, relay_down_variant="ship_adapter"), 0, cache_dir=cache_dir)
     fill(other)
     r = other.start_op("relay_down", 0)
-    assert r.ok and r.bytes_down == adapter_bytes and r.bytes_up == adapter_bytes + report_bytes
+    assert r.ok and r.bytes_down == adapter_bytes + gen_adapter
+    assert r.bytes_up == adapter_bytes + report_bytes + gen_adapter
     assert r.flops["edge"] == 0 and r.flops["cloud"] > 0
 
 
@@ -251,6 +254,11 @@ def test_each_option_changes_only_its_weights(cache_dir: str, settings: dict, op
     assert owner in changed(after, weights_of(other))
 
 
+def _classifier_flops(r) -> float:
+    """Counted FLOPs of an op's parts done by the edge classifier (its generator parts aside)."""
+    return sum(p.flops for p in r.work if p.model == "edge_classifier")
+
+
 def test_option_bytes_equal_real_tensor_sizes(cache_dir: str) -> None:
     per_sample = (64 + N_CLASSES) * 4  # float32 image + soft label
     # anchoring: local samples never leave the edge; the edge pays for its local batches
@@ -259,25 +267,27 @@ def test_option_bytes_equal_real_tensor_sizes(cache_dir: str) -> None:
     cfg = ws.config
     r = ws.start_op("relay_down", 1)
     n = cfg.relay_down_samples
-    assert r.bytes_up == REPORT_BYTES and r.bytes_down == n * per_sample
+    latents = ws.gens.cloud.latent * 4  # per sample, for the generator distillation
+    assert r.bytes_up == REPORT_BYTES and r.bytes_down == n * (per_sample + latents)
     n_local = -(-n // cfg.batch_size) * cfg.batch_size
-    assert r.flops["edge"] == cfg.distill_epochs * (n + n_local) * ws.training_flops("edge")
+    assert _classifier_flops(r) == cfg.distill_epochs * (n + n_local) * ws.training_flops("edge")
     # confidence filter: only the kept samples are shipped and trained on
     ws = _variant(cache_dir, {"relay_down_local_weight": 0.0, "relay_down_min_confidence": 0.9999})
     _prepare(ws)
     r = ws.start_op("relay_down", 1)
-    kept, rem = divmod(r.bytes_down, per_sample)
-    assert rem == 0 and 0 < kept < ws.config.relay_down_samples, r.message
-    assert r.flops["edge"] == ws.config.distill_epochs * kept * ws.training_flops("edge")
+    kept, n = r.samples, ws.config.relay_down_samples  # dropped samples still go down for the generator
+    assert r.bytes_down == kept * per_sample + n * latents + (n - kept) * 64 * 4
+    assert 0 < kept < n, r.message
+    assert _classifier_flops(r) == ws.config.distill_epochs * kept * ws.training_flops("edge")
     # selective distillation: everything is shipped; the edge scores the samples, then trains on some
     ws = _variant(cache_dir, {"relay_down_relative": True, "relay_down_min_confidence": 0.0,
                               "relay_down_local_weight": 0.0})
     _prepare(ws)
     r = ws.start_op("relay_down", 1)
     n = ws.config.relay_down_samples
-    assert r.bytes_down == n * per_sample
-    trained = (r.flops["edge"] - n * ws.inference_flops("edge")) / (ws.config.distill_epochs
-                                                                      * ws.training_flops("edge"))
+    assert r.bytes_down == n * (per_sample + latents)
+    trained = (_classifier_flops(r) - n * ws.inference_flops("edge")) / (ws.config.distill_epochs
+                                                                          * ws.training_flops("edge"))
     assert trained == pytest.approx(round(trained)) and 0 <= round(trained) <= n
     # experts: each relay_up uploads the edge's adapter once; the cloud keeps the latest one per edge
     ws = _variant(cache_dir, {"relay_up_aggregation": "experts"})
@@ -286,7 +296,7 @@ def test_option_bytes_equal_real_tensor_sizes(cache_dir: str) -> None:
     for _ in range(2):
         adapter = ws._adapter(1)
         r = ws.start_op("relay_up", 1)
-        assert r.bytes_up == ws.adapter_bytes + REPORT_BYTES and r.bytes_down == 0
+        assert r.bytes_up == ws.adapter_bytes + ws.gens.adapter_bytes + REPORT_BYTES and r.bytes_down == 0
         assert ws.adapter_bytes == sum(t.numel() * t.element_size() for t in adapter)
         ws.commit_op(1)
         assert ws.start_op("finetune", 1).ok
