@@ -125,6 +125,10 @@ def test_the_env_charges_time_energy_and_bytes_from_the_profiles(metro: GaisNetE
     assert e_edge == pytest.approx((orin.active_w - orin.idle_w) * fl_edge / orin.effective_flops
                                    + 8 * (REPORT_BYTES + 256 * SAMPLE_BYTES) * wan.j_per_bit)
     ws.abort_op(0)
+    for op, bytes_up in (("relay_up", EDGE_UPDATE_BYTES), ("finetune", 0)):
+        res = ws.start_op(op, 0)
+        assert metro._op_cost(op, 0, res, NO_FAULTS)[3:5] == (bytes_up, 0.0), op
+        ws.abort_op(0)
     res = ws.start_op("relay_to_end", 0)
     _, e_edge, _, up, down, cloud_s = metro._op_cost("relay_to_end", 0, res, NO_FAULTS)
     assert (up, down, cloud_s) == (0.0, END_UPDATE_BYTES, 0.0)
