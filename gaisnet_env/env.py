@@ -120,7 +120,7 @@ class SimState:
     op_kind: np.ndarray  # (E,) int, OPERATIONS index of the op in flight (0 = none)
     op_remaining_s: np.ndarray  # (E,) simulated seconds until the op in flight completes
     op_total_s: np.ndarray  # (E,) the op's whole duration, seconds
-    op_cloud_share: np.ndarray  # (E,) share of the op's duration in which it holds a cloud server
+    op_cloud_share: np.ndarray  # (E,) share of the op's duration in which it computes on a cloud server
     since_op: np.ndarray  # (E, 4) epochs since each operation last completed
     adapted_class_mix: np.ndarray  # (E, 10) domain each edge's model was last adapted to
     adapted_style_mix: np.ndarray  # (E, S)
@@ -483,15 +483,14 @@ class GaisNetEnv(gym.Env):
             share = np.zeros(E)
         edge_capacity = epoch_s * (1.0 - sc.hardware.op_share * share) * f_edge_up
         cloud_capacity = epoch_s * faults["cloud_capacity"]
-        if st.op_kind.any():
-            # ops' cloud compute holds cloud servers for its part of their duration (per server: / servers)
-            held_s = float((share * st.op_cloud_share).sum()) * epoch_s
-            cloud_capacity = max(cloud_capacity - held_s / sc.hardware.cloud_servers, 0.0)
+        # ops' cloud compute takes cloud server time in their part of this epoch: it joins the cloud queue's
+        # work (per server), so requests wait behind it
+        cloud_op_s = float((share * st.op_cloud_share).sum()) * epoch_s if st.op_kind.any() else 0.0
         queue = np.empty((3, E + 1))  # backlog at the start, work, capacity
         queue[0, :E] = st.edge_backlog_s
         queue[0, E] = st.cloud_backlog_s
         queue[1, :E] = edge_work
-        queue[1, E] = cloud_work_total / sc.hardware.cloud_servers
+        queue[1, E] = (cloud_work_total + cloud_op_s) / sc.hardware.cloud_servers
         queue[2, :E] = edge_capacity
         queue[2, E] = cloud_capacity
         new_backlog, mean_wait = cost.fluid_queue(queue[0], queue[1], queue[2], period_s=epoch_s)

@@ -169,8 +169,8 @@ def test_a_round_splits_its_energy_and_every_sender_waits_for_it(metro: GaisNetE
 
 
 def test_cloud_op_compute_takes_cloud_serving_capacity() -> None:
-    """A relay_up in flight holds a cloud server: with every request at the cloud, the cloud's queue is
-    longer than in the same epoch without it."""
+    """A relay_up's cloud compute takes cloud server time: with every request at the cloud, the cloud's
+    queue is longer than in the same epoch without it."""
     sc = load_scenario("metro")
     waits = []
     for with_op in (False, True):
