@@ -6,19 +6,23 @@ episode (uniform over the feasible routes and operations, operations started wit
 injected at random by :class:`gaisnet_env.wrappers.FaultInjection` (``--faults-rate`` per
 epoch, every kind). Every step's observation, reward and info are checked (in the observation
 space, finite); any exception counts as a crash (none are allowed), is recorded with its
-traceback and the run goes on after a reset. Reports crashes, resident memory (RSS) growth after
+traceback and the run goes on after a reset. Every ``--restore-every`` steps the env's snapshot is
+restored into a second instance that has its own history, which then steps beside the env for
+``--restore-steps`` steps: any step whose observation, reward or info differs counts as a restore
+mismatch (none are allowed). Reports crashes, restore mismatches, resident memory (RSS) growth after
 warm-up, the workers' accuracy-cache size, fault and request counters and steps per second, as
 JSON and Markdown in ``--out`` (``soak_<scenario>.json`` / ``.md``).
 
     python benchmarks/soak.py --steps 2000 --scenario tiny --faults-rate 0.1
     nice -n 10 python benchmarks/soak.py --steps 1000000 --max-seconds 3600 --battery-j 400
 
-Exit status: 0 if no crash, 1 otherwise.
+Exit status: 0 if no crash and no restore mismatch, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -109,12 +113,60 @@ def check_step(env: Any, obs: np.ndarray, reward: float, info: dict[str, Any]) -
             raise AssertionError(f"info[{k!r}] = {info[k]} < 0")
 
 
+def step_digest(obs: np.ndarray, reward: float, info: dict[str, Any]) -> str:
+    """SHA-256 of a step's observation, reward and info (to compare two envs bit for bit)."""
+    blob = np.asarray(obs).tobytes() + np.float64(reward).tobytes()
+    blob += json.dumps({k: np.asarray(v).tolist() for k, v in sorted(info.items())}, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+class RestoreCheck:
+    """A second env instance that, every ``every`` steps, takes the main env's snapshot and then steps
+    beside it for ``steps`` steps with the same actions; counts the steps that differ."""
+
+    def __init__(self, make: Any, every: int, steps: int) -> None:
+        self.twin = make(seed=12345) if every else None
+        if self.twin is not None:
+            self.twin.reset(seed=12345)
+        self.every, self.steps = every, steps
+        self.left = 0
+        self.restores = self.compared = self.mismatches = 0
+
+    def before(self, env: Any, step: int) -> None:
+        """Restore ``env``'s state into the twin when one is due at ``step``."""
+        if self.twin is not None and self.left == 0 and step % self.every == 0:
+            self.twin.restore(env.snapshot())
+            self.restores += 1
+            self.left = self.steps
+
+    def after(self, action: np.ndarray, out: tuple) -> None:
+        """Step the twin with the env's ``action`` and compare with the env's step ``out``."""
+        if self.left == 0:
+            return
+        self.left -= 1
+        twin_out = self.twin.step(action)
+        self.compared += 1
+        if step_digest(*twin_out[:2], twin_out[4]) != step_digest(*out[:2], out[4]):
+            self.mismatches += 1
+        if out[2] or out[3]:
+            self.left = 0
+
+    def stop(self) -> None:
+        self.left = 0
+
+
 def soak(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if args.battery_j:
         overrides["energy"] = {"end_battery_j": args.battery_j, "end_recharge_w": args.recharge_w}
-    base = GaisNetEnv(args.scenario, cache_dir=args.cache_dir, **overrides)
-    env = FaultInjection(base, rate=args.faults_rate, max_duration=args.max_fault_epochs, seed=args.seed)
+
+    def make(seed: int) -> FaultInjection:
+        base = GaisNetEnv(args.scenario, cache_dir=args.cache_dir, **overrides)
+        return FaultInjection(base, rate=args.faults_rate, max_duration=args.max_fault_epochs, seed=seed)
+
+    env = make(args.seed)
+    base = env.unwrapped
+    check = RestoreCheck(make, args.restore_every, args.restore_steps)
     n_edges = base.n_edges
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
@@ -135,6 +187,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         episodes += 1
         policy = "masked_random" if rng.random() < 0.75 else "unmasked_random"
         policies[policy] += 1
+        check.stop()
         return info["action_mask"], policy
 
     mask, policy = new_episode()
@@ -144,7 +197,10 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 action = random_masked_action(mask, n_edges, args.op_prob, rng)
             else:
                 action = unmasked_action(n_edges, args.op_prob, rng)
-            obs, reward, terminated, truncated, info = env.step(action)
+            check.before(env, steps)
+            out = env.step(action)
+            check.after(action, out)
+            obs, reward, terminated, truncated, info = out
             steps += 1
             check_step(env, obs, reward, info)
             for k in COUNTERS:
@@ -177,6 +233,15 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 print(json.dumps(trace[-1]), flush=True)
     elapsed = time.perf_counter() - t0
     rss_end = rss_mb()
+    return _report(args, locals())
+
+
+def _report(args: argparse.Namespace, run: dict[str, Any]) -> dict[str, Any]:
+    """The soak's result dict from the run's locals (``soak``'s counters and trace)."""
+    trace, warm_step, steps, crashes, check = run["trace"], run["warm_step"], run["steps"], run["crashes"], run["check"]
+    elapsed, rss_end, base, env = run["elapsed"], run["rss_end"], run["base"], run["env"]
+    episodes, rss_start, rss_warm = run["episodes"], run["rss_start"], run["rss_warm"]
+    kinds, policies, totals = run["kinds"], run["policies"], run["totals"]
     # growth after warm-up, and the slope of a least-squares line over the post-warm-up trace
     post = [p for p in trace if p["step"] >= warm_step]
     slope = 0.0
@@ -192,6 +257,9 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "episodes": episodes,
         "crashes": len(crashes),
         "crash_details": crashes[:10],
+        "restores": check.restores,
+        "restore_steps_compared": check.compared,
+        "restore_mismatches": check.mismatches,
         "elapsed_s": round(elapsed, 1),
         "steps_per_s": round(steps / max(elapsed, 1e-9), 1),
         "rss_start_mb": round(rss_start, 1),
@@ -213,6 +281,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed,
             "max_seconds": args.max_seconds,
             "warmup": args.warmup,
+            "restore_every": args.restore_every,
+            "restore_steps": args.restore_steps,
         },
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "trace": trace,
@@ -233,6 +303,8 @@ def markdown(r: dict[str, Any]) -> str:
         "| metric | value |",
         "| --- | --- |",
         f"| crashes | **{r['crashes']}** |",
+        f"| restore mismatches (snapshot into a second instance) | **{r['restore_mismatches']}** of "
+        f"{r['restore_steps_compared']:,} steps after {r['restores']:,} restores |",
         f"| RSS start / after warm-up / end | {r['rss_start_mb']} / {r['rss_after_warmup_mb']} / "
         f"{r['rss_end_mb']} MiB |",
         f"| RSS growth after warm-up | {r['rss_growth_after_warmup_mb']} MiB |",
@@ -266,6 +338,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-every", type=int, default=10_000, help="steps between trace points")
     p.add_argument("--max-crashes", type=int, default=100, help="give up after this many crashes")
     p.add_argument("--cache-dir", default=None, help="pre-trained weight cache directory")
+    p.add_argument("--restore-every", type=int, default=100,
+                   help="steps between restores of the env's snapshot into a second instance (0 = off)")
+    p.add_argument("--restore-steps", type=int, default=5, help="steps the second instance is compared after each")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", action="store_true", help="print each trace point")
     args = p.parse_args(argv)
@@ -275,6 +350,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--faults-rate must be in [0, 1]")
     if not 0.0 <= args.op_prob <= 1.0:
         p.error("--op-prob must be in [0, 1]")
+    if args.restore_every < 0 or args.restore_steps < 1:
+        p.error("--restore-every must be >= 0 and --restore-steps >= 1")
     return args
 
 
@@ -287,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / f"soak_{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     (out / f"soak_{stem}.md").write_text(markdown(result))
     print(markdown(result))
-    return 0 if result["crashes"] == 0 else 1
+    return 0 if result["crashes"] == 0 and result["restore_mismatches"] == 0 else 1
 
 
 if __name__ == "__main__":

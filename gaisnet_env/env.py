@@ -52,6 +52,7 @@ import torch
 from gymnasium import spaces
 
 from gaisnet_env import cost, op_costs, operator_view, profiles
+from gaisnet_env import snapshot as snapshot_checks
 from gaisnet_env.scenario import Scenario, load_scenario
 from gaisnet_env.topology import backhaul_hops, build_topology
 from gaisnet_env.worker_config import OPERATIONS, STYLES, TIERS
@@ -632,7 +633,7 @@ class GaisNetEnv(gym.Env):
             self._observe_labels(fb_edges, n_fb, route)
 
         # -- advance operations in flight; commit those that complete this epoch -------------
-        ops_finished = 0
+        ops_finished = ops_refused = 0
         in_flight = st.op_kind > 0
         changed = None  # (E, 3) tiers whose model this epoch's commits changed (estimated view)
         st.since_op += 1.0
@@ -640,7 +641,11 @@ class GaisNetEnv(gym.Env):
             st.op_remaining_s = np.where(in_flight, st.op_remaining_s - epoch_s, 0.0)
             for e in np.flatnonzero(in_flight & (st.op_remaining_s <= 0)):
                 kind = int(st.op_kind[e])
-                self.workers.commit_op(int(e))
+                st.op_kind[e] = 0
+                st.op_remaining_s[e] = 0.0
+                if self.workers.commit_op(int(e)) is False:  # non-finite weights: refused, old ones kept
+                    ops_refused += 1
+                    continue
                 st.since_op[e, kind - 1] = 0.0
                 changed = operator_view.tiers_changed(changed, E, int(e), OPERATIONS[kind])
                 if kind in (OP_RELAY_DOWN, OP_FINETUNE):
@@ -649,8 +654,6 @@ class GaisNetEnv(gym.Env):
                     if self.accuracy_view == "estimated":  # the operator knows what it adapted to: the report
                         ch, sh, _ = self.workers.domain_report(int(e))
                         st.reported_class_mix[e], st.reported_style_mix[e] = ch, sh
-                st.op_kind[e] = 0
-                st.op_remaining_s[e] = 0.0
                 ops_finished += 1
         else:
             st.op_remaining_s = np.zeros(E)
@@ -707,6 +710,7 @@ class GaisNetEnv(gym.Env):
             ops_started=ops_started,
             ops_finished=ops_finished,
             ops_failed=ops_failed,
+            ops_refused=ops_refused,
             ops_aborted=ops_aborted,
             actions_masked=masked,
             faults_active=faults["active"],
@@ -1237,10 +1241,14 @@ class GaisNetEnv(gym.Env):
             "version_base": copy.deepcopy(self._version_base),
             "domain": copy.deepcopy(self._domain),
             "last_info": copy.deepcopy(self._last_info),
+            "scenario": snapshot_checks.fingerprint(self.scenario),
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
-        """Return to a state taken by :meth:`snapshot`; later steps replay bit for bit."""
+        """Return to a state taken by :meth:`snapshot` of an env of the same scenario (this one or any
+        other instance, in any process); later steps replay bit for bit. Raises ValueError naming what
+        does not match for a snapshot of another scenario or a damaged one; nothing is changed then."""
+        snapshot_checks.check(snap, self.scenario, SimState)
         self.state = snap["state"].copy()
         if self.state.label_hits is None:  # a snapshot from before the operator view: no labels seen
             st = self.state

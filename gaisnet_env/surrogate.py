@@ -349,12 +349,14 @@ class SurrogateWorkerSystem(WorkerSystem):
             res.share = 1.0 / len(senders)  # the senders split the round's compute
         return out
 
-    def commit_op(self, edge: int) -> None:
+    def commit_op(self, edge: int) -> bool:
         p = self._pending[edge]
         if p is None:
-            return
-        super().commit_op(edge)
+            return True
+        if not super().commit_op(edge):
+            return False
         self._live[self._slot(p.target, edge)] = p.table
+        return True
 
     def state_dict(self) -> dict:
         state = super().state_dict()

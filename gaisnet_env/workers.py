@@ -22,12 +22,14 @@ never modified in place (training works on the shared working modules and stores
 Versions: ``version(tier, edge)`` counts the weight changes committed since ``reset`` (0 = pre-trained).
 Internally every committed change also draws a token from a per-system counter that only grows, so a
 token identifies weights uniquely within one system, also across ``reset`` and ``load_state_dict``;
-accuracy tables are cached by that token.
+accuracy tables are cached by that token. A state from another system (another instance, a copy, another
+process) has its tokens renumbered from this system's counter on load, so caches never go stale.
 """
 
 from __future__ import annotations
 
 import copy
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -98,6 +100,14 @@ class _Pending:
 
 def _finite(tensors: list[torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _pending_finite(p: _Pending) -> bool:
+    """Whether every tensor a pending result would make live is finite."""
+    parts = [p.weights, p.gen_weights or []]
+    if p.store_entry is not None:
+        parts += [t for t in p.store_entry if isinstance(t, list)]
+    return all(_finite([t for t in ws if isinstance(t, torch.Tensor)]) for ws in parts)
 
 
 def _train(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, *, soft: bool, epochs: int, lr: float,
@@ -227,6 +237,7 @@ class WorkerSystem:
         self._y_eval = y_test
         self._n_test = n_test
         self._counter = 0
+        self._system_id = uuid.uuid4().hex  # whose tokens a state_dict carries (see load_state_dict)
         self.gens = GeneratorSystem(self.n_edges, config, self.seed, self._pre, self._x_eval, y_test, self._key,
                                     self._next_uid)
         self._cloud = _Cloud(config, self.data.public_view(), self._teacher, self.gens, self._edge.get_base())
@@ -308,11 +319,14 @@ class WorkerSystem:
             "pending": copy.deepcopy(self._pending),
             "gen_state": self._gen.get_state().clone(),
             "generators": self.gens.state_dict(),
+            "system": self._system_id,
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict` (deep-copied, so the snapshot stays reusable)."""
         s = copy.deepcopy(state)
+        if s.get("system") != self._system_id:
+            self._renumber_tokens(s)
         self._teacher_w = s["teacher"]
         self._gate_w = s.get("gate")
         self._store = s["store"]
@@ -333,6 +347,31 @@ class WorkerSystem:
         self._gen.set_state(s["gen_state"])
         self.gens.load_state_dict(s["generators"])
         self._counter = max(self._counter, self._uid_cloud, *self._uid_edge, *self._uid_end, *self.gens.uids())
+
+    def _renumber_tokens(self, s: dict) -> None:
+        """Give the weight tokens of a foreign state (another system's numbering) fresh tokens of this
+        system, in place; equal tokens stay equal and 0 (pre-trained) stays 0."""
+        fresh: dict[int, int] = {0: 0}
+
+        def new(token: int) -> int:
+            if token not in fresh:
+                fresh[token] = self._next_uid()
+            return fresh[token]
+
+        s["uid_cloud"] = new(s["uid_cloud"])
+        s["uid_edge"] = [new(t) for t in s["uid_edge"]]
+        s["uid_end"] = [new(t) for t in s["uid_end"]]
+        g = s["generators"]
+        g["uid_cloud"], g["uid_edge"] = new(g["uid_cloud"]), [new(t) for t in g["uid_edge"]]
+        for p in s["pending"]:
+            if p is not None and p.round is not None:
+                p.round = (new(p.round[0]), p.round[1])
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled or deep-copied (``copy.deepcopy`` goes through here): another system, with its own
+        identity, so states swapped between the two are renumbered on load."""
+        self.__dict__.update(state)
+        self._system_id = uuid.uuid4().hex
 
     def _next_uid(self) -> int:
         self._counter += 1
@@ -684,12 +723,17 @@ class WorkerSystem:
         model.set_weights(p.weights)  # working modules are reloaded before every use
         return p.target, self._table_of(model)
 
-    def commit_op(self, edge: int) -> None:
-        """Make the pending weights of ``edge``'s operation live (new version). No-op if none."""
+    def commit_op(self, edge: int) -> bool:
+        """Make the pending weights of ``edge``'s operation live (new version). No-op if none.
+
+        Returns False, dropping the pending result and keeping the previous weights, if any of its new
+        weights is NaN or infinite (e.g. from a plug-in op runner); True otherwise."""
         p = self._pending[edge]
         if p is None:
-            return
+            return True
         self._pending[edge] = None
+        if not _pending_finite(p):
+            return False
         if p.target == "edge":
             self._adapters[edge] = p.weights
             self._uid_edge[edge] = self._next_uid()
@@ -702,6 +746,7 @@ class WorkerSystem:
             self._ver_end[edge] += 1
         elif not p.applied:
             self._commit_round(edge, p)
+        return True
 
     def _commit_round(self, edge: int, p: _Pending) -> None:
         """Make a relay_up's round live: the teacher (and cloud generator), and the store entry of every

@@ -1,8 +1,11 @@
 """Request arrivals and domain drift of every cell, vectorised over edges.
 
-Everything random is drawn once, in :class:`Workload`'s constructor, from the generator it
-is given, so the same seed gives the same episode; the per-epoch queries are pure array
-arithmetic (no Python loops over edges).
+Rates and stagger offsets are drawn in :class:`Workload`'s constructor from the generator it is
+given, with one seed for the domains; the domains are drawn lazily, in blocks of
+:data:`DOMAIN_BLOCK` domains per cell, each block from its own generator seeded with
+``(seed, 1, block)``. So the same seed gives the same episode, a domain does not depend on the horizon
+or on the order of queries, and reset time and memory do not grow with the horizon (at most
+:data:`BLOCKS_KEPT` blocks are held).
 
 * **Rates** (arrivals/s): ``base_i * diurnal(hour) * flash(epoch, i)`` with
   ``base_i = rate_per_s * U(1 - spread, 1 + spread)``,
@@ -12,7 +15,9 @@ arithmetic (no Python loops over edges).
   (``Dirichlet(alpha)`` over the 10 classes) and a style (one of ``drift.styles``, as a
   one-hot mix over all of ``worker_config.STYLES``; a cell's
   first style is ``"clean"`` with probability 1/2 when allowed, and each later style differs
-  from the one before it when there is a choice). Cell ``i``'s domain index at epoch ``t`` is
+  from the one before it when there is a choice: within a block each style is drawn from the next
+  one's, backwards from the block's last, so that a block needs only its own and the previous
+  block's generator). Cell ``i``'s domain index at epoch ``t`` is
   ``k = (t + offset_i) // every_epochs`` with ``offset_i ~ U{0..every-1}`` when ``stagger``
   (else 0), so cells change at different epochs.
 
@@ -24,6 +29,8 @@ arithmetic (no Python loops over edges).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from gaisnet_env.scenario import Scenario
@@ -31,6 +38,10 @@ from gaisnet_env.worker_config import N_CLASSES, STYLES
 
 #: Probability that a cell starts in the "clean" style (when the scenario allows it).
 P_CLEAN_FIRST: float = 0.5
+#: Domains per cell drawn together (one generator per block).
+DOMAIN_BLOCK: int = 64
+#: Blocks held in memory (least recently used dropped; a dropped block is drawn again when needed).
+BLOCKS_KEPT: int = 4
 
 
 def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -45,6 +56,97 @@ def domain_shift(class_a: np.ndarray, style_a: np.ndarray, class_b: np.ndarray, 
     distance between the two joint (class, style) distributions.
     """
     return 1.0 - (1.0 - total_variation(class_a, class_b)) * (1.0 - total_variation(style_a, style_b))
+
+
+class DomainSequence:
+    """The domains of every cell: domain ``k`` of cell ``i`` is a class mix and a style, drawn lazily
+    in blocks of :data:`DOMAIN_BLOCK` (see the module docstring)."""
+
+    def __init__(self, n_edges: int, alpha: float, allowed_cols: np.ndarray, clean_col: int | None,
+                 seed: int) -> None:
+        self.n_edges = n_edges
+        self.alpha = alpha
+        self.allowed_cols = allowed_cols
+        self.clean = None if clean_col is None else int(np.flatnonzero(allowed_cols == clean_col)[0])
+        self.seed = seed
+        self._blocks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _draw(self, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(class mixes (E, B, 10), positions in the allowed styles (E, B), own last style (E,)) of
+        ``block``, before its first style is fixed against the previous block's last."""
+        rng = np.random.default_rng([self.seed, 1, block])  # tagged: SeedSequence pads short entropy
+        n, b, s = self.n_edges, DOMAIN_BLOCK, len(self.allowed_cols)
+        cls = rng.dirichlet(np.full(N_CLASSES, self.alpha), size=(n, b))
+        idx = np.zeros((n, b), dtype=np.int64)
+        if s == 2:  # two styles: they alternate, from the first cell's draw of block 0
+            first = self._draw_first(np.random.default_rng([self.seed, 2, 0]), n)
+            idx[:] = (first[:, None] + block * b + np.arange(b)) % 2
+        elif s > 2 and block == 0:
+            idx[:, 0] = self._draw_first(rng, n)
+            for k in range(1, b):
+                idx[:, k] = (idx[:, k - 1] + rng.integers(1, s, size=n)) % s
+        elif s > 2:
+            idx[:, -1] = rng.integers(0, s, size=n)
+            for k in range(b - 2, -1, -1):
+                idx[:, k] = (idx[:, k + 1] + rng.integers(1, s, size=n)) % s
+            fix = rng.integers(1, s - 1, size=n)  # used if the first style meets the previous block's
+            return cls, idx, fix
+        return cls, idx, np.zeros(n, dtype=np.int64)
+
+    def _draw_first(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        first = rng.integers(0, len(self.allowed_cols), size=n)
+        if self.clean is not None:
+            first = np.where(rng.random(n) < P_CLEAN_FIRST, self.clean, first)
+        return first
+
+    def block(self, block: int) -> tuple[np.ndarray, np.ndarray]:
+        """(class mixes (E, B, 10), style columns of ``worker_config.STYLES`` (E, B)) of ``block``."""
+        got = self._blocks.pop(block, None)
+        if got is None:
+            cls, idx, fix = self._draw(block)
+            if block > 0 and len(self.allowed_cols) > 2:
+                prev = self._draw(block - 1)[1][:, -1]
+                idx[:, 0] = _differ_from_both(idx[:, 0], prev, idx[:, 1], fix, len(self.allowed_cols))
+            got = (_read_only(cls), _read_only(self.allowed_cols[idx]), fix)
+            if len(self._blocks) >= BLOCKS_KEPT:
+                del self._blocks[next(iter(self._blocks))]
+        self._blocks[block] = got  # most recently used last
+        return got[0], got[1]
+
+    def __deepcopy__(self, memo: dict) -> DomainSequence:
+        """Copies share the drawn blocks: they are read-only and a pure function of (seed, block)."""
+        new = copy.copy(self)
+        new._blocks = dict(self._blocks)
+        return new
+
+    def at(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class mix (E, 10), style column (E,)) of domain ``k[i]`` of each cell ``i``."""
+        k = np.asarray(k, dtype=np.int64)
+        cls = np.empty((self.n_edges, N_CLASSES))
+        sty = np.empty(self.n_edges, dtype=np.int64)
+        blocks, pos = np.divmod(k, DOMAIN_BLOCK)
+        for b in np.unique(blocks):
+            rows = np.flatnonzero(blocks == b)
+            c, st = self.block(int(b))
+            cls[rows], sty[rows] = c[rows, pos[rows]], st[rows, pos[rows]]
+        return cls, sty
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+def _differ_from_both(first: np.ndarray, prev: np.ndarray, second: np.ndarray, fix: np.ndarray,
+                      s: int) -> np.ndarray:
+    """``first`` where it differs from ``prev``; else the ``fix``-th (1..s-2) position other than
+    ``prev``, skipping ``second`` (``first`` already differs from ``second``)."""
+    out = first.copy()
+    clash = first == prev
+    for i in np.flatnonzero(clash):
+        others = [j for j in range(s) if j != prev[i] and j != second[i]]
+        out[i] = others[(int(fix[i]) - 1) % len(others)]
+    return out
 
 
 class Workload:
@@ -63,7 +165,7 @@ class Workload:
         self.styles: tuple[str, ...] = STYLES
         #: the styles this scenario's domains may take (drift.styles)
         self.allowed_styles: tuple[str, ...] = tuple(d.styles)
-        self._allowed_cols = np.array([STYLES.index(st) for st in d.styles], dtype=np.int64)
+        allowed_cols = np.array([STYLES.index(st) for st in d.styles], dtype=np.int64)
 
         # base rates, arrivals/s
         self.base_rates = w.rate_per_s * rng.uniform(1.0 - w.rate_spread, 1.0 + w.rate_spread, size=n)
@@ -75,36 +177,18 @@ class Workload:
             mult[fc.edges if fc.edges is not None else slice(None)] = fc.multiplier
             self._flash.append((fc.start_epoch, fc.start_epoch + fc.duration_epochs, mult))
 
-        # domains: enough for the horizon and the stagger (+1 so gradual can blend into the next)
-        if d.kind == "none":
-            n_dom = 1
-        elif d.kind == "recurring":
-            n_dom = 2
-        else:
-            n_dom = sc.horizon // d.every_epochs + 3
-        self.n_domains = n_dom
         self.offsets = (
             rng.integers(0, d.every_epochs, size=n) if d.stagger and d.kind != "none" else np.zeros(n, np.int64)
         )
-        self.class_mix = rng.dirichlet(np.full(N_CLASSES, d.dirichlet_alpha), size=(n, n_dom))  # (E, D, 10)
-        self.style_index = self._draw_styles(rng, n, n_dom)  # (E, D), columns of STYLES
-        self.style_mix = np.eye(len(STYLES))[self.style_index]  # (E, D, n_styles)
-        self._rows = np.arange(n)
+        clean = STYLES.index("clean") if "clean" in d.styles else None
+        #: the cells' domains, drawn lazily
+        self.sequence = DomainSequence(n, d.dirichlet_alpha, allowed_cols, clean, int(rng.integers(2**63 - 1)))
+        self._eye = np.eye(len(STYLES))
 
-    def _draw_styles(self, rng: np.random.Generator, n: int, n_dom: int) -> np.ndarray:
-        s = len(self.allowed_styles)
-        idx = np.empty((n, n_dom), dtype=np.int64)  # positions in allowed_styles
-        first = rng.integers(0, s, size=n)
-        if "clean" in self.allowed_styles:
-            clean = self.allowed_styles.index("clean")
-            first = np.where(rng.random(n) < P_CLEAN_FIRST, clean, first)
-        idx[:, 0] = first
-        for k in range(1, n_dom):
-            if s == 1:
-                idx[:, k] = 0
-            else:  # a different style than the previous domain's
-                idx[:, k] = (idx[:, k - 1] + rng.integers(1, s, size=n)) % s
-        return self._allowed_cols[idx]
+    def style_indices(self, n_domains: int) -> np.ndarray:
+        """(E, n_domains) style column (of ``worker_config.STYLES``) of each cell's first domains."""
+        return np.concatenate([self.sequence.block(b)[1] for b in range(-(-n_domains // DOMAIN_BLOCK))],
+                              axis=1)[:, :n_domains]
 
     def hour(self, epoch: int) -> float:
         """Time of day at the start of ``epoch``, hours in [0, 24)."""
@@ -141,15 +225,12 @@ class Workload:
         k = self.domain_index(epoch)
         if self.kind == "recurring":
             k = k % 2
-        elif self.kind in ("sudden", "gradual"):
-            k = np.minimum(k, self.n_domains - 1)  # past the horizon: stay on the last domain
+        cls, sty = self.sequence.at(k)
         if self.kind != "gradual":
-            return self.class_mix[self._rows, k], self.style_mix[self._rows, k]
+            return cls, self._eye[sty]
         frac = (((epoch + self.offsets) % self.every) / self.every)[:, None]
-        k1 = np.minimum(k + 1, self.n_domains - 1)
-        cls = (1.0 - frac) * self.class_mix[self._rows, k] + frac * self.class_mix[self._rows, k1]
-        sty = (1.0 - frac) * self.style_mix[self._rows, k] + frac * self.style_mix[self._rows, k1]
-        return cls, sty
+        cls1, sty1 = self.sequence.at(k + 1)
+        return (1.0 - frac) * cls + frac * cls1, (1.0 - frac) * self._eye[sty] + frac * self._eye[sty1]
 
     def drift(self, epoch_from: int, epoch_to: int) -> np.ndarray:
         """Per-cell domain shift between two epochs, in [0, 1] (see :func:`domain_shift`)."""

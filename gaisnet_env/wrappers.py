@@ -308,6 +308,7 @@ METRICS_TOTAL: tuple[str, ...] = (
     "ops_started",
     "ops_finished",
     "ops_failed",
+    "ops_refused",
     "ops_aborted",
     "actions_masked",
 )

@@ -1,4 +1,5 @@
-"""The soak script (benchmarks/soak.py) in CI: 2,000 steps on tiny with random policies and faults."""
+"""The soak script (benchmarks/soak.py) in CI: 2,000 steps on tiny with random policies and faults, and
+snapshot/restore across two instances."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def test_short_soak_has_no_crash_and_bounded_memory(tmp_path: Path) -> None:
                     "--battery-j", "300", "--warmup", "500", "--report-every", "250", "--out", str(tmp_path)])
     r = json.loads((tmp_path / "soak_tiny.json").read_text())
     assert rc == 0 and r["crashes"] == 0, r["crash_details"]
+    # snapshots restored into a second instance with its own history replay bit for bit
+    assert r["restores"] >= 10 and r["restore_steps_compared"] >= 40 and r["restore_mismatches"] == 0
     assert r["steps"] == 2000 and r["episodes"] >= 2000 // 20
     assert set(r["faults_injected_by_kind"]) == {"link", "edge_down", "cloud_overload", "battery"}
     t = r["totals"]

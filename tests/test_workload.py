@@ -7,7 +7,7 @@ import pytest
 
 from gaisnet_env.scenario import load_scenario
 from gaisnet_env.worker_config import STYLES
-from gaisnet_env.workload import Workload, domain_shift, total_variation
+from gaisnet_env.workload import BLOCKS_KEPT, DOMAIN_BLOCK, Workload, domain_shift, total_variation
 
 
 def _wl(seed: int = 0, **overrides: object) -> Workload:
@@ -104,21 +104,45 @@ def test_recurring_alternates() -> None:
 def test_styles_follow_scenario() -> None:
     w = _wl(**{"drift.styles": ["noise", "blur"], "drift.kind": "sudden", "drift.every_epochs": 5})
     assert w.styles == STYLES and w.allowed_styles == ("noise", "blur")
-    assert w.style_mix.shape[-1] == len(STYLES)
     allowed = [STYLES.index("noise"), STYLES.index("blur")]
-    assert set(np.unique(w.style_index)) <= set(allowed)
+    seq = w.style_indices(200)  # past one block of domains
+    assert set(np.unique(seq)) <= set(allowed)
     for t in range(0, 40, 3):
         sty = w.domains(t)[1]
         np.testing.assert_allclose(sty[:, allowed].sum(axis=1), 1.0)
     # consecutive domains alternate when only two styles are allowed
-    assert np.all(w.style_index[:, 1:] != w.style_index[:, :-1])
+    assert np.all(seq[:, 1:] != seq[:, :-1])
     one = _wl(**{"drift.styles": ["rotate"]})
-    assert np.all(one.style_index == STYLES.index("rotate"))
+    assert np.all(one.style_indices(200) == STYLES.index("rotate"))
+
+
+@pytest.mark.parametrize("styles", [None, ["noise", "blur", "rotate"]])
+def test_styles_change_across_blocks(styles: list[str] | None) -> None:
+    over = {"topology.n_edges": 64, "drift.kind": "sudden", "drift.every_epochs": 1}
+    if styles:
+        over["drift.styles"] = styles
+    w = _wl(**over)
+    seq = w.style_indices(3 * DOMAIN_BLOCK + 5)
+    assert np.all(seq[:, 1:] != seq[:, :-1])  # also at the block boundaries
+    assert len(np.unique(seq)) == len(w.allowed_styles)
+
+
+def test_domains_lazy_and_order_free() -> None:
+    """A domain depends on the seed only: not on the horizon, nor on which epochs were asked first;
+    memory stays bounded however far the episode goes."""
+    over = {"drift.kind": "gradual", "drift.every_epochs": 3}
+    a = _wl(7, horizon=100, **over)
+    b = _wl(7, horizon=10_000_000, **over)
+    far = 3 * DOMAIN_BLOCK * 50
+    for t in (far, 5, far + 1, 0, 123):
+        for got, want in zip(b.domains(t), a.domains(t), strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert len(b.sequence._blocks) <= BLOCKS_KEPT
 
 
 def test_clean_first_often() -> None:
     w = Workload(load_scenario({}, **{"topology.n_edges": 256}), np.random.default_rng(0))
-    share = np.mean(w.style_index[:, 0] == w.styles.index("clean"))
+    share = np.mean(w.style_indices(1)[:, 0] == w.styles.index("clean"))
     assert 0.45 < share < 0.75  # 1/2 + 1/2 * 1/6
 
 
