@@ -195,6 +195,8 @@ class GaisNetEnv(gym.Env):
         if accuracy_view not in ACCURACY_VIEWS:
             raise ValueError(f"accuracy_view: got {accuracy_view!r}; allowed: 'estimated', 'exact'")
         if torch_threads is not None:
+            if isinstance(torch_threads, bool) or not isinstance(torch_threads, (int, np.integer)) or torch_threads < 1:
+                raise ValueError(f"torch_threads: got {torch_threads!r}; allowed: None or an integer >= 1")
             torch.set_num_threads(int(torch_threads))
         self.scenario: Scenario = load_scenario(scenario, **overrides)
         self.render_mode = render_mode
@@ -795,22 +797,25 @@ class GaisNetEnv(gym.Env):
         except Exception as e:  # pragma: no cover - numpy accepts nearly anything
             raise ValueError(f"action: cannot convert {type(action).__name__} to an array: {e}") from None
         if arr.dtype.kind not in "iub":
-            # integral floats only (and small enough to cast: 1e300 is not an index)
-            if arr.dtype.kind == "f" and np.all(np.abs(arr) < 2**31) and np.all(arr == np.round(arr)):
-                arr = arr.astype(np.int64)
+            # integral floats only (and small enough to cast: 1e300 is not an index); compared in float64,
+            # so that float16 does not overflow on the bound
+            wide = arr.astype(np.float64) if arr.dtype.kind == "f" else None
+            if wide is not None and np.all(np.abs(wide) < 2**31) and np.all(wide == np.round(wide)):
+                arr = wide.astype(np.int64)
             else:
                 raise ValueError(f"action: expected integers, got dtype {arr.dtype} (values {arr.ravel()[:8]})")
         if arr.shape not in ((2 * E,), (E, 2)):
             raise ValueError(f"action: expected shape ({2 * E},) or ({E}, 2) for {E} edges, got {arr.shape}")
-        arr = arr.reshape(E, 2).astype(np.int64)
-        if (arr.view(np.uint64) < self._action_hi).all():  # negative values wrap to huge unsigned ones
-            return arr
+        given = arr.reshape(E, 2)
+        arr = given.astype(np.int64)
+        if (arr.view(np.uint64) < self._action_hi).all() and (given.dtype.kind != "u" or given.max() < 2**63):
+            return arr  # (negative values wrap to huge unsigned ones; uint64 beyond int64 to negative ones)
         for col, (name, n) in enumerate((("route", len(TIERS)), ("operation", len(OPERATIONS)))):
-            bad = np.flatnonzero((arr[:, col] < 0) | (arr[:, col] >= n))
+            bad = np.flatnonzero((given[:, col] < 0) | (given[:, col] >= n))
             if bad.size:
                 i = int(bad[0])
                 raise ValueError(
-                    f"action[{2 * i + col}] (edge {i} {name}) = {arr[i, col]} is out of range; allowed 0..{n - 1}"
+                    f"action[{2 * i + col}] (edge {i} {name}) = {given[i, col]} is out of range; allowed 0..{n - 1}"
                 )
         return arr
 
@@ -895,6 +900,8 @@ class GaisNetEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask for sb3-contrib's MaskablePPO: per edge 3 route then 5 op entries."""
+        if self.state is None:
+            raise RuntimeError("action_masks() called before reset()")
         routes, ops = self._mask_arrays()
         memo = self._mask_memo
         if memo is not None and memo[2] is routes and memo[3] is ops:  # the memoised (E, 8) array, flat

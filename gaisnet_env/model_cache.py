@@ -19,9 +19,12 @@ model sees which styles: :func:`_pretrain_pool`) and takes a few seconds on 2 co
    per key = hash of (architecture and pre-training fields, seed, package version, format version).
 
 Disk writes go to a temporary file that is renamed (``os.replace``) under an exclusive ``fcntl``
-lock, so readers never see half files and concurrent builders pre-train once. A missing, truncated or
-corrupt file is rebuilt with a ``warnings.warn``; an unwritable cache directory falls back to memory
-only, with a warning.
+lock, so readers never see half files and concurrent builders pre-train once. Each file carries a
+SHA-256 of its weights. A missing, truncated, corrupt or altered file is rebuilt with a
+``warnings.warn``. A read-only directory that holds a good file is read without a word; one that does
+not, a cache path that is a directory, or a failed write (disk full, quota) keeps the weights in
+memory only, with one warning per directory and process. Files are written 0644, so a cache
+directory shared by several users serves them all.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 #: Bump when the pre-training procedure or the file layout changes (invalidates disk caches).
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: WorkerConfig fields that determine the pre-trained weights (part of the cache key).
 PRETRAIN_FIELDS: tuple[str, ...] = (
     "teacher_hidden",
@@ -233,18 +236,33 @@ def _validate(weights: object, config: WorkerConfig) -> Weights:
     return out
 
 
+def _digest(weights: Weights) -> str:
+    """SHA-256 over every tensor's bytes, in :data:`MODEL_NAMES` order (the file's checksum)."""
+    h = hashlib.sha256()
+    for name in MODEL_NAMES:
+        for t in weights.get(name, []):
+            h.update(t.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _read(path: Path, key: str, config: WorkerConfig) -> Weights:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, dict) or blob.get("key") != key:
         raise ValueError("cache file key mismatch")
-    return _validate(blob.get("weights"), config)
+    weights = _validate(blob.get("weights"), config)
+    if blob.get("sha256") != _digest(weights):
+        raise ValueError("cache file checksum mismatch (the weights were altered on disk)")
+    return weights
 
 
 def _write_atomic(path: Path, key: str, weights: Weights) -> None:
+    """Write to a temporary file, readable by all (0644: a shared cache directory serves every user),
+    then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as fh:
-            torch.save({"key": key, "weights": weights}, fh)
+            torch.save({"key": key, "weights": weights, "sha256": _digest(weights)}, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -256,27 +274,57 @@ def _write_atomic(path: Path, key: str, weights: Weights) -> None:
         raise
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_once(directory: Path, what: str, message: str) -> None:
+    """A RuntimeWarning, once per process for each (directory, kind of problem)."""
+    if (str(directory), what) not in _WARNED:
+        _WARNED.add((str(directory), what))
+        warnings.warn(f"gaisnet_env: {message}", RuntimeWarning, stacklevel=4)
+
+
+def _try_read(path: Path, key: str, config: WorkerConfig) -> Weights | None:
+    """The cached weights, or None if the file is missing or bad (bad: warned, to be rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        return _read(path, key, config)
+    except Exception as exc:  # truncated, corrupt, altered, foreign, unreadable
+        warnings.warn(f"gaisnet_env: pre-trained weight cache {path} is unreadable ({exc!r}); rebuilding it",
+                      RuntimeWarning, stacklevel=4)
+        return None
+
+
 def _load_or_build_on_disk(directory: Path, key: str, config: WorkerConfig, seed: int) -> Weights:
-    """Read the cached file, or pre-train and write it; raises OSError if the directory is unusable."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Read the cached file (no lock needed: files appear whole), or pre-train once under the lock and
+    write it. Any failure to lock or write keeps the weights in memory only, with one warning."""
     path = directory / f"pretrained-{key}.pt"
-    lock_path = directory / f"pretrained-{key}.lock"
-    with open(lock_path, "a+b") as lock:
+    if path.is_dir():
+        _warn_once(directory, "isdir", f"cache file {path} is a directory; keeping weights in memory only")
+        return pretrain(config, seed)
+    weights = _try_read(path, key, config)
+    if weights is not None:
+        return weights
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / f"pretrained-{key}.lock", "a+b")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        _warn_once(directory, "lock", f"cache directory {directory} is not writable ({exc!r}); "
+                   "keeping weights in memory only")
+        return pretrain(config, seed)
+    with lock:
         if fcntl is not None:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
-            if path.exists():
+            weights = _try_read(path, key, config) if path.exists() else None  # built meanwhile?
+            if weights is None:
+                weights = pretrain(config, seed)
                 try:
-                    return _read(path, key, config)
-                except Exception as exc:  # truncated, corrupt, foreign
-                    warnings.warn(
-                        f"gaisnet_env: pre-trained weight cache {path} is unreadable ({exc!r}); "
-                        "rebuilding it",
-                        RuntimeWarning,
-                        stacklevel=3,
-                    )
-            weights = pretrain(config, seed)
-            _write_atomic(path, key, weights)
+                    _write_atomic(path, key, weights)
+                except Exception as exc:  # disk full (torch.save raises RuntimeError), quota, permissions
+                    _warn_once(directory, "write", f"could not write the weight cache {path} ({exc!r}); "
+                               "keeping weights in memory only")
             return weights
         finally:
             if fcntl is not None:
@@ -291,26 +339,13 @@ def pretrained_weights(
     The returned tensors are shared with the in-memory cache: treat them as read-only.
     """
     key = cache_key(config, seed)
-    if key in _MEMORY:
-        return _MEMORY[key]
-    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    try:
-        weights = _load_or_build_on_disk(directory, key, config, seed)
-    except OSError as exc:
-        warnings.warn(
-            f"gaisnet_env: cache directory {directory} is not usable ({exc!r}); "
-            "keeping weights in memory only",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        try:  # a read-only directory may still hold a good file
-            weights = _read(directory / f"pretrained-{key}.pt", key, config)
-        except Exception:
-            weights = pretrain(config, seed)
-    _MEMORY[key] = weights
-    return weights
+    if key not in _MEMORY:
+        directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        _MEMORY[key] = _load_or_build_on_disk(directory, key, config, seed)
+    return _MEMORY[key]
 
 
 def clear_memory_cache() -> None:
     """Forget the in-process copies (tests use this to exercise the disk path)."""
     _MEMORY.clear()
+    _WARNED.clear()

@@ -28,10 +28,50 @@ class ScenarioError(ValueError):
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML loader that also reads YAML 1.2 floats such as ``1e6`` and ``3.6e13``.
+    """Safe YAML loader that also reads YAML 1.2 floats such as ``1e6`` and ``3.6e13``, and refuses
+    what YAML 1.1 reads silently wrong: a key given twice in one mapping (PyYAML keeps the last) and an
+    integer with a leading zero (``010`` is octal 8 in YAML 1.1, 10 in YAML 1.2). Errors name the key
+    and the line.
 
     (PyYAML follows YAML 1.1, where an exponent needs a dot and a sign: ``1.0e+6``.)
     """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ScenarioError(
+                    f"line {line}: key {key!r} given twice in one mapping (first at line {seen[key]}); "
+                    "merge the two into one"
+                )
+            seen[key] = line
+            if isinstance(value_node, yaml.ScalarNode) and _LEADING_ZERO.match(value_node.value or ""):
+                if value_node.tag == "tag:yaml.org,2002:int" and value_node.style is None:
+                    raise ScenarioError(
+                        f"line {value_node.start_mark.line + 1}: {key}: got {value_node.value!r}, an integer "
+                        f"with a leading zero (YAML 1.1 reads it as octal); write "
+                        f"{int(value_node.value.replace('_', ''), 10)}, or 0o... for octal"
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
+_INT_TAG = "tag:yaml.org,2002:int"
+# YAML 1.2 integers (decimal, 0x hex, 0o octal; no sexagesimal), plus leading-zero ones so that
+# construct_mapping can refuse them with the key's name
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _INT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _INT_TAG,
+    re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+)$"),
+    list("-+0123456789"),
+)
 
 
 _Loader.add_implicit_resolver(
@@ -202,7 +242,7 @@ class Scenario:
 
     name: str = _f("custom")
     description: str = _f("")
-    seed: int = _f(0, min=0, doc="seed of the scenario's random layout when reset() gets none")
+    seed: int = _f(0, min=0, max=2**31 - 1, doc="seed of the scenario's random layout and pre-training")
     epoch_s: float = _f(60.0, min=1e-3, max=86_400.0, doc="decision epoch length, seconds")
     horizon: int = _f(200, min=1, max=10_000_000, doc="epochs per episode (truncation)")
     topology: TopologyConfig = _f(None)
@@ -388,11 +428,20 @@ def _read_yaml(source: str | Path) -> dict[str, Any]:
             raise ScenarioError(
                 f"scenario: {name!r} is neither a built-in ({', '.join(builtin_names())}) nor an existing file"
             )
-        text = path.read_text()
+        if path.is_dir():
+            raise ScenarioError(f"scenario: {name!r} is a directory; pass a YAML file or a built-in name")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ScenarioError(
+                f"scenario {name!r}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8"
+            ) from None
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as e:
         raise ScenarioError(f"scenario {name!r}: not valid YAML: {e}") from None
+    except ScenarioError as e:
+        raise ScenarioError(f"scenario {name!r}: {e}") from None
     return data if data is not None else {}
 
 
@@ -426,8 +475,13 @@ def load_scenario(source: str | Path | dict[str, Any] | Scenario = "metro", **ov
         data = source.to_dict()
     elif isinstance(source, dict):
         data = source
-    else:
+    elif isinstance(source, (str, Path)):
         data = _read_yaml(source)
+    else:
+        raise TypeError(
+            f"scenario: got {source!r} ({type(source).__name__}); expected a built-in name "
+            f"({', '.join(builtin_names())}), a YAML path, a mapping or a Scenario"
+        )
     if not isinstance(data, dict):
         raise ScenarioError(f"scenario {source!r}: expected a mapping of sections, got {type(data).__name__}")
     return scenario_from_dict(merge_overrides(data, overrides))
