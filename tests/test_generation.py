@@ -137,10 +137,12 @@ def test_env_round_senders_finish_together_and_quality_varies() -> None:
     env.reset(seed=3)
     rng = np.random.default_rng(0)
     quality_seen, rounds = [], 0
-    for _ in range(60):
+    for t in range(60):
         m = env.action_masks().reshape(env.n_edges, -1)
         act = np.array([[rng.choice(np.flatnonzero(m[e, :3])), rng.choice(np.flatnonzero(m[e, 3:]))]
                         for e in range(env.n_edges)])
+        if t % 10 == 9:  # every edge that can starts a relay_up: one federated round of several senders
+            act[m[:, 3 + 3], 1] = 3
         before = env.state.op_kind.copy()
         _, _, term, trunc, info = env.step(act)
         started = (env.state.op_kind == 3) & (before != 3)
@@ -150,5 +152,5 @@ def test_env_round_senders_finish_together_and_quality_varies() -> None:
         quality_seen.append(info["quality_generate"])
         if term or trunc:
             break
-    assert rounds > 0  # random masked actions start several relay_ups in one epoch now and then
+    assert rounds > 0
     assert np.std(quality_seen) > 0.005 and len(set(np.round(quality_seen, 6))) > 10
