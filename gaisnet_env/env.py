@@ -52,7 +52,7 @@ import torch
 from gymnasium import spaces
 
 from gaisnet_env import cost, op_costs, operator_view, profiles
-from gaisnet_env.scenario import Scenario, load_scenario
+from gaisnet_env.scenario import Scenario, check_override_keys, load_scenario
 from gaisnet_env.topology import backhaul_hops, build_topology
 from gaisnet_env.worker_config import OPERATIONS, STYLES, TIERS
 from gaisnet_env.workers import WorkerSystem
@@ -185,8 +185,11 @@ class GaisNetEnv(gym.Env):
                 Strings: ``"real"`` (the default) or ``"fast"``: the calibrated fast path
                 (:class:`~gaisnet_env.surrogate.SurrogateWorkerSystem`: operations predicted by a
                 response model fitted on recorded real runs, not trained; for prototyping).
-            overrides: scenario fields, nested (``reward={"w_lat": 1}``) or dotted.
+            overrides: scenario fields, nested (``reward={"w_lat": 1}``) or dotted. A keyword that is neither
+                an argument above nor a top-level scenario field raises
+                :class:`~gaisnet_env.scenario.ScenarioArgumentError` (a TypeError and a ScenarioError).
         """
+        check_override_keys(overrides, "GaisNetEnv", _ENV_ARGUMENTS)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: got {render_mode!r}; allowed: None, 'ansi', 'rgb_array'")
         if masked_action not in ("fallback", "raise"):
@@ -1344,6 +1347,12 @@ def _drain_wait(backlog_s: np.ndarray, rate: np.ndarray) -> np.ndarray:
     wait = np.where(backlog_s > 0, np.inf, 0.0)
     np.divide(backlog_s, rate, out=wait, where=(rate > 0) & (backlog_s > 0))
     return wait
+
+
+#: GaisNetEnv's own keyword arguments (named in the error for an unknown one).
+_ENV_ARGUMENTS: tuple[str, ...] = (
+    "scenario", "render_mode", "cache_dir", "masked_action", "accuracy_view", "torch_threads", "worker_system",
+)
 
 
 def make_env(scenario: str | Path | dict[str, Any] | Scenario = "metro", **kwargs: Any) -> GaisNetEnv:
