@@ -25,6 +25,8 @@ import numpy as np
 import yaml
 from gaisnet_env.agents.base import VALIDATION_SEED_BASE
 
+from gaisnet_env.masks import flat_mask
+
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 #: Dotted name of the observation-memory wrapper (rl-zoo3 ``env_wrapper`` entry).
 AUGMENT = "gaisnet_env.agents.learned.AugmentObservation"
@@ -406,7 +408,7 @@ def teacher_episode(scenario: str, teacher: str, seed: int, env_kwargs: dict[str
         a = pol.act(o, info)
         obs_l.append(aug(o) if augment else o)
         act_l.append(np.asarray(a))
-        mask_l.append(np.asarray(info["action_mask"], dtype=bool))
+        mask_l.append(flat_mask(info["action_mask"]))
         o, r, term, trunc, info = env.step(a)
         rews.append(float(r))
         if term or trunc:
@@ -603,11 +605,11 @@ class LearnedPolicy:
             observation = self.augmenter(observation)
         kwargs: dict[str, Any] = {}
         if self.masked and "action_mask" in info:
-            kwargs["action_masks"] = np.asarray(info["action_mask"], dtype=bool)
+            kwargs["action_masks"] = flat_mask(info["action_mask"])
         action, _ = self.model.predict(np.asarray(observation, dtype=np.float32), deterministic=self.deterministic,
                                        **kwargs)
         if self.discrete:
-            E = len(info["action_mask"]) // 8 if "action_mask" in info else None
+            E = flat_mask(info["action_mask"]).size // 8 if "action_mask" in info else None
             if self.flat_nvec is None:
                 if E is None:
                     raise ValueError("LearnedPolicy: a Discrete model needs info['action_mask'] to size the action")

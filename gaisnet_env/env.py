@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from gaisnet_env import cost, op_costs, operator_view, profiles
+from gaisnet_env import cost, masks, op_costs, operator_view, profiles
 from gaisnet_env.scenario import Scenario, check_override_keys, load_scenario
 from gaisnet_env.topology import backhaul_hops, build_topology
 from gaisnet_env.worker_config import OPERATIONS, STYLES, TIERS
@@ -243,6 +243,7 @@ class GaisNetEnv(gym.Env):
         self._gen_memo: tuple | None = None  # (class_mix, style_mix, generator weight tokens, quality)
         self._drift_memo: tuple | None = None  # (class_mix, style_mix, adapted mixes' bytes, drift)
         self._mask_memo: tuple | None = None  # (key, (E, 8) mask, its routes and ops views); see _mask_arrays
+        self._gym_mask_memo: tuple | None = None  # ((E, 8) mask of _mask_memo, its gym_action_mask tuple)
         self._stock_of: tuple | None = None  # (workers, whether _stock_workers holds for them)
 
     # ------------------------------------------------------------------------------------
@@ -900,6 +901,20 @@ class GaisNetEnv(gym.Env):
             return memo[1].ravel().copy()
         return np.concatenate([routes, ops], axis=1).ravel()
 
+    def gym_action_mask(self) -> tuple[np.ndarray, ...]:
+        """Gymnasium's MultiDiscrete mask (``info["action_mask"]``): per edge a route (3) then an op (5) int8 array.
+
+        ``env.action_space.sample(mask=env.gym_action_mask())`` draws a feasible action. The arrays are
+        read-only and shared while the mask does not change (see :mod:`gaisnet_env.masks`)."""
+        self._mask_arrays()
+        m = self._mask_memo[1]  # type: ignore[index]  # the memoised (E, 8) array _mask_arrays just checked
+        memo = self._gym_mask_memo
+        if memo is not None and memo[0] is m:
+            return memo[1]
+        out = masks.gym_mask(m, self.action_space.nvec)
+        self._gym_mask_memo = (m, out)
+        return out
+
     @staticmethod
     def _fallback_route(route: np.ndarray, routes_ok: np.ndarray) -> np.ndarray:
         """Nearest feasible tier: cloud -> edge -> end, edge -> cloud -> end, end -> edge -> cloud."""
@@ -1222,7 +1237,7 @@ class GaisNetEnv(gym.Env):
             "episode_carbon_g": st.cum["carbon_g"],
             "episode_bytes_up": st.cum["bytes_up"],
             "episode_bytes_down": st.cum["bytes_down"],
-            "action_mask": self.action_masks(),
+            "action_mask": self.gym_action_mask(),
         }
 
     # ------------------------------------------------------------------------------------

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import gaisnet_env
 from gaisnet_env.env import GaisNetEnv
+from gaisnet_env.masks import flat_mask, gym_mask
 from gaisnet_env.scenario import ScenarioArgumentError, ScenarioError, load_scenario
+from gaisnet_env.wrappers import FlattenMultiDiscreteAction
 
 
 @pytest.mark.parametrize("build", [
@@ -36,3 +39,85 @@ def test_unknown_key_inside_a_scenario_stays_a_scenario_error() -> None:
     with pytest.raises(ScenarioError, match=r"frameskip: unknown key") as exc:  # inside a scenario mapping
         load_scenario({"frameskip": 4})
     assert not isinstance(exc.value, TypeError)
+
+
+# ----------------------------------------------------------------------------------------
+# the action mask in Gymnasium's format
+
+EDGE0_DOWN = {"topology": {"n_edges": 2}, "horizon": 12,
+              "faults": {"edges_down": [{"edge": 0, "start_epoch": 0, "duration_epochs": 6}]}}
+
+
+def _check_sampled(action: np.ndarray, flat: np.ndarray) -> None:
+    m = flat.reshape(-1, 8)
+    for e, (r, o) in enumerate(np.asarray(action).reshape(-1, 2)):
+        assert m[e, r] and m[e, 3 + o], (action, m.astype(int))
+
+
+def test_action_space_sample_takes_info_action_mask() -> None:
+    env = gym.make(gaisnet_env.env_id("tiny"), **EDGE0_DOWN)
+    env.action_space.seed(0)
+    obs, info = env.reset(seed=0)
+    mask = info["action_mask"]
+    assert isinstance(mask, tuple) and len(mask) == 4 and all(m.dtype == np.int8 for m in mask)
+    assert [m.shape for m in mask] == [(3,), (5,), (3,), (5,)]
+    assert mask[0].tolist() == [1, 0, 1] and mask[1].tolist() == [1, 0, 0, 0, 0]  # edge 0 down
+    seen = set()
+    for _ in range(12):
+        flat = env.unwrapped.action_masks()  # sb3-contrib's flat bool layout, the same feasibility
+        assert flat.dtype == bool and flat.shape == (16,)
+        np.testing.assert_array_equal(flat_mask(info["action_mask"]), flat)
+        action = env.action_space.sample(mask=info["action_mask"])
+        _check_sampled(action, flat)
+        if env.unwrapped.state.epoch < 6:  # edge 0 is down for epochs 0-5
+            seen.add(int(action[0]))
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert info["actions_masked"] == 0
+    assert seen == {0, 2}  # edge 0's feasible routes, never its edge server while down
+    env.close()
+
+
+def test_flattened_action_space_sample_takes_info_action_mask() -> None:
+    env = FlattenMultiDiscreteAction(GaisNetEnv("tiny", **EDGE0_DOWN))
+    env.action_space.seed(1)
+    _, info = env.reset(seed=0)
+    for _ in range(6):
+        mask = info["action_mask"]
+        assert mask.dtype == np.int8 and mask.shape == (env.action_space.n,)
+        np.testing.assert_array_equal(mask.astype(bool), env.action_masks())
+        a = env.action_space.sample(mask=mask)
+        _check_sampled(env.action(a), env.unwrapped.action_masks())
+        _, _, _, _, info = env.step(a)
+        assert info["actions_masked"] == 0
+
+
+def test_mask_conversions_round_trip() -> None:
+    flat = np.array([1, 0, 1, 1, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1], dtype=bool)
+    g = gym_mask(flat, [3, 5, 3, 5])
+    assert [m.tolist() for m in g] == [[1, 0, 1], [1, 0, 0, 1, 0], [0, 1, 1], [0, 0, 0, 0, 1]]
+    assert not g[0].flags.writeable
+    np.testing.assert_array_equal(flat_mask(g), flat)
+    batch = np.empty(2, dtype=object)
+    batch[0], batch[1] = g, g
+    assert flat_mask(batch).shape == (2, 16)
+    with pytest.raises(ValueError, match=r"gym_mask: flat mask has 16 entries; nvec \[3, 5\] needs 8"):
+        gym_mask(flat, [3, 5])
+
+
+def test_pettingzoo_aec_view_passes_api_test_with_masks() -> None:
+    pytest.importorskip("pettingzoo")
+    from pettingzoo.test import api_test
+    from pettingzoo.utils import parallel_to_aec
+
+    from gaisnet_env.multiagent import parallel_env
+
+    aec = parallel_to_aec(parallel_env("tiny", **EDGE0_DOWN))
+    api_test(aec, num_cycles=30)  # samples with action_space(agent).sample(info["action_mask"])
+    aec.reset(seed=0)
+    for agent in aec.agent_iter():
+        _, _, term, trunc, info = aec.last()
+        action = None if term or trunc else aec.action_space(agent).sample(mask=info["action_mask"])
+        if action is not None and agent == "edge_0" and aec.unwrapped.env.state.epoch < 6:
+            assert action[0] != 1 and action[1] == 0  # edge 0 is down: no edge route, no op
+        aec.step(action)
+    aec.close()

@@ -19,13 +19,14 @@ import torch
 
 from gaisnet_env import model_cache
 from gaisnet_env.env import OP_FINETUNE, OP_NONE, ROUTE_EDGE, WORKER_METHODS, GaisNetEnv, _check_finite_info
+from gaisnet_env.masks import info_arrays
 from gaisnet_env.worker_config import WorkerConfig
 from gaisnet_env.workers import WorkerSystem
 from gaisnet_env.wrappers import FaultInjection
 
 
 def all_finite(obs, reward, info) -> bool:
-    vals = [np.asarray(v, dtype=np.float64) for k, v in info.items() if k != "fault_injected"]
+    vals = [v.astype(np.float64) for k, v in info_arrays(info).items() if k != "fault_injected"]
     return bool(np.isfinite(obs).all() and np.isfinite(reward) and all(np.isfinite(v).all() for v in vals))
 
 
@@ -118,7 +119,7 @@ def test_workers_plugin_is_checked_and_used() -> None:
 # ------------------------------------------------------------------------------- determinism
 def _digest(obs, reward, info) -> str:
     blob = obs.tobytes() + np.float64(reward).tobytes()
-    blob += json.dumps({k: np.asarray(v).tolist() for k, v in info.items()}, sort_keys=True).encode()
+    blob += json.dumps({k: v.tolist() for k, v in info_arrays(info).items()}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
