@@ -121,3 +121,63 @@ def test_pettingzoo_aec_view_passes_api_test_with_masks() -> None:
             assert action[0] != 1 and action[1] == 0  # edge 0 is down: no edge route, no op
         aec.step(action)
     aec.close()
+
+
+# ----------------------------------------------------------------------------------------
+# env metrics in SB3 / rl-zoo3 logs
+
+TIER_ENERGY = ("energy_end_j", "energy_edge_j", "energy_cloud_j", "energy_radio_j")
+
+
+def test_env_metrics_callback_logs_per_tier_energy(tmp_path) -> None:
+    import csv
+
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
+
+    from gaisnet_env.callbacks import EnvMetricsCallback
+
+    model = PPO("MlpPolicy", GaisNetEnv("tiny"), n_steps=20, batch_size=20, n_epochs=1, seed=0)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(20, callback=EnvMetricsCallback())
+    rows = list(csv.DictReader((tmp_path / "progress.csv").open()))
+    row = rows[-1]
+    parts = [float(row[f"env/{k}"]) for k in TIER_ENERGY]
+    assert all(p >= 0 for p in parts) and parts[1] > 0  # the edge servers always draw power
+    assert sum(parts) == pytest.approx(float(row["env/energy_j"]), rel=1e-4)
+    assert float(row["env/route_share_end"]) + float(row["env/route_share_edge"]) + float(
+        row["env/route_share_cloud"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_shipped_hyperparameters_name_the_env_metrics_callback() -> None:
+    import importlib
+
+    import yaml
+    from gaisnet_env.agents.learned import HYPERPARAMS_DIR
+
+    from gaisnet_env.callbacks import EnvMetricsCallback
+
+    files = sorted(HYPERPARAMS_DIR.glob("*.yml"))
+    assert {f.stem for f in files} >= {"ppo", "a2c", "dqn", "ppo_mask"}
+    for f in files:
+        for env_id, entry in yaml.safe_load(f.read_text()).items():
+            module, _, name = entry["callback"].rpartition(".")  # how rl-zoo3 resolves it
+            assert getattr(importlib.import_module(module), name) is EnvMetricsCallback, (f.name, env_id)
+    text = (HYPERPARAMS_DIR / "ppo_mask.yml").read_text()  # stock rl-zoo3 has no ppo_mask: say what works
+    assert "python -m gaisnet_env.zoo --algo ppo_mask" in text
+    assert "train.py train --scenario metro --algo ppo_mask" in text
+
+
+def test_rl_zoo3_trains_ppo_mask_through_the_launcher(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("rl_zoo3")
+    from gaisnet_env.agents.learned import HYPERPARAMS_DIR
+
+    from gaisnet_env import zoo
+
+    monkeypatch.setattr("sys.argv", ["zoo"])
+    zoo.main(["--algo", "ppo_mask", "--env", gaisnet_env.env_id("tiny"), "--gym-packages", "gaisnet_env",
+              "-f", str(tmp_path), "--conf-file", str(HYPERPARAMS_DIR / "ppo_mask.yml"), "-n", "40",
+              "--eval-freq", "-1", "--seed", "0", "-tb", str(tmp_path / "tb")])
+    assert list(tmp_path.glob("ppo_mask/gaisnet_env-GaisNet-tiny-v0_1/*.zip"))
+    events = list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert events and any(b"env/energy_edge_j" in e.read_bytes() for e in events)
