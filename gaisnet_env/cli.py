@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gaisnet_env.agents.base import EVAL_SEED_BASE, METRICS, EpisodeMetrics, run_episode, summarise
+from gaisnet_env.plots import pareto_plot  # noqa: F401  # re-exported: cli.pareto_plot
 
 DEFAULT_SCENARIO = "metro"
 #: Heuristics the benchmark compares by default.
@@ -324,57 +325,6 @@ def write_tables(
             for m in results:
                 w.writerow(m.as_dict())
     return {"md": md, "csv": cs, "episodes_csv": ep}
-
-
-def pareto_plot(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Accuracy (x) against p95 latency (y), energy as colour, one marker per policy, 95% CI bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import cm, colors
-
-    markers = "osD^v<>pP*hXd8H"
-    fig, ax = plt.subplots(figsize=(8.5, 5.5), dpi=120)
-    energies = [r["energy_j_mean"] for r in rows]
-    lo, hi = min(energies), max(energies)
-    norm = colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0)
-    cmap = cm.viridis
-    for i, r in enumerate(rows):
-        x, y = r["accuracy_mean"], r["latency_p95_s_mean"]
-        xe = r["accuracy_ci95"] if math.isfinite(r["accuracy_ci95"]) else 0.0
-        ye = r["latency_p95_s_ci95"] if math.isfinite(r["latency_p95_s_ci95"]) else 0.0
-        c = cmap(norm(r["energy_j_mean"]))
-        ax.errorbar(x, y, xerr=xe, yerr=ye, fmt="none", ecolor="0.6", lw=0.8, zorder=1)
-        ax.scatter([x], [y], marker=markers[i % len(markers)], s=90, color=c, edgecolor="k", zorder=2,
-                   label=f"{r['policy']} (R={r['reward_mean']:.1f})")
-    # Pareto front: higher accuracy, lower latency
-    pts = sorted(((r["accuracy_mean"], r["latency_p95_s_mean"]) for r in rows), key=lambda p: (-p[0], p[1]))
-    front, best_lat = [], math.inf
-    for a, lat in pts:
-        if lat < best_lat:
-            front.append((a, lat))
-            best_lat = lat
-    if len(front) > 1:
-        fx, fy = zip(*sorted(front), strict=True)
-        ax.plot(fx, fy, "--", color="0.4", lw=1, zorder=0, label="Pareto front")
-    sm = cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=ax, label="energy per episode (J)")
-    ax.set_xlabel("mean served accuracy (higher is better)")
-    lats = [r["latency_p95_s_mean"] for r in rows if r["latency_p95_s_mean"] > 0]
-    log_y = bool(lats) and max(lats) / min(lats) > 30
-    if log_y:  # a few overloaded policies would squash the rest
-        ax.set_yscale("log")
-    ax.set_ylabel("p95 latency, s (lower is better)" + (", log scale" if log_y else ""))
-    ax.set_title(title or "accuracy vs p95 latency")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best", framealpha=0.85)
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p)
-    plt.close(fig)
-    return p
 
 
 def print_table(rows: Sequence[dict[str, Any]], title: str = "", results: Sequence[EpisodeMetrics] = ()) -> None:
