@@ -8,7 +8,7 @@
   benchmark's evaluation seeds), checkpoints, keeps the best model on the validation env and can resume
   from a saved model.
 * :class:`LearnedPolicy` adapts a trained model to the :class:`~gaisnet_env.agents.base.Policy`
-  interface (deterministic actions; MaskablePPO reads ``info['action_mask']``).
+  interface (deterministic actions; MaskablePPO gets ``info['action_mask']`` made flat, its layout).
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ def gym_mask(flat: np.ndarray, nvec: Sequence[int] | np.ndarray) -> tuple[np.nda
         raise ValueError(f"gym_mask: flat mask has {m.size} entries; nvec {sizes.tolist()} needs {int(sizes.sum())}")
     m8 = m.astype(np.int8)  # a fresh array: the views below share it, and nobody else does
     m8.setflags(write=False)
-    return tuple(np.split(m8, np.cumsum(sizes)[:-1]))
+    ends = np.cumsum(sizes).tolist()
+    return tuple(m8[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True))
 
 
 def flat_mask(mask: Any) -> np.ndarray:
