@@ -45,6 +45,10 @@ def __getattr__(name: str):
         from gaisnet_env import env
 
         return getattr(env, name)
+    if name == "EnvMetricsCallback":  # SB3 / rl-zoo3 callback (gaisnet_env.callbacks)
+        from gaisnet_env import callbacks
+
+        return callbacks.EnvMetricsCallback
     if name in ("Scenario", "ScenarioArgumentError", "ScenarioError", "load_scenario"):
         from gaisnet_env import scenario
 
@@ -53,6 +57,13 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BUILTIN_SCENARIOS", "GaisNetEnv", "Scenario", "ScenarioArgumentError", "ScenarioError", "env_id", "load_scenario",
+    "BUILTIN_SCENARIOS",
+    "EnvMetricsCallback",
+    "GaisNetEnv",
+    "Scenario",
+    "ScenarioArgumentError",
+    "ScenarioError",
+    "env_id",
+    "load_scenario",
     "make_env",
 ]

@@ -157,6 +157,7 @@ def test_shipped_hyperparameters_name_the_env_metrics_callback() -> None:
 
     from gaisnet_env.callbacks import EnvMetricsCallback
 
+    assert gaisnet_env.EnvMetricsCallback is EnvMetricsCallback  # exported at the top level too
     files = sorted(HYPERPARAMS_DIR.glob("*.yml"))
     assert {f.stem for f in files} >= {"ppo", "a2c", "dqn", "ppo_mask"}
     for f in files:
