@@ -271,7 +271,9 @@ def train(
         hyperparams: overrides of the YAML entry (rl-zoo3 keys).
         subproc: run the training envs in subprocesses (uses more cores).
         env_kwargs: extra ``GaisNetEnv`` arguments (scenario overrides), e.g. ``{"horizon": 10}``.
-        time_budget_s: stop learning after this many seconds of wall time (None: no limit).
+        time_budget_s: stop learning after this many seconds of wall time (None: no limit, the default:
+            a step budget gives the same agent on any machine). ``meta.json``'s ``stopped_by`` says which
+            budget ended the run (``"steps"`` or ``"time"``).
         op_none_logit: initial logit bonus of op "none" in a fresh actor-critic policy, so the
             untrained agent starts few knowledge operations (each is real, slow training):
             3.0 makes "none" ~0.83 likely per edge at first. 0 disables.
@@ -333,12 +335,13 @@ def train(
         deterministic=True,
         verbose=verbose,
     )
+    stop_cb = StopAfterSeconds(time_budget_s, verbose=1) if time_budget_s else None
     callbacks = CallbackList([
         CheckpointCallback(save_freq=max(1, ck // per_env), save_path=str(run_dir / "checkpoints"),
                            name_prefix=f"{a}"),
         eval_cb,
         EnvMetricsCallback(),
-        *([StopAfterSeconds(time_budget_s)] if time_budget_s else []),
+        *([stop_cb] if stop_cb else []),
     ])
     t0 = time.perf_counter()
     model.learn(total_timesteps=n_steps_total, callback=callbacks, progress_bar=progress,
@@ -353,6 +356,8 @@ def train(
         "seed": seed,
         "timesteps": n_steps_total,
         "num_timesteps": int(model.num_timesteps),
+        "stopped_by": "time" if stop_cb is not None and stop_cb.stopped_at is not None else "steps",
+        "time_budget_s": time_budget_s,
         "train_wall_s": wall,
         "hyperparams": {k: (v if isinstance(v, (int, float, str, bool, type(None), list, dict)) else str(v))
                         for k, v in params.items()},

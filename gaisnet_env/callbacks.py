@@ -100,12 +100,18 @@ class EnvMetricsCallback(BaseCallback):
 
 
 class StopAfterSeconds(BaseCallback):
-    """Stop training once ``seconds`` of wall time have passed since learning started."""
+    """Stop training once ``seconds`` of wall time have passed since learning started.
+
+    ``stopped_at`` is the step count at which it stopped (``None`` while it has not); with ``verbose``
+    it says so on screen when it stops. A time budget makes the trained agent depend on the machine's
+    speed; a step budget (``learn(total_timesteps=...)``) does not.
+    """
 
     def __init__(self, seconds: float, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.seconds = float(seconds)
         self.t0 = 0.0
+        self.stopped_at: int | None = None
 
     def _on_training_start(self) -> None:
         self.t0 = time.perf_counter()
@@ -113,6 +119,7 @@ class StopAfterSeconds(BaseCallback):
     def _on_step(self) -> bool:
         if time.perf_counter() - self.t0 < self.seconds:
             return True
+        self.stopped_at = int(self.num_timesteps)
         if self.verbose:
-            print(f"StopAfterSeconds: time budget of {self.seconds:.0f} s reached at {self.num_timesteps} steps")
+            print(f"\ntraining stopped: the time budget of {self.seconds:.0f} s ran out at {self.num_timesteps} steps")
         return False
