@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from gaisnet_env.masks import flat_mask
+
 if TYPE_CHECKING:
     from gaisnet_env.env import GaisNetEnv
 
@@ -53,7 +55,7 @@ def eval_seeds(n: int, base: int = EVAL_SEED_BASE) -> list[int]:
 def n_edges_of(info: dict[str, Any] | None = None, observation: np.ndarray | None = None) -> int:
     """Number of edges, from the action mask (8 entries per edge) or the observation length."""
     if info is not None and "action_mask" in info:
-        return len(info["action_mask"]) // (N_ROUTES + N_OPS)
+        return flat_mask(info["action_mask"]).size // (N_ROUTES + N_OPS)
     if observation is None:
         raise ValueError("n_edges_of: need info with 'action_mask' or an observation")
     from gaisnet_env.env import EDGE_FEATURES, GLOBAL_FEATURES
@@ -62,10 +64,12 @@ def n_edges_of(info: dict[str, Any] | None = None, observation: np.ndarray | Non
 
 
 def split_mask(info: dict[str, Any], n_edges: int) -> tuple[np.ndarray, np.ndarray]:
-    """Route (E, 3) and op (E, 5) feasibility from ``info['action_mask']`` (all True if absent)."""
+    """Route (E, 3) and op (E, 5) feasibility from ``info['action_mask']`` (all True if absent).
+
+    Takes Gymnasium's tuple (the env's ``info``) or the flat layout (``env.action_masks()``)."""
     if "action_mask" not in info:
         return np.ones((n_edges, N_ROUTES), bool), np.ones((n_edges, N_OPS), bool)
-    m = np.asarray(info["action_mask"], dtype=bool).reshape(n_edges, N_ROUTES + N_OPS)
+    m = flat_mask(info["action_mask"]).reshape(n_edges, N_ROUTES + N_OPS)
     return m[:, :N_ROUTES], m[:, N_ROUTES:]
 
 

@@ -8,7 +8,7 @@
   benchmark's evaluation seeds), checkpoints, keeps the best model on the validation env and can resume
   from a saved model.
 * :class:`LearnedPolicy` adapts a trained model to the :class:`~gaisnet_env.agents.base.Policy`
-  interface (deterministic actions; MaskablePPO reads ``info['action_mask']``).
+  interface (deterministic actions; MaskablePPO gets ``info['action_mask']`` made flat, its layout).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import gymnasium as gym
 import numpy as np
 import yaml
 from gaisnet_env.agents.base import VALIDATION_SEED_BASE
+
+from gaisnet_env.masks import flat_mask
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 #: Dotted name of the observation-memory wrapper (rl-zoo3 ``env_wrapper`` entry).
@@ -269,7 +271,9 @@ def train(
         hyperparams: overrides of the YAML entry (rl-zoo3 keys).
         subproc: run the training envs in subprocesses (uses more cores).
         env_kwargs: extra ``GaisNetEnv`` arguments (scenario overrides), e.g. ``{"horizon": 10}``.
-        time_budget_s: stop learning after this many seconds of wall time (None: no limit).
+        time_budget_s: stop learning after this many seconds of wall time (None: no limit, the default:
+            a step budget gives the same agent on any machine). ``meta.json``'s ``stopped_by`` says which
+            budget ended the run (``"steps"`` or ``"time"``).
         op_none_logit: initial logit bonus of op "none" in a fresh actor-critic policy, so the
             untrained agent starts few knowledge operations (each is real, slow training):
             3.0 makes "none" ~0.83 likely per edge at first. 0 disables.
@@ -331,12 +335,13 @@ def train(
         deterministic=True,
         verbose=verbose,
     )
+    stop_cb = StopAfterSeconds(time_budget_s, verbose=1) if time_budget_s else None
     callbacks = CallbackList([
         CheckpointCallback(save_freq=max(1, ck // per_env), save_path=str(run_dir / "checkpoints"),
                            name_prefix=f"{a}"),
         eval_cb,
         EnvMetricsCallback(),
-        *([StopAfterSeconds(time_budget_s)] if time_budget_s else []),
+        *([stop_cb] if stop_cb else []),
     ])
     t0 = time.perf_counter()
     model.learn(total_timesteps=n_steps_total, callback=callbacks, progress_bar=progress,
@@ -351,6 +356,8 @@ def train(
         "seed": seed,
         "timesteps": n_steps_total,
         "num_timesteps": int(model.num_timesteps),
+        "stopped_by": "time" if stop_cb is not None and stop_cb.stopped_at is not None else "steps",
+        "time_budget_s": time_budget_s,
         "train_wall_s": wall,
         "hyperparams": {k: (v if isinstance(v, (int, float, str, bool, type(None), list, dict)) else str(v))
                         for k, v in params.items()},
@@ -406,7 +413,7 @@ def teacher_episode(scenario: str, teacher: str, seed: int, env_kwargs: dict[str
         a = pol.act(o, info)
         obs_l.append(aug(o) if augment else o)
         act_l.append(np.asarray(a))
-        mask_l.append(np.asarray(info["action_mask"], dtype=bool))
+        mask_l.append(flat_mask(info["action_mask"]))
         o, r, term, trunc, info = env.step(a)
         rews.append(float(r))
         if term or trunc:
@@ -603,11 +610,11 @@ class LearnedPolicy:
             observation = self.augmenter(observation)
         kwargs: dict[str, Any] = {}
         if self.masked and "action_mask" in info:
-            kwargs["action_masks"] = np.asarray(info["action_mask"], dtype=bool)
+            kwargs["action_masks"] = flat_mask(info["action_mask"])
         action, _ = self.model.predict(np.asarray(observation, dtype=np.float32), deterministic=self.deterministic,
                                        **kwargs)
         if self.discrete:
-            E = len(info["action_mask"]) // 8 if "action_mask" in info else None
+            E = flat_mask(info["action_mask"]).size // 8 if "action_mask" in info else None
             if self.flat_nvec is None:
                 if E is None:
                     raise ValueError("LearnedPolicy: a Discrete model needs info['action_mask'] to size the action")

@@ -67,6 +67,7 @@ _HOOKS = (
     ("observation", "env", "_observation"),
     ("info_masks", "env", "_base_info"),
     ("info_masks", "env", "action_masks"),
+    ("info_masks", "env", "gym_action_mask"),
     ("info_masks", "env", "_mask_arrays"),
 )
 

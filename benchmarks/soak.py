@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from gaisnet_env.env import GaisNetEnv  # noqa: E402
+from gaisnet_env.masks import flat_mask, info_arrays  # noqa: E402
 from gaisnet_env.wrappers import FaultInjection  # noqa: E402
 
 COUNTERS = (
@@ -99,12 +100,11 @@ def check_step(env: Any, obs: np.ndarray, reward: float, info: dict[str, Any]) -
         raise AssertionError(f"observation outside its space: min {obs.min()}, max {obs.max()}, dtype {obs.dtype}")
     if not math.isfinite(reward):
         raise AssertionError(f"reward {reward}")
-    for k, v in info.items():
+    for k, a in info_arrays(info).items():
         if k == "fault_injected":
             continue
-        a = np.asarray(v)
         if a.dtype.kind in "fiub" and not np.all(np.isfinite(a.astype(np.float64))):
-            raise AssertionError(f"info[{k!r}] not finite: {v}")
+            raise AssertionError(f"info[{k!r}] not finite: {info[k]}")
     for k in ("accuracy", "accuracy_end", "accuracy_edge", "accuracy_cloud", "sla_violation_share"):
         if not 0.0 <= info[k] <= 1.0:
             raise AssertionError(f"info[{k!r}] = {info[k]} outside [0, 1]")
@@ -116,7 +116,7 @@ def check_step(env: Any, obs: np.ndarray, reward: float, info: dict[str, Any]) -
 def step_digest(obs: np.ndarray, reward: float, info: dict[str, Any]) -> str:
     """SHA-256 of a step's observation, reward and info (to compare two envs bit for bit)."""
     blob = np.asarray(obs).tobytes() + np.float64(reward).tobytes()
-    blob += json.dumps({k: np.asarray(v).tolist() for k, v in sorted(info.items())}, default=str).encode()
+    blob += json.dumps({k: v.tolist() for k, v in sorted(info_arrays(info).items())}, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -188,7 +188,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         policy = "masked_random" if rng.random() < 0.75 else "unmasked_random"
         policies[policy] += 1
         check.stop()
-        return info["action_mask"], policy
+        return flat_mask(info["action_mask"]), policy
 
     mask, policy = new_episode()
     while steps < args.steps and time.perf_counter() < deadline:
@@ -207,7 +207,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 totals[k] += float(info[k])
             if "fault_injected" in info:
                 kinds[info["fault_injected"]] = kinds.get(info["fault_injected"], 0) + 1
-            mask = info["action_mask"]
+            mask = flat_mask(info["action_mask"])
             if terminated or truncated:
                 mask, policy = new_episode()
         except Exception as exc:  # a crash: record it and go on from a fresh episode

@@ -4,7 +4,8 @@
 
 Follows CleanRL's ``ppo.py`` (GAE, clipped surrogate, value loss, entropy bonus, advantage
 normalisation), with one categorical head per action component and infeasible choices masked
-from ``info["action_mask"]``.
+from ``info["action_mask"]`` (the vector env's batch of Gymnasium masks, made flat by
+``gaisnet_env.masks.flat_mask``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 import gaisnet_env
+from gaisnet_env.masks import flat_mask
 
 
 def layer(i: int, o: int, std: float = np.sqrt(2)) -> nn.Linear:
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> float:
 
     obs, info = envs.reset(seed=args.seed)
     next_obs = torch.as_tensor(obs)
-    next_mask = torch.as_tensor(info["action_mask"])
+    next_mask = torch.as_tensor(flat_mask(info["action_mask"]))
     next_done = torch.zeros(N)
     returns: list[float] = []
     start = time.time()
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> float:
             obs, reward, term, trunc, info = envs.step(action.numpy())
             rew_b[t] = torch.as_tensor(reward, dtype=torch.float32)
             next_obs = torch.as_tensor(obs)
-            next_mask = torch.as_tensor(info["action_mask"])
+            next_mask = torch.as_tensor(flat_mask(info["action_mask"]))
             next_done = torch.as_tensor(np.logical_or(term, trunc), dtype=torch.float32)
             if "episode" in info:
                 returns += [float(r) for r in info["episode"]["r"][info["_episode"]]]

@@ -8,19 +8,9 @@ from __future__ import annotations
 import argparse
 
 import gymnasium as gym
-import numpy as np
 
 import gaisnet_env
 from gaisnet_env.wrappers import RecordMetrics
-
-
-def masked_sample(mask: np.ndarray, nvec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random feasible choice per component of a MultiDiscrete action."""
-    out, start = [], 0
-    for n in nvec:
-        out.append(rng.choice(np.flatnonzero(mask[start : start + n])))
-        start += n
-    return np.asarray(out, dtype=np.int64)
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, float]]:
@@ -31,13 +21,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     args = p.parse_args(argv)
 
     env = RecordMetrics(gym.make(gaisnet_env.env_id(args.scenario)))
-    rng = np.random.default_rng(args.seed)
+    env.action_space.seed(args.seed)
     summaries = []
     for ep in range(args.episodes):
         obs, info = env.reset(seed=args.seed + ep)
         done = False
         while not done:
-            action = masked_sample(info["action_mask"], env.action_space.nvec, rng)
+            # info["action_mask"] is in Gymnasium's format: one int8 array per MultiDiscrete component
+            action = env.action_space.sample(mask=info["action_mask"])
             obs, reward, terminated, truncated, info = env.step(action)
             done = terminated or truncated
         m = info["episode_metrics"]

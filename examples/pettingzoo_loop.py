@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 import gaisnet_env
 from gaisnet_env.multiagent import parallel_env
 
@@ -22,13 +20,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     env = parallel_env(args.scenario, reward_mode=args.reward_mode)
     observations, infos = env.reset(seed=args.seed)
-    rng = np.random.default_rng(args.seed)
     returns = dict.fromkeys(env.agents, 0.0)
     while env.agents:
-        actions = {}
-        for agent in env.agents:
-            mask = infos[agent]["action_mask"]  # 3 route entries then 5 operation entries
-            actions[agent] = np.array([rng.choice(np.flatnonzero(mask[:3])), rng.choice(np.flatnonzero(mask[3:]))])
+        # infos[agent]["action_mask"]: Gymnasium's format, (route mask, operation mask) as int8 arrays
+        actions = {agent: env.action_space(agent).sample(mask=infos[agent]["action_mask"]) for agent in env.agents}
         observations, rewards, terminations, truncations, infos = env.step(actions)
         for agent, r in rewards.items():
             returns[agent] += r

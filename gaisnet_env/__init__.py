@@ -45,11 +45,25 @@ def __getattr__(name: str):
         from gaisnet_env import env
 
         return getattr(env, name)
-    if name in ("Scenario", "ScenarioError", "load_scenario"):
+    if name == "EnvMetricsCallback":  # SB3 / rl-zoo3 callback (gaisnet_env.callbacks)
+        from gaisnet_env import callbacks
+
+        return callbacks.EnvMetricsCallback
+    if name in ("Scenario", "ScenarioArgumentError", "ScenarioError", "load_scenario"):
         from gaisnet_env import scenario
 
         return getattr(scenario, name)
     raise AttributeError(f"module 'gaisnet_env' has no attribute {name!r}")
 
 
-__all__ = ["BUILTIN_SCENARIOS", "GaisNetEnv", "Scenario", "ScenarioError", "env_id", "load_scenario", "make_env"]
+__all__ = [
+    "BUILTIN_SCENARIOS",
+    "EnvMetricsCallback",
+    "GaisNetEnv",
+    "Scenario",
+    "ScenarioArgumentError",
+    "ScenarioError",
+    "env_id",
+    "load_scenario",
+    "make_env",
+]

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gaisnet_env.agents.base import EVAL_SEED_BASE, METRICS, EpisodeMetrics, run_episode, summarise
+from gaisnet_env.plots import pareto_plot  # noqa: F401  # re-exported: cli.pareto_plot
 
 DEFAULT_SCENARIO = "metro"
 #: Heuristics the benchmark compares by default.
@@ -44,8 +45,6 @@ DEFAULT_HEURISTICS: tuple[str, ...] = (
     "threshold",
     "cost-aware",
 )
-#: Seconds the main job may spend training (the whole job stays under 10 minutes on 2 cores).
-MAIN_TRAIN_BUDGET_S = 270.0
 MAIN_SEEDS = 5
 #: The main job's PPO clones this heuristic before RL (see ``agents.learned.behaviour_clone``).
 MAIN_WARM_START = "cost-aware"
@@ -326,57 +325,6 @@ def write_tables(
     return {"md": md, "csv": cs, "episodes_csv": ep}
 
 
-def pareto_plot(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Accuracy (x) against p95 latency (y), energy as colour, one marker per policy, 95% CI bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import cm, colors
-
-    markers = "osD^v<>pP*hXd8H"
-    fig, ax = plt.subplots(figsize=(8.5, 5.5), dpi=120)
-    energies = [r["energy_j_mean"] for r in rows]
-    lo, hi = min(energies), max(energies)
-    norm = colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0)
-    cmap = cm.viridis
-    for i, r in enumerate(rows):
-        x, y = r["accuracy_mean"], r["latency_p95_s_mean"]
-        xe = r["accuracy_ci95"] if math.isfinite(r["accuracy_ci95"]) else 0.0
-        ye = r["latency_p95_s_ci95"] if math.isfinite(r["latency_p95_s_ci95"]) else 0.0
-        c = cmap(norm(r["energy_j_mean"]))
-        ax.errorbar(x, y, xerr=xe, yerr=ye, fmt="none", ecolor="0.6", lw=0.8, zorder=1)
-        ax.scatter([x], [y], marker=markers[i % len(markers)], s=90, color=c, edgecolor="k", zorder=2,
-                   label=f"{r['policy']} (R={r['reward_mean']:.1f})")
-    # Pareto front: higher accuracy, lower latency
-    pts = sorted(((r["accuracy_mean"], r["latency_p95_s_mean"]) for r in rows), key=lambda p: (-p[0], p[1]))
-    front, best_lat = [], math.inf
-    for a, lat in pts:
-        if lat < best_lat:
-            front.append((a, lat))
-            best_lat = lat
-    if len(front) > 1:
-        fx, fy = zip(*sorted(front), strict=True)
-        ax.plot(fx, fy, "--", color="0.4", lw=1, zorder=0, label="Pareto front")
-    sm = cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=ax, label="energy per episode (J)")
-    ax.set_xlabel("mean served accuracy (higher is better)")
-    lats = [r["latency_p95_s_mean"] for r in rows if r["latency_p95_s_mean"] > 0]
-    log_y = bool(lats) and max(lats) / min(lats) > 30
-    if log_y:  # a few overloaded policies would squash the rest
-        ax.set_yscale("log")
-    ax.set_ylabel("p95 latency, s (lower is better)" + (", log scale" if log_y else ""))
-    ax.set_title(title or "accuracy vs p95 latency")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best", framealpha=0.85)
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p)
-    plt.close(fig)
-    return p
-
-
 def print_table(rows: Sequence[dict[str, Any]], title: str = "", results: Sequence[EpisodeMetrics] = ()) -> None:
     """Print the benchmark table (rich if available)."""
     cols = list(METRICS)
@@ -443,9 +391,20 @@ def cmd_train(args: argparse.Namespace) -> Path:
         warm_start_episodes=args.warm_start_episodes,
         warm_start_jobs=args.warm_start_jobs,
     )
+    print(training_summary(json.loads((run_dir / "meta.json").read_text())))
     print(f"trained {args.algo} on {args.scenario} in {time.perf_counter() - t0:.1f} s -> {run_dir}")
     print(f"  best model: {run_dir / 'best_model.zip'}   tensorboard --logdir {run_dir / 'tb'}")
     return run_dir
+
+
+def training_summary(meta: dict[str, Any]) -> str:
+    """One line saying when and why a run's training stopped (from its ``meta.json``)."""
+    n, asked = int(meta["num_timesteps"]), int(meta["timesteps"])
+    if meta.get("stopped_by") == "time":
+        return (f"training stopped at {n:,} of {asked:,} env steps: the time budget of "
+                f"{float(meta['time_budget_s']):.0f} s ran out")
+    rounded = f" ({n:,}: whole rollouts)" if n > asked else ""
+    return f"training stopped at its step budget of {asked:,} env steps{rounded}"
 
 
 def _seeds(arg: Sequence[int] | None, n: int | None) -> list[int]:
@@ -506,8 +465,10 @@ def run_benchmark(
                                     env_kwargs=env_kwargs, time_budget_s=time_budget_s, warm_start=warm_start,
                                     warm_start_episodes=warm_start_episodes, warm_start_jobs=warm_start_jobs)
                 meta = json.loads((run_dir / "meta.json").read_text())
+                print(training_summary(meta))
                 ws = f", warm start from {warm_start}" if warm_start else ""
-                train_info.append(f"{a}: {meta['num_timesteps']} timesteps{ws}, seed {train_seed}, "
+                budget = " (stopped by the time budget)" if meta.get("stopped_by") == "time" else ""
+                train_info.append(f"{a}: {meta['num_timesteps']} timesteps{budget}{ws}, seed {train_seed}, "
                                   f"{time.perf_counter() - t0:.0f} s")
             elif not (run_dir / "best_model.zip").exists():
                 raise SystemExit(f"benchmark: no trained {a} under {run_dir}; pass --train-timesteps N")
@@ -567,32 +528,46 @@ def cmd_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def cmd_main(args: argparse.Namespace) -> None:
-    """The README's main job: a small PPO on ``metro`` then the benchmark against the heuristics."""
+    """The README's main job: a small PPO on ``metro`` then the benchmark against the heuristics.
+
+    Training has a step budget (the YAML's ``n_timesteps`` or ``--timesteps``), so the same command
+    trains the same agent on any machine. The table (markdown, CSV) and the Pareto plot go beside the
+    run (``--logdir``) unless ``--out`` says otherwise; the end of the output lists every file written.
+    """
+    from gaisnet_env.agents.learned import canonical_algo, load_hyperparams
+
     t0 = time.perf_counter()
     n_seeds = args.main_seeds
-    print(f"Main job: train {args.algo} on '{DEFAULT_SCENARIO}' (at most {MAIN_TRAIN_BUDGET_S:.0f} s of training), "
-          f"then evaluate it against the heuristics on {n_seeds} held-out seeds (fewer than the 10 of "
-          f"benchmarks/results/ to fit in about 10 minutes on 2 cores).")
+    algo = canonical_algo(args.algo)
+    timesteps = args.timesteps or int(float(load_hyperparams(algo, DEFAULT_SCENARIO)["n_timesteps"]))
+    out = Path(args.out or args.logdir)
+    stem = f"{DEFAULT_SCENARIO}_main"
+    print(f"Main job: train {algo} on '{DEFAULT_SCENARIO}' for {timesteps:,} env steps (a step budget: the same "
+          f"agent on any machine), then evaluate it against the heuristics on {n_seeds} held-out seeds (fewer "
+          f"than the 10 of benchmarks/results/, to fit in about 10 minutes on 2 cores).")
     jobs = max(1, min(2, os.cpu_count() or 1))
-    from gaisnet_env.agents.learned import load_hyperparams
-
-    timesteps = args.timesteps or int(float(load_hyperparams(args.algo, DEFAULT_SCENARIO)["n_timesteps"]))
     run_benchmark(
         DEFAULT_SCENARIO,
         list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + n_seeds)),
-        [*DEFAULT_HEURISTICS, args.algo],
-        out=args.out,
+        [*DEFAULT_HEURISTICS, algo],
+        out=out,
         train_timesteps=timesteps,
         train_seed=0,
         logdir=args.logdir,
         jobs=jobs,
-        stem=f"{DEFAULT_SCENARIO}_main",
-        time_budget_s=MAIN_TRAIN_BUDGET_S,
+        stem=stem,
         warm_start=args.warm_start,
         warm_start_episodes=6,
-        note="The README's main job (reduced seeds and training budget); see metro_benchmark.md for the full run.",
+        note="The README's main job (reduced seeds and training steps); see metro_benchmark.md for the full run.",
     )
-    print(f"main job finished in {time.perf_counter() - t0:.0f} s")
+    run_dir = Path(args.logdir) / f"{DEFAULT_SCENARIO}_{algo}_s0"
+    print(f"main job finished in {time.perf_counter() - t0:.0f} s. Written:")
+    for what, path in (("model", run_dir / "best_model.zip"), ("final model", run_dir / "final_model.zip"),
+                       ("TensorBoard logs", run_dir / "tb"), ("table", out / f"{stem}.md"),
+                       ("table (CSV)", out / f"{stem}.csv"), ("episodes (CSV)", out / f"{stem}_episodes.csv"),
+                       ("Pareto plot", out / f"{stem}.png")):
+        print(f"  {what + ':':<18} {path}")
+    print(f"  (tensorboard --logdir {run_dir / 'tb'})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -608,7 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timesteps", type=int, default=None, help="main job: training timesteps (default: YAML)")
     p.add_argument("--main-seeds", type=int, default=MAIN_SEEDS, help="main job: evaluation seeds")
     p.add_argument("--logdir", default="runs", help="main job: run directory root")
-    p.add_argument("--out", default=None, help="main job: also write tables/plot here")
+    p.add_argument("--out", default=None, help="main job: where the tables and the plot go (default: --logdir)")
     p.add_argument("--warm-start", default=MAIN_WARM_START, help="main job: heuristic to clone before PPO "
                    f"(default {MAIN_WARM_START}; 'none' disables)")
     sub = p.add_subparsers(dest="command")

@@ -51,9 +51,9 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from gaisnet_env import cost, op_costs, operator_view, profiles
+from gaisnet_env import cost, masks, op_costs, operator_view, profiles
 from gaisnet_env import snapshot as snapshot_checks
-from gaisnet_env.scenario import Scenario, load_scenario
+from gaisnet_env.scenario import Scenario, check_override_keys, load_scenario
 from gaisnet_env.topology import backhaul_hops, build_topology
 from gaisnet_env.worker_config import OPERATIONS, STYLES, TIERS
 from gaisnet_env.workers import WorkerSystem
@@ -186,8 +186,11 @@ class GaisNetEnv(gym.Env):
                 Strings: ``"real"`` (the default) or ``"fast"``: the calibrated fast path
                 (:class:`~gaisnet_env.surrogate.SurrogateWorkerSystem`: operations predicted by a
                 response model fitted on recorded real runs, not trained; for prototyping).
-            overrides: scenario fields, nested (``reward={"w_lat": 1}``) or dotted.
+            overrides: scenario fields, nested (``reward={"w_lat": 1}``) or dotted. A keyword that is neither
+                an argument above nor a top-level scenario field raises
+                :class:`~gaisnet_env.scenario.ScenarioArgumentError` (a TypeError and a ScenarioError).
         """
+        check_override_keys(overrides, "GaisNetEnv", _ENV_ARGUMENTS)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: got {render_mode!r}; allowed: None, 'ansi', 'rgb_array'")
         if masked_action not in ("fallback", "raise"):
@@ -243,6 +246,7 @@ class GaisNetEnv(gym.Env):
         self._gen_memo: tuple | None = None  # (class_mix, style_mix, generator weight tokens, quality)
         self._drift_memo: tuple | None = None  # (class_mix, style_mix, adapted mixes' bytes, drift)
         self._mask_memo: tuple | None = None  # (key, (E, 8) mask, its routes and ops views); see _mask_arrays
+        self._gym_mask_memo: tuple | None = None  # ((E, 8) mask of _mask_memo, its gym_action_mask tuple)
         self._stock_of: tuple | None = None  # (workers, whether _stock_workers holds for them)
 
     # ------------------------------------------------------------------------------------
@@ -908,6 +912,20 @@ class GaisNetEnv(gym.Env):
             return memo[1].ravel().copy()
         return np.concatenate([routes, ops], axis=1).ravel()
 
+    def gym_action_mask(self) -> tuple[np.ndarray, ...]:
+        """Gymnasium's MultiDiscrete mask (``info["action_mask"]``): per edge a route (3) then an op (5) int8 array.
+
+        ``env.action_space.sample(mask=env.gym_action_mask())`` draws a feasible action. The arrays are
+        read-only and shared while the mask does not change (see :mod:`gaisnet_env.masks`)."""
+        self._mask_arrays()
+        m = self._mask_memo[1]  # type: ignore[index]  # the memoised (E, 8) array _mask_arrays just checked
+        memo = self._gym_mask_memo
+        if memo is not None and memo[0] is m:
+            return memo[1]
+        out = masks.gym_mask(m, self.action_space.nvec)
+        self._gym_mask_memo = (m, out)
+        return out
+
     @staticmethod
     def _fallback_route(route: np.ndarray, routes_ok: np.ndarray) -> np.ndarray:
         """Nearest feasible tier: cloud -> edge -> end, edge -> cloud -> end, end -> edge -> cloud."""
@@ -1230,7 +1248,7 @@ class GaisNetEnv(gym.Env):
             "episode_carbon_g": st.cum["carbon_g"],
             "episode_bytes_up": st.cum["bytes_up"],
             "episode_bytes_down": st.cum["bytes_down"],
-            "action_mask": self.action_masks(),
+            "action_mask": self.gym_action_mask(),
         }
 
     # ------------------------------------------------------------------------------------
@@ -1359,6 +1377,12 @@ def _drain_wait(backlog_s: np.ndarray, rate: np.ndarray) -> np.ndarray:
     wait = np.where(backlog_s > 0, np.inf, 0.0)
     np.divide(backlog_s, rate, out=wait, where=(rate > 0) & (backlog_s > 0))
     return wait
+
+
+#: GaisNetEnv's own keyword arguments (named in the error for an unknown one).
+_ENV_ARGUMENTS: tuple[str, ...] = (
+    "scenario", "render_mode", "cache_dir", "masked_action", "accuracy_view", "torch_threads", "worker_system",
+)
 
 
 def make_env(scenario: str | Path | dict[str, Any] | Scenario = "metro", **kwargs: Any) -> GaisNetEnv:

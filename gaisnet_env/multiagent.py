@@ -7,9 +7,11 @@ system's shared reward (``reward_mode="shared"``) or the edge's own share
 and carbon references divided by the number of edges). Requires ``pip install pettingzoo``
 (the ``multiagent`` extra).
 
-Per-agent ``infos[agent]["action_mask"]`` is the edge's feasibility mask (3 route then 5
-operation entries, as in ``GaisNetEnv.action_masks()``). ``state()`` is the flat single-agent
-observation (``state_space``). For PettingZoo's AEC API use
+Per-agent ``infos[agent]["action_mask"]`` is the edge's feasibility mask in Gymnasium's format for
+its ``MultiDiscrete([3, 5])`` space: a tuple (route int8 (3,), operation int8 (5,)), so
+``env.action_space(agent).sample(mask=infos[agent]["action_mask"])`` draws a feasible action
+(``gaisnet_env.masks.flat_mask`` gives the flat 8-entry bool layout). ``state()`` is the flat
+single-agent observation (``state_space``). For PettingZoo's AEC API use
 ``pettingzoo.utils.parallel_to_aec(parallel_env(...))``.
 
 Example::
@@ -19,7 +21,7 @@ Example::
     env = parallel_env("tiny", reward_mode="per_edge")
     obs, infos = env.reset(seed=0)
     while env.agents:
-        actions = {a: env.action_space(a).sample() for a in env.agents}
+        actions = {a: env.action_space(a).sample(mask=infos[a]["action_mask"]) for a in env.agents}
         obs, rewards, terms, truncs, infos = env.step(actions)
 """
 
@@ -81,8 +83,8 @@ class GaisNetParallelEnv(ParallelEnv):
         return {a: np.concatenate([per_edge[i], glob]) for i, a in enumerate(self.possible_agents)}
 
     def _infos(self, info: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        mask = info["action_mask"].reshape(self.env.n_edges, len(TIERS) + len(OPERATIONS))
-        return {a: {"action_mask": mask[i].copy()} for i, a in enumerate(self.agents)}
+        mask = info["action_mask"]  # Gymnasium's tuple: per edge a route then an op array (read-only)
+        return {a: {"action_mask": (mask[2 * i], mask[2 * i + 1])} for i, a in enumerate(self.agents)}
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None

@@ -45,9 +45,16 @@ def make_env(env_config: Mapping[str, Any] | None = None) -> Any:
     scenario = cfg.get("scenario", "tiny")
     kwargs = {k: v for k, v in cfg.items() if k not in _META_KEYS}
     if cfg.get("multiagent", False):
-        from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
+        try:
+            from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 
-        from gaisnet_env.multiagent import GaisNetParallelEnv
+            from gaisnet_env.multiagent import GaisNetParallelEnv
+        except ImportError as e:
+            raise ModuleNotFoundError(
+                f"env_config multiagent=True needs pettingzoo in every Ray worker "
+                f'(pip install "gaisnet-env[rllib]", which includes it): {e}',
+                name=e.name,
+            ) from e
 
         return ParallelPettingZooEnv(
             GaisNetParallelEnv(scenario, reward_mode=cfg.get("reward_mode", "shared"), **kwargs)
@@ -95,6 +102,8 @@ def ppo_config(
     seed: int | None = 0,
     multiagent: bool = False,
     reward_mode: str = "shared",
+    env_metrics: bool = True,
+    restart_failed_env_runners: bool = False,
 ) -> Any:
     """A ``PPOConfig`` (new API stack, torch) for ``scenario``; call ``.build_algo()`` on it.
 
@@ -113,6 +122,13 @@ def ppo_config(
         seed: seed of the algorithm (env runners derive per-env seeds from it); ``None`` leaves it.
         multiagent: train on the PettingZoo view (each edge an agent, one shared policy).
         reward_mode: multi-agent reward, ``"shared"`` or ``"per_edge"``.
+        env_metrics: log the env's metrics (``env/<key>`` in ``result["env_runners"]``) with
+            :class:`~gaisnet_env.rllib_callbacks.EnvMetricsRLlibCallback`.
+        restart_failed_env_runners: RLlib's fault tolerance. ``False`` (the default here) makes an
+            error inside a remote env runner, such as a missing package when it builds the env, reach
+            ``build_algo()`` / ``train()`` as itself (RLlib's own default, ``True``, logs it and restarts
+            the runner, and ``build_algo()`` then fails with an unrelated ``IndexError``). ``True`` suits
+            long cluster runs with preemptible nodes.
     """
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
@@ -139,9 +155,14 @@ def ppo_config(
             gamma=gamma,
         )
         .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=list(hidden), vf_share_layers=False))
+        .fault_tolerance(restart_failed_env_runners=restart_failed_env_runners)
     )
     if multiagent:
         config = config.multi_agent(policies={SHARED_POLICY}, policy_mapping_fn=shared_policy_mapping)
+    if env_metrics:
+        from gaisnet_env.rllib_callbacks import EnvMetricsRLlibCallback
+
+        config = config.callbacks(EnvMetricsRLlibCallback)
     if seed is not None:
         config = config.debugging(seed=seed)
     return config

@@ -27,6 +27,10 @@ class ScenarioError(ValueError):
     """A scenario file or override is invalid; the message names the field."""
 
 
+class ScenarioArgumentError(ScenarioError, TypeError):
+    """An unknown top-level keyword argument: a ``TypeError`` (as Python raises for one) and a ScenarioError."""
+
+
 class _Loader(yaml.SafeLoader):
     """Safe YAML loader that also reads YAML 1.2 floats such as ``1e6`` and ``3.6e13``, and refuses
     what YAML 1.1 reads silently wrong: a key given twice in one mapping (PyYAML keeps the last) and an
@@ -484,4 +488,24 @@ def load_scenario(source: str | Path | dict[str, Any] | Scenario = "metro", **ov
         )
     if not isinstance(data, dict):
         raise ScenarioError(f"scenario {source!r}: expected a mapping of sections, got {type(data).__name__}")
+    check_override_keys(overrides)
     return scenario_from_dict(merge_overrides(data, overrides))
+
+
+def check_override_keys(
+    overrides: dict[str, Any], owner: str = "load_scenario", arguments: tuple[str, ...] = ()
+) -> None:
+    """Raise :class:`ScenarioArgumentError` (a TypeError) for a keyword that is not a top-level scenario field.
+
+    ``owner`` and its own ``arguments`` only word the message. Unknown keys *inside* a section
+    (``reward={"w_x": 1}``, ``**{"reward.w_x": 1}``) are left to the validation (plain ScenarioError).
+    """
+    fields = [f.name for f in dataclasses.fields(Scenario)]
+    for key in overrides:
+        top = str(key).split(".")[0]
+        if top not in fields:
+            own = f"its arguments {', '.join(arguments)}, or " if arguments else ""
+            raise ScenarioArgumentError(
+                f"{top}: unknown key; {owner}() got an unexpected keyword argument {key!r}; "
+                f"allowed: {own}a scenario field ({', '.join(fields)})"
+            )

@@ -27,7 +27,9 @@ class FlattenMultiDiscreteAction(gym.ActionWrapper):
 
     ``action(i)`` maps a flat index to the env's MultiDiscrete action and ``reverse(a)``
     maps a MultiDiscrete action back to its index. ``action_masks()`` (when the wrapped env
-    has one) is lifted to the flat space: index ``i`` is feasible iff every component is.
+    has one) is lifted to the flat space: index ``i`` is feasible iff every component is; so is
+    ``info["action_mask"]``, in Gymnasium's ``Discrete`` format (int8 ``(n,)``), so
+    ``env.action_space.sample(mask=info["action_mask"])`` still works.
     """
 
     def __init__(self, env: gym.Env) -> None:
@@ -60,6 +62,22 @@ class FlattenMultiDiscreteAction(gym.ActionWrapper):
 
     def reverse_action(self, action: Any) -> int:  # gymnasium's name for the inverse
         return self.reverse(action)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        return obs, self._flat_info(info)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(self.action(action))
+        return obs, reward, terminated, truncated, self._flat_info(info)
+
+    def _flat_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        """``info`` with its ``action_mask`` (if any) lifted to this wrapper's Discrete space."""
+        if "action_mask" not in info:
+            return info
+        from gaisnet_env.masks import discrete_mask
+
+        return {**info, "action_mask": discrete_mask(self.action_masks())}
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask over the flat actions (outer product of the per-component masks)."""
@@ -539,7 +557,7 @@ class FaultInjection(gym.Wrapper, gym.utils.RecordConstructorArgs):
             info["fault_injected"] = self.inject_random()
             base = self.env.unwrapped
             obs = base._observation()  # the new fault shows in the observation and the mask
-            info["action_mask"] = base.action_masks()
+            info["action_mask"] = base.gym_action_mask()
         return obs, reward, terminated, truncated, info
 
     def snapshot(self) -> dict[str, Any]:

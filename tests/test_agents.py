@@ -9,6 +9,7 @@ from gaisnet_env.agents.heuristics import HEURISTICS, make_heuristic
 from gaisnet_env.agents.oracle import LookaheadOracle
 
 from gaisnet_env.env import GaisNetEnv
+from gaisnet_env.masks import flat_mask
 from gaisnet_env.wrappers import FlattenMultiDiscreteAction
 
 
@@ -28,7 +29,7 @@ class _MaskChecking:
 
     def act(self, observation: np.ndarray, info: dict) -> np.ndarray:
         a = np.asarray(self.inner.act(observation, info))
-        mask = np.asarray(info["action_mask"], dtype=bool).reshape(-1, 8)
+        mask = flat_mask(info["action_mask"]).reshape(-1, 8)
         for e, (r, o) in enumerate(a.reshape(-1, 2)):
             assert mask[e, r] and mask[e, 3 + o], f"masked action {a} (mask {mask.astype(int)})"
         return a

@@ -15,6 +15,7 @@ import pytest
 import gaisnet_env
 from gaisnet_env import profiles
 from gaisnet_env.env import EDGE_FEATURES, GLOBAL_FEATURES, GaisNetEnv
+from gaisnet_env.masks import info_arrays
 from gaisnet_env.scenario import ScenarioError
 
 ALL = list(gaisnet_env.BUILTIN_SCENARIOS)
@@ -64,7 +65,7 @@ def _rollout(env: GaisNetEnv, seed: int, n: int) -> list:
     out = [obs.tobytes()]
     for _ in range(n):
         obs, r, term, trunc, info = env.step(env.action_space.sample())
-        out.append((obs.tobytes(), r, {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in info.items()}))
+        out.append((obs.tobytes(), r, {k: v.tolist() for k, v in info_arrays(info).items()}))
         if term or trunc:
             break
     return out
@@ -83,6 +84,7 @@ def test_same_seed_same_episode_across_processes(tiny: GaisNetEnv) -> None:
         """
         import hashlib, json, numpy as np
         from gaisnet_env.env import GaisNetEnv
+        from gaisnet_env.masks import info_arrays
         env = GaisNetEnv("tiny")
         env.action_space.seed(11)
         obs, info = env.reset(seed=11)
@@ -90,7 +92,7 @@ def test_same_seed_same_episode_across_processes(tiny: GaisNetEnv) -> None:
         for _ in range(15):
             obs, r, term, trunc, info = env.step(env.action_space.sample())
             h.update(obs.tobytes()); h.update(np.float64(r).tobytes())
-            h.update(json.dumps({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in info.items()},
+            h.update(json.dumps({k: v.tolist() for k, v in info_arrays(info).items()},
                                 sort_keys=True).encode())
         print(h.hexdigest())
         """
@@ -117,8 +119,8 @@ def test_random_episode_metrics_finite_and_physical(name: str) -> None:
         steps += 1
         assert env.observation_space.contains(obs)
         assert np.isfinite(reward)
-        for k, v in info.items():
-            assert np.all(np.isfinite(np.asarray(v, dtype=np.float64))), k
+        for k, v in info_arrays(info).items():
+            assert np.all(np.isfinite(v.astype(np.float64))), k
         for k in ("accuracy", "accuracy_end", "accuracy_edge", "accuracy_cloud", "sla_violation_share"):
             assert 0.0 <= info[k] <= 1.0, k
         if info["requests"] > 0 and info["route_counts"][1:].sum() == env.n_edges:
@@ -219,7 +221,7 @@ def test_snapshot_restore_replays_bit_for_bit() -> None:
         out = []
         for a in actions:
             obs, r, _, _, info = env.step(a)
-            out.append((obs.tobytes(), r, json.dumps({k: np.asarray(v).tolist() for k, v in info.items()})))
+            out.append((obs.tobytes(), r, json.dumps({k: v.tolist() for k, v in info_arrays(info).items()})))
         return out
 
     first = play()

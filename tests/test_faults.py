@@ -20,6 +20,7 @@ from gaisnet_env.env import (
     ROUTE_END,
     GaisNetEnv,
 )
+from gaisnet_env.masks import flat_mask, info_arrays
 from gaisnet_env.scenario import load_scenario
 from gaisnet_env.wrappers import FAULT_KINDS, FaultInjection
 
@@ -337,7 +338,7 @@ def _run_random(seed: int, steps: int = 60) -> list[str]:
     for _ in range(steps):
         _, r, _, _, info = w.step(rng.integers([3, 1]))
         out.append(json.dumps([r, info.get("fault_injected"), info["faults_active"], info["actions_masked"],
-                               info["action_mask"].tolist()]))
+                               flat_mask(info["action_mask"]).tolist()]))
     return out
 
 
@@ -351,7 +352,8 @@ def test_random_injection_is_seeded_and_visible_in_the_mask() -> None:
     for _ in range(20):
         _, _, _, _, info = w.step([ROUTE_CLOUD, OP_NONE])
         # the returned mask already shows the new fault: the edge route is masked
-        assert not info["action_mask"][ROUTE_EDGE] and info["action_mask"][ROUTE_CLOUD]
+        routes = info["action_mask"][0]  # edge 0's route mask (Gymnasium's format)
+        assert not routes[ROUTE_EDGE] and routes[ROUTE_CLOUD]
     assert len(w.unwrapped.scenario.faults.edges_down) <= 3  # expired injections are pruned
 
 
@@ -368,7 +370,7 @@ def test_wrapper_snapshot_restore_replays_injected_faults() -> None:
         out = []
         for a in actions:
             obs, r, _, _, info = w.step(a)
-            out.append(obs.tobytes().hex() + json.dumps({k: np.asarray(v).tolist() for k, v in info.items()}))
+            out.append(obs.tobytes().hex() + json.dumps({k: v.tolist() for k, v in info_arrays(info).items()}))
         return out
 
     first = play()

@@ -53,7 +53,9 @@ def test_observations_actions_and_rewards_match_the_single_agent_env() -> None:
         assert obs[a].shape == (nf + len(GLOBAL_FEATURES),) and obs[a].dtype == np.float32
         np.testing.assert_array_equal(obs[a][:nf], full[i * nf : (i + 1) * nf])
         np.testing.assert_array_equal(obs[a][nf:], full[2 * nf :])
-        assert infos[a]["action_mask"].shape == (8,) and infos[a]["action_mask"].dtype == bool
+        routes, ops = infos[a]["action_mask"]  # Gymnasium's MultiDiscrete([3, 5]) mask
+        assert routes.shape == (3,) and ops.shape == (5,) and routes.dtype == ops.dtype == np.int8
+        assert env.action_space(a).contains(env.action_space(a).sample(mask=infos[a]["action_mask"]))
     # the joint action is the agents' actions in order; per-edge rewards are the env's edge_reward
     actions = {"edge_0": np.array([1, 0]), "edge_1": np.array([2, 2])}
     obs, rew, term, trunc, infos = env.step(actions)

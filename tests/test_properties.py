@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gaisnet_env.env import GaisNetEnv
+from gaisnet_env.masks import flat_mask, info_arrays
 from gaisnet_env.scenario import Scenario, ScenarioError, load_scenario
 from gaisnet_env.worker_config import STYLES
 
@@ -115,8 +116,8 @@ def valid_scenarios(draw: st.DrawFn) -> dict[str, Any]:
 def check_info(env: GaisNetEnv, obs: np.ndarray, reward: float, info: dict[str, Any]) -> None:
     assert env.observation_space.contains(obs)
     assert np.isfinite(reward)
-    for k, v in info.items():
-        assert np.all(np.isfinite(np.asarray(v, dtype=np.float64))), k
+    for k, v in info_arrays(info).items():
+        assert np.all(np.isfinite(v.astype(np.float64))), k
     for k in ("accuracy", "accuracy_end", "accuracy_edge", "accuracy_cloud", "accuracy_classify",
               "quality_generate", "sla_violation_share"):
         assert 0.0 <= info[k] <= 1.0, (k, info[k])
@@ -136,7 +137,7 @@ def check_info(env: GaisNetEnv, obs: np.ndarray, reward: float, info: dict[str, 
         assert info[k] >= 0, k
     assert info["reward_accuracy"] + info["reward_latency"] + info["reward_energy"] + info["reward_sla"] + info[
         "reward_carbon"] == pytest.approx(reward, abs=1e-9)
-    assert info["action_mask"].reshape(env.n_edges, 8)[:, :3].any(axis=1).all()
+    assert flat_mask(info["action_mask"]).reshape(env.n_edges, 8)[:, :3].any(axis=1).all()
 
 
 @SETTINGS

@@ -18,12 +18,13 @@ import torch
 
 from gaisnet_env import model_cache
 from gaisnet_env.env import OP_FINETUNE, OP_NONE, ROUTE_EDGE, WORKER_METHODS, GaisNetEnv, _check_finite_info
+from gaisnet_env.masks import info_arrays
 from gaisnet_env.worker_config import WorkerConfig
 from gaisnet_env.workers import WorkerSystem
 
 
 def all_finite(obs, reward, info) -> bool:
-    vals = [np.asarray(v, dtype=np.float64) for k, v in info.items() if k != "fault_injected"]
+    vals = [v.astype(np.float64) for k, v in info_arrays(info).items() if k != "fault_injected"]
     return bool(np.isfinite(obs).all() and np.isfinite(reward) and all(np.isfinite(v).all() for v in vals))
 
 

@@ -65,10 +65,65 @@ def test_rllib_example_runs_multiagent(monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLES))
     import rllib_ppo
 
+    # one remote env runner: the PettingZoo view is built inside a Ray actor (where a missing package bit)
     result = rllib_ppo.main(
-        ["--iterations", "1", "--env-runners", "0", "--train-batch", "64", "--multiagent", "--reward-mode", "per_edge"]
+        ["--iterations", "1", "--env-runners", "1", "--train-batch", "64", "--multiagent", "--reward-mode", "per_edge"]
     )
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 64
     assert "edge_policy" in result["learners"]
     assert not ray.is_initialized()
     sys.modules.pop("rllib_ppo", None)
+
+
+@pytest.mark.slow
+def test_ppo_config_logs_env_metrics_single_and_multi_agent() -> None:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        for multiagent, keys in ((False, ("env/energy_j", "env/energy_edge_j", "env/energy_cloud_j", "env/accuracy")),
+                                 (True, ("env/edge_reward", "env/system_reward"))):
+            config = ppo_config("tiny", num_env_runners=0, train_batch_size=40, minibatch_size=20, num_epochs=1,
+                                multiagent=multiagent)
+            algo = config.build_algo()
+            runners = algo.train()["env_runners"]  # tiny's episodes are 20 steps: two end in 40
+            algo.stop()
+            for k in keys:
+                assert math.isfinite(runners[k]), (multiagent, k)
+            if not multiagent:
+                parts = sum(runners[f"env/energy_{t}_j"] for t in ("end", "edge", "cloud", "radio"))
+                assert parts == pytest.approx(runners["env/energy_j"], rel=1e-6)
+        algo = ppo_config("tiny", train_batch_size=40, minibatch_size=20, num_epochs=1, env_metrics=False).build_algo()
+        assert "env/energy_j" not in algo.train()["env_runners"]
+        algo.stop()
+    finally:
+        ray.shutdown()
+
+
+def test_missing_pettingzoo_is_named_by_the_env_creator(monkeypatch) -> None:
+    for mod in ("pettingzoo", "gaisnet_env.multiagent", "ray.rllib.env.wrappers.pettingzoo_env"):
+        monkeypatch.setitem(sys.modules, mod, None)  # as if pettingzoo were not installed
+    with pytest.raises(ModuleNotFoundError, match=r"multiagent=True needs pettingzoo .*gaisnet-env\[rllib\]"):
+        make_env({"scenario": "tiny", "multiagent": True})
+
+
+def test_rllib_extra_installs_pettingzoo() -> None:
+    import tomllib
+
+    extras = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(req.startswith("pettingzoo") for req in extras["rllib"]), extras["rllib"]
+
+
+@pytest.mark.slow
+def test_error_inside_a_remote_env_runner_reaches_the_user_as_itself() -> None:
+    from ray.tune.registry import register_env
+
+    def broken_creator(env_config):
+        import gaisnet_missing_dependency  # noqa: F401  # fails inside the Ray actor
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        register_env("gaisnet-broken", broken_creator)
+        config = ppo_config("tiny", num_env_runners=1, train_batch_size=64).environment("gaisnet-broken")
+        with pytest.raises(ModuleNotFoundError, match="gaisnet_missing_dependency"):
+            config.build_algo()
+    finally:
+        ray.shutdown()

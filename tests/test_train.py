@@ -15,6 +15,7 @@ from gaisnet_env.agents.learned import ObsAugmenter, load_hyperparams, load_poli
 
 from gaisnet_env import cli
 from gaisnet_env.env import GaisNetEnv
+from gaisnet_env.masks import flat_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +70,7 @@ def test_saved_policy_loads_and_reproduces_its_actions(run_dir: Path) -> None:
     obs, info = env.reset(seed=10_000)
     for _ in range(8):
         a = pol.act(obs, info)
-        b, _ = model.predict(aug(obs), deterministic=True, action_masks=info["action_mask"])
+        b, _ = model.predict(aug(obs), deterministic=True, action_masks=flat_mask(info["action_mask"]))
         assert np.array_equal(a, np.asarray(b).ravel())
         obs, _, _, _, info = env.step(a)
     # a run directory resolves to its best model; two loads act identically over an episode

@@ -15,6 +15,7 @@ import pytest
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 
 import gaisnet_env
+from gaisnet_env.masks import flat_mask
 from gaisnet_env.wrappers import RecordMetrics
 
 TINY = "gaisnet_env/GaisNet-tiny-v0"
@@ -78,7 +79,11 @@ def _check_vector(envs: gym.vector.VectorEnv, horizon: int) -> None:
     _, _, _, _, info = envs.step(envs.action_space.sample())
     assert info["accuracy"].shape == (N,) and info["_accuracy"].all()
     assert info["edge_reward"].shape == (N, E)
-    assert info["action_mask"].shape == (N, 8 * E) and info["action_mask"].dtype == bool
+    # the action mask: each env's Gymnasium tuple in an object array; flat_mask stacks it (N, 8E)
+    assert info["action_mask"].shape == (N,) and len(info["action_mask"][0]) == 2 * E
+    batch = flat_mask(info["action_mask"])
+    assert batch.shape == (N, 8 * E) and batch.dtype == bool
+    np.testing.assert_array_equal(batch, np.stack(envs.call("action_masks")))
     assert info["route_counts"].shape == (N, 3)
 
 
