@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from gaisnet_env.provenance import command_line, git_commit
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -53,22 +55,8 @@ def machine_info() -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "argv": sys.argv,
         "commit": git_commit(),
+        "command": command_line(),
     }
-
-
-def git_commit() -> str:
-    """The checkout's commit (``+dirty`` when tracked files differ from it), or "unknown"."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return sha + ("+dirty" if dirty else "")
 
 
 def rss_mb() -> float:
@@ -151,7 +139,7 @@ def write_results(name: str, data: dict[str, Any], table_md: str, out_dir: Path 
         f"Versions: python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads), numpy {m['numpy']}, "
         f"gymnasium {m['gymnasium']}, stable-baselines3 {m['stable_baselines3']}, gaisnet-env {m['gaisnet_env']}; "
         f"{m['date']}\n\n"
-        f"Commit {m.get('commit', 'unknown')}; command: `python {' '.join(m.get('argv', []))}`\n\n"
+        f"Commit {m.get('commit', 'unknown')}; command: `{m.get('command', ' '.join(m.get('argv', [])))}`\n\n"
     )
     pm.write_text(head + table_md + "\n")
     return pj, pm

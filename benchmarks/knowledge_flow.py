@@ -42,6 +42,7 @@ import numpy as np
 import yaml
 
 from gaisnet_env.env import OP_FINETUNE, OP_NONE, OP_RELAY_DOWN, OP_RELAY_UP, ROUTE_EDGE, GaisNetEnv
+from gaisnet_env.provenance import provenance_line
 from gaisnet_env.worker_config import PERSONAL_STYLES, STYLES
 
 _PERSONAL_COLS = [STYLES.index(s) for s in PERSONAL_STYLES]
@@ -249,6 +250,7 @@ def run(
             "processor": platform.processor(),
             "python": platform.python_version(),
         },
+        "provenance": provenance_line(),
         "deployment_bytes": deployment_bytes(envs["down_only_task"]) if "down_only_task" in schedules else None,
         "summary": summary,
         "runs": per_schedule,
@@ -353,6 +355,8 @@ def to_markdown(res: dict[str, Any]) -> str:
                          f"{' '.join(f'{v:+.3f}' for v in d)} |")
     lines.append("")
     lines.append(f"Wall time {res['wall_s']:.0f} s on {res['machine']['processor'] or res['machine']['platform']}.")
+    if res.get("provenance"):
+        lines.append(f"{res['provenance']}.")
     return "\n".join(lines) + "\n"
 
 

@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 from gaisnet_env.env import GaisNetEnv  # noqa: E402
 from gaisnet_env.masks import flat_mask, info_arrays  # noqa: E402
+from gaisnet_env.provenance import provenance_line  # noqa: E402
 from gaisnet_env.wrappers import FaultInjection  # noqa: E402
 
 COUNTERS = (
@@ -284,6 +285,7 @@ def _report(args: argparse.Namespace, run: dict[str, Any]) -> dict[str, Any]:
             "restore_every": args.restore_every,
             "restore_steps": args.restore_steps,
         },
+        "provenance": provenance_line(),
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "trace": trace,
     }
@@ -315,7 +317,8 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     for k, v in r["totals"].items():
         lines.append(f"| total `{k}` | {v:,.1f} |")
-    lines += ["", f"Machine: {r['machine']['platform']}, {r['machine']['cpus']} CPUs, Python {r['machine']['python']}."]
+    lines += ["", f"Machine: {r['machine']['platform']}, {r['machine']['cpus']} CPUs, Python {r['machine']['python']}.",
+              "", f"{r.get('provenance', '')}."]
     if r["crash_details"]:
         lines += ["", "## Crashes", ""]
         for c in r["crash_details"]:

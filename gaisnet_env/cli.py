@@ -31,6 +31,7 @@ from typing import Any
 
 from gaisnet_env.agents.base import EVAL_SEED_BASE, METRICS, EpisodeMetrics, run_episode, summarise
 from gaisnet_env.plots import pareto_plot  # noqa: F401  # re-exported: cli.pareto_plot
+from gaisnet_env.provenance import provenance_line
 
 DEFAULT_SCENARIO = "metro"
 #: Heuristics the benchmark compares by default.
@@ -46,6 +47,10 @@ DEFAULT_HEURISTICS: tuple[str, ...] = (
     "cost-aware",
 )
 MAIN_SEEDS = 5
+#: Env steps the main job trains for: a step budget (the same agent on any machine), sized so that the
+#: whole job takes about 7 minutes on 2 quiet cores (8,406 steps fitted in 270 s there at 300-s epochs);
+#: the YAML's 20,000 would take over 10.
+MAIN_TRAIN_STEPS = 8192
 #: The main job's PPO clones this heuristic before RL (see ``agents.learned.behaviour_clone``).
 MAIN_WARM_START = "cost-aware"
 
@@ -485,7 +490,7 @@ def run_benchmark(
     print(f"evaluation took {time.perf_counter() - t0:.0f} s")
     if out:
         stem = stem or f"{scenario}_benchmark"
-        header = f"# Benchmark: {title}\n"
+        header = f"# Benchmark: {title}\n\n{provenance_line()}\n"
         if train_info:
             header += "\nTrained: " + "; ".join(train_info) + "\n"
         if note:
@@ -530,16 +535,16 @@ def cmd_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
 def cmd_main(args: argparse.Namespace) -> None:
     """The README's main job: a small PPO on ``metro`` then the benchmark against the heuristics.
 
-    Training has a step budget (the YAML's ``n_timesteps`` or ``--timesteps``), so the same command
+    Training has a step budget (:data:`MAIN_TRAIN_STEPS` or ``--timesteps``), so the same command
     trains the same agent on any machine. The table (markdown, CSV) and the Pareto plot go beside the
     run (``--logdir``) unless ``--out`` says otherwise; the end of the output lists every file written.
     """
-    from gaisnet_env.agents.learned import canonical_algo, load_hyperparams
+    from gaisnet_env.agents.learned import canonical_algo
 
     t0 = time.perf_counter()
     n_seeds = args.main_seeds
     algo = canonical_algo(args.algo)
-    timesteps = args.timesteps or int(float(load_hyperparams(algo, DEFAULT_SCENARIO)["n_timesteps"]))
+    timesteps = args.timesteps or MAIN_TRAIN_STEPS
     out = Path(args.out or args.logdir)
     stem = f"{DEFAULT_SCENARIO}_main"
     print(f"Main job: train {algo} on '{DEFAULT_SCENARIO}' for {timesteps:,} env steps (a step budget: the same "
@@ -558,7 +563,8 @@ def cmd_main(args: argparse.Namespace) -> None:
         stem=stem,
         warm_start=args.warm_start,
         warm_start_episodes=6,
-        note="The README's main job (reduced seeds and training steps); see metro_benchmark.md for the full run.",
+        note=f"The README's main job (`python train.py`: {timesteps:,} PPO steps, {n_seeds} seeds); see "
+             "benchmarks/results/metro_benchmark_v03.md for the full run.",
     )
     run_dir = Path(args.logdir) / f"{DEFAULT_SCENARIO}_{algo}_s0"
     print(f"main job finished in {time.perf_counter() - t0:.0f} s. Written:")
@@ -580,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a subcommand: the main job (train a small PPO on metro, print the benchmark table).",
     )
     p.add_argument("--algo", default="ppo", help="main job: algorithm to train (default ppo)")
-    p.add_argument("--timesteps", type=int, default=None, help="main job: training timesteps (default: YAML)")
+    p.add_argument("--timesteps", type=int, default=None,
+                   help=f"main job: training env steps (default {MAIN_TRAIN_STEPS})")
     p.add_argument("--main-seeds", type=int, default=MAIN_SEEDS, help="main job: evaluation seeds")
     p.add_argument("--logdir", default="runs", help="main job: run directory root")
     p.add_argument("--out", default=None, help="main job: where the tables and the plot go (default: --logdir)")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from gaisnet_env.agents.learned import load_hyperparams, train
+from gaisnet_env.agents.learned import train
 
 from gaisnet_env import cli
 
@@ -17,10 +17,10 @@ def test_main_job_budgets_training_in_steps_and_writes_beside_the_run(monkeypatc
     cli.main(["--logdir", str(tmp_path / "runs")])
     (args, kw), = calls
     assert kw.get("time_budget_s") is None  # no wall-clock cap: the same agent on any machine
-    assert kw["train_timesteps"] == int(float(load_hyperparams("ppo", "metro")["n_timesteps"]))
+    assert kw["train_timesteps"] == cli.MAIN_TRAIN_STEPS == 8192
     assert Path(kw["out"]) == tmp_path / "runs" and kw["stem"] == "metro_main"  # beside the run by default
     text = capsys.readouterr().out
-    assert "for 20,000 env steps (a step budget" in text
+    assert "for 8,192 env steps (a step budget" in text
     for name in ("metro_ppo_s0/best_model.zip", "metro_ppo_s0/tb", "metro_main.md", "metro_main.csv",
                  "metro_main.png"):
         assert str(tmp_path / "runs" / name) in text, name

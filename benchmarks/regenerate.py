@@ -1,0 +1,120 @@
+"""Regenerate the committed results under ``benchmarks/results/``: one registry of every result file and
+the command that makes it.
+
+Every entry is run from the repository root, one after the other; each result file records the commit
+and the command that made it. ``--cheap`` runs the quick ones only (minutes: what a change to the env
+should always refresh); ``--only`` picks entries by name; ``--list`` prints the registry with each
+file's recorded commit. Results of older envs that no command reproduces today live under
+``benchmarks/results/history/`` and are not regenerated.
+
+    python benchmarks/regenerate.py --list
+    python benchmarks/regenerate.py --cheap
+    python benchmarks/regenerate.py --only metro_main knowledge_flow_metro
+    python benchmarks/regenerate.py                  # everything: many hours on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One committed result: its name (file stem), the command that writes it, a wall-time guess on
+    2 quiet cores and whether it is cheap enough to refresh on every env change."""
+
+    name: str
+    command: str
+    minutes: float
+    cheap: bool = False
+
+
+REGISTRY: tuple[Result, ...] = (
+    Result("long_horizon", "python benchmarks/long_horizon.py", 1, cheap=True),
+    Result("metro_main", "python train.py --out benchmarks/results", 7, cheap=True),
+    Result("knowledge_flow_metro", "python benchmarks/knowledge_flow.py --scenario metro --seeds 1000-1009", 60),
+    Result("knowledge_flow_drift-storm",
+           "python benchmarks/knowledge_flow.py --scenario drift-storm --seeds 1000-1009", 60),
+    Result("metro_benchmark_v03",
+           "python train.py benchmark --scenario metro --seeds 10 --policies oracle:horizon=10,max_candidates=12 "
+           "cost-aware periodic always-end always-edge threshold --jobs 2 --stem metro_benchmark_v03 --no-progress",
+           80),
+    Result("cost-aware_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --seeds 10 --jobs 2 --no-progress "
+           "--grid acc_drop=0.02,0.03,0.05 cooldown=0,1,2 drift_finetune=0.15,0.25", 90),
+    Result("fast_path", "python benchmarks/fast_path.py --calibrate", 60),
+    Result("bench_speed",
+           "python benchmarks/bench_speed.py --scenarios tiny metro city --steps 2000 --random-steps 100 --repeats 3 "
+           "--modes noop random ppo --ppo-train-steps 1024 --ppo-eval-steps 200 --ppo-scenarios metro "
+           "--scaling 1 4 16 64 --scaling-steps 500", 40),
+    Result("bench_speed_fast",
+           "python benchmarks/bench_speed.py --workers fast --name bench_speed_fast --scenarios tiny metro city "
+           "--steps 2000 --random-steps 300 --repeats 3 --modes noop random ppo --ppo-train-steps 2048 "
+           "--ppo-eval-steps 300 --ppo-scenarios metro --scaling 1 4 16 64 --scaling-steps 500", 20),
+    Result("bench_memory", "python benchmarks/bench_memory.py --scenario metro --steps 1000000 --max-seconds 1500", 25),
+    Result("soak_tiny",
+           "python benchmarks/soak.py --steps 1000000 --scenario tiny --faults-rate 0.05 --op-prob 0.05 "
+           "--battery-j 400 --recharge-w 1 --max-seconds 2520", 42),
+)
+
+_COMMIT = re.compile(r"[Cc]ommit ([0-9a-f]{7,40}(?:\+dirty)?)")
+
+
+def recorded_commit(name: str) -> str:
+    """The commit a result's markdown file says made it, or "none recorded"."""
+    path = RESULTS / f"{name}.md"
+    if not path.exists():
+        return "missing"
+    m = _COMMIT.search(path.read_text()[:4000])
+    return m.group(1) if m else "none recorded"
+
+
+def select(names: list[str] | None, cheap: bool) -> list[Result]:
+    """The registry entries to run; unknown names are an error naming the known ones."""
+    known = {r.name: r for r in REGISTRY}
+    if names:
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise SystemExit(f"regenerate: unknown result(s) {bad}; known: {', '.join(known)}")
+        return [known[n] for n in names]
+    return [r for r in REGISTRY if r.cheap or not cheap]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", nargs="+", default=None, help="entries to run, by name")
+    p.add_argument("--cheap", action="store_true", help="only the quick entries")
+    p.add_argument("--list", action="store_true", help="print the registry and exit")
+    args = p.parse_args(argv)
+    chosen = select(args.only, args.cheap)
+    if args.list:
+        for r in chosen:
+            print(f"{r.name:28s} ~{r.minutes:>4.0f} min  {'cheap' if r.cheap else 'long ':5s}  "
+                  f"recorded commit {recorded_commit(r.name):14s} {r.command}")
+        return 0
+    failed = []
+    for r in chosen:
+        print(f"== {r.name} (~{r.minutes:.0f} min): {r.command}", flush=True)
+        t0 = time.perf_counter()
+        argv_r = shlex.split(r.command)
+        rc = subprocess.run([sys.executable, *argv_r[1:]], cwd=ROOT).returncode
+        print(f"== {r.name}: exit {rc} after {time.perf_counter() - t0:.0f} s", flush=True)
+        if rc:
+            failed.append(r.name)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
