@@ -1,0 +1,108 @@
+"""The labelled feedback each edge keeps (a ring buffer of sample indices and styles per edge), what
+the operator can score on it, and the domain report an edge sends. A mixin of
+:class:`~gaisnet_env.workers.WorkerSystem`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gaisnet_env.worker_config import N_CLASSES, STYLES
+from gaisnet_env.worker_measure import CLASSIFIER_TIERS
+
+
+class FeedbackBuffers:
+    """Feedback rings per edge: adding labelled samples, reading the newest, scoring them."""
+
+    def add_feedback(
+        self, edge: int, class_mix: np.ndarray, style_mix: np.ndarray, n: int, rng: np.random.Generator
+    ) -> None:
+        """Append ``n`` labelled samples of the edge's requests (drawn from its private pool with
+        ``data.sample_private``) to its ring buffer of the ``feedback_buffer`` most recent samples."""
+        n = int(n)
+        if n <= 0:
+            return
+        idx, style = self.data.sample_private(edge, class_mix, style_mix, n, rng)
+        self._fb_new[edge] += n
+        cap = self.config.feedback_buffer
+        if n > cap:
+            idx, style, n = idx[-cap:], style[-cap:], cap
+        pos = (self._fb_ptr[edge] + np.arange(n)) % cap
+        self._fb_idx[edge][pos] = idx
+        self._fb_style[edge][pos] = style
+        self._fb_ptr[edge] = int((self._fb_ptr[edge] + n) % cap)
+        self._fb_count[edge] = min(self._fb_count[edge] + n, cap)
+
+    def add_feedback_batch(
+        self, edges: np.ndarray, class_mix: np.ndarray, style_mix: np.ndarray, n: np.ndarray,
+        rng: np.random.Generator,
+    ) -> None:
+        """:meth:`add_feedback` for several edges (``class_mix`` (k, 10), ``style_mix`` (k, S) and ``n`` (k,)
+        per edge of ``edges``) in one draw; the same samples and ``rng`` state as calling it edge by edge."""
+        edges = np.asarray(edges, dtype=np.int64)
+        n = np.asarray(n, dtype=np.int64)
+        keep = n > 0
+        if not keep.all():
+            edges, class_mix, style_mix, n = edges[keep], class_mix[keep], style_mix[keep], n[keep]
+        if edges.size == 0:
+            return
+        idx, style, _ = self.data.sample_private_batch(edges, class_mix, style_mix, n, rng)
+        cap = self.config.feedback_buffer
+        end = np.cumsum(n)
+        for e, k, stop in zip(edges.tolist(), n.tolist(), end.tolist(), strict=True):
+            lo = stop - min(k, cap)
+            m = stop - lo
+            ptr = self._fb_ptr[e]
+            if ptr + m <= cap:
+                self._fb_idx[e][ptr : ptr + m] = idx[lo:stop]
+                self._fb_style[e][ptr : ptr + m] = style[lo:stop]
+            else:
+                pos = (ptr + np.arange(m)) % cap
+                self._fb_idx[e][pos] = idx[lo:stop]
+                self._fb_style[e][pos] = style[lo:stop]
+            self._fb_ptr[e] = (ptr + m) % cap
+            self._fb_count[e] = min(self._fb_count[e] + m, cap)
+            self._fb_new[e] += k
+
+    def feedback_count(self, edge: int) -> int:
+        """Samples in the edge's feedback buffer."""
+        return self._fb_count[edge]
+
+    def label_hits(self, edge: int, n: int) -> np.ndarray:
+        """Correct predictions (3,) of the end, edge and cloud classifiers (``CLASSIFIER_TIERS`` order) of
+        ``edge`` (current weights) on its ``n`` newest feedback samples: real private samples with their
+        real labels, never the test pool. ``n`` is clipped to the samples in the buffer; no RNG is used.
+        Returns float64 counts (whole numbers here; the fast path returns expected counts)."""
+        out = np.zeros(len(CLASSIFIER_TIERS))
+        idx, style = self._newest_feedback(edge, n)
+        if idx.size == 0:
+            return out
+        x, y = self._views[edge].get(idx, style)
+        with torch.no_grad():
+            for j, tier in enumerate(CLASSIFIER_TIERS):
+                out[j] = int((self._classifier(tier, edge)(x).argmax(1) == y).sum())
+        return out
+
+    def _newest_feedback(self, edge: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(global indices, styles) of the edge's ``n`` newest feedback samples (at most the buffer's)."""
+        n = min(int(n), self._fb_count[edge])
+        if n <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        pos = (self._fb_ptr[edge] - n + np.arange(n)) % self.config.feedback_buffer
+        return self._fb_idx[edge][pos], self._fb_style[edge][pos]
+
+    def _feedback(self, edge: int) -> tuple[np.ndarray, np.ndarray]:
+        n = self._fb_count[edge]
+        return self._fb_idx[edge][:n], self._fb_style[edge][:n]
+
+    def domain_report(self, edge: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """What the edge may tell the cloud about its domain: class histogram (10,) and style histogram
+        (n_styles,) as float32 shares of its feedback buffer, and the number of samples in it."""
+        idx, style = self._feedback(edge)
+        n = int(idx.shape[0])
+        if n == 0:
+            return np.zeros(N_CLASSES, np.float32), np.zeros(len(STYLES), np.float32), 0
+        labels = self._views[edge].labels_of(idx)
+        ch = (np.bincount(labels, minlength=N_CLASSES) / n).astype(np.float32)
+        sh = (np.bincount(style, minlength=len(STYLES)) / n).astype(np.float32)
+        return ch, sh, n
