@@ -132,11 +132,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--name", default="fast_path", help="file name stem of the results")
     args = p.parse_args(argv)
 
-    from gaisnet_env import surrogate
+    from gaisnet_env import surrogate, surrogate_fit
 
     if args.calibrate:
         t0 = time.perf_counter()
-        surrogate.calibrate(args.scenario, out=surrogate.DEFAULT_CALIBRATION)
+        surrogate_fit.calibrate(args.scenario, out=surrogate.DEFAULT_CALIBRATION)
         print(f"[fast_path] calibrated in {time.perf_counter() - t0:.0f} s -> {surrogate.DEFAULT_CALIBRATION}")
     model = surrogate.ResponseModel.load(surrogate.DEFAULT_CALIBRATION)
     results: dict[str, Any] = {"machine": machine_info(), "args": vars(args),

@@ -53,15 +53,7 @@ from gymnasium import spaces
 
 from gaisnet_env import operator_view
 from gaisnet_env import snapshot as snapshot_checks
-from gaisnet_env.core import (
-    actions,
-    figures,
-    info,
-    layout,
-    observation,
-    requests,
-    reward,
-)
+from gaisnet_env.core import actions, figures, info, layout, observation, requests, reward
 from gaisnet_env.core.info import check_finite_info as _check_finite_info
 from gaisnet_env.core.state import SimState, add_totals, fill_operator_view, initial_state
 from gaisnet_env.epoch import EpochPieces
@@ -82,7 +74,7 @@ ACCURACY_VIEWS: tuple[str, ...] = ("estimated", "exact")
 __all__ = [
     "ACCURACY_VIEWS", "EDGE_FEATURES", "GLOBAL_FEATURES", "OP_FINETUNE", "OP_NONE", "OP_RELAY_DOWN",
     "OP_RELAY_TO_END", "OP_RELAY_UP", "ROUTE_CLOUD", "ROUTE_EDGE", "ROUTE_END", "WORKER_METHODS",
-    "GaisNetEnv", "SimState", "_check_finite_info", "check_workers", "make_env",
+    "GaisNetEnv", "SimState", "check_workers", "make_env",
 ]
 
 
