@@ -220,6 +220,7 @@ class GaisNetEnv(EpochPieces, EnvReadings, gym.Env):
         """One epoch: faults, ops started, requests served (queues, latency, energy), reward, feedback,
         ops advanced and committed; the pieces are the pure functions of :mod:`gaisnet_env.core`."""
         st, sc = self.state, self.scenario
+        # -- the action carried out; faults at the start of the epoch; ops started (workers train them)
         act = actions.parse(action, self.n_edges)
         routes_ok, ops_ok = self._mask_arrays()
         acts, masked, rerouted = actions.apply_mask(act, routes_ok, ops_ok, self.masked_action == "raise")
@@ -233,6 +234,7 @@ class GaisNetEnv(EpochPieces, EnvReadings, gym.Env):
         edge_down, ops_aborted, requests_dropped = self._faults_at_start(f)
         battery_empty = st.battery_j <= 0
         starts = self._start_new_ops(op, f)
+        # -- requests (generated here), queues and latency, energy and carbon (charged here)
         counts, n_req, N = requests.arrivals(rng, now.rates, sc.epoch_s, sc.workload.generate_share)
         acc_tier = self._tier_accuracy(class_mix, style_mix)  # (E, 3)
         sv = requests.serve(route, edge_down, f["access"], f["backhaul"], acc_tier,
@@ -241,6 +243,7 @@ class GaisNetEnv(EpochPieces, EnvReadings, gym.Env):
         lat, share, edge_capacity, new_backlog = self._latency(f, sv, work, route, battery_empty)
         served = sv.served if lat.all_finite else np.where(lat.finite, sv.served, 0.0)
         en, ci = self._energy(now, f, N, route, work, lat, starts, share, edge_capacity)
+        # -- metrics and reward; the per-cell figures the next observation shows
         m = reward.metrics(N, n_req, served, lat)
         r = reward.reward(sc.reward, m, en.total, en.carbon_g, self.energy_ref_j, self.carbon_ref_g)
         st.last_violation, st.last_latency_ratio = reward.cell_figures(m, n_req, sc.reward.latency_clip)
@@ -248,8 +251,10 @@ class GaisNetEnv(EpochPieces, EnvReadings, gym.Env):
         st.cloud_backlog_s = float(new_backlog[self.n_edges])
         edge_reward = reward.edge_reward(sc.reward, m, n_req, served, en, *ci, st.last_violation,
                                          st.last_latency_ratio, self.energy_ref_j, self.carbon_ref_g)
+        # -- labelled feedback; ops advanced and committed (weights change here)
         self._feedback(rng, counts, N, f, route, class_mix, style_mix)
         ops_finished, ops_refused = self._advance_ops(class_mix, style_mix)
+        # -- episode totals and info
         st.epoch += 1
         traffic = (starts.bytes_up + en.bytes_up, starts.bytes_down + en.bytes_down)
         add_totals(st.cum, en, traffic, m)
