@@ -1,8 +1,15 @@
 """The simulation core of GaisNet: the epoch as a sequence of small functions on numpy arrays.
 
 No Gymnasium here, and no model workers: the shells (:class:`gaisnet_env.env.GaisNetEnv`) call the
-workers (training, feedback buffers, accuracy tables) and hand their results to these functions. State
-arrays have the edges on their first axis (``(E,)``, ``(E, k)``; per request kind ``(2, E)``).
+workers (training, feedback buffers, accuracy tables) and hand their results to these functions. Arrays
+are per edge (``(E,)``, ``(E, k)``; per request kind ``(2, E)``, row 0 classify, row 1 generate).
+
+A leading env axis (``(N, E)``, ``(N, 2, E)``) already works in the elementwise pieces, bit for bit per
+copy (``tests/test_core_batch.py``): :func:`actions.mask`, :func:`faults.lost_ops`, :func:`ops.abort`,
+:func:`latency.op_share`, :func:`latency.drain_wait`, :func:`requests.serve`, :func:`requests.work`,
+:func:`reward.cell_figures`. The rest is written for one env (N = 1): the functions that reduce over
+edges to floats (queues, energy totals, metrics, info), the RNG draws and the per-event bookkeeping of
+ops; they are the next step (issue 13).
 
 One epoch, in order (the modules that compute it)::
 

@@ -51,33 +51,34 @@ def parse(action: Any, n_edges: int) -> np.ndarray:
 
 
 def mask(f: dict[str, Any], battery_j: np.ndarray, op_kind: np.ndarray) -> np.ndarray:
-    """(E, 8) feasibility, routes (end, edge, cloud) then ops (none, relay_down, finetune, relay_up,
-    relay_to_end), given the fault multipliers ``f``, the batteries (J) and the ops in flight."""
-    E, n_routes = op_kind.shape[0], len(TIERS)
-    m = np.ones((E, n_routes + len(OPERATIONS)), dtype=bool)  # routes then ops
+    """(..., E, 8) feasibility, routes (end, edge, cloud) then ops (none, relay_down, finetune, relay_up,
+    relay_to_end), given the fault multipliers ``f``, the batteries (J) and the ops in flight, (..., E)
+    each (any leading axes: env copies)."""
+    n_routes = len(TIERS)
+    m = np.ones((*op_kind.shape, n_routes + len(OPERATIONS)), dtype=bool)  # routes then ops
     battery_ok = battery_j > 0
     idle = op_kind == 0
-    relay_up_busy = bool((op_kind == layout.OP_RELAY_UP).any())
-    if f["active"]:
+    relay_up_busy = (op_kind == layout.OP_RELAY_UP).any(axis=-1, keepdims=True)
+    if np.any(f["active"]):
         access_up = f["access"] > 0
         backhaul_up = f["backhaul"] > 0
         edge_up = f["edge_up"] > 0
         via_edge = access_up & edge_up
         via_cloud = access_up & backhaul_up
         # at least one route stays selectable; requests with no path fail (SLA violations)
-        m[:, layout.ROUTE_END] = battery_ok | ~(via_edge | via_cloud)
-        m[:, layout.ROUTE_EDGE] = via_edge
-        m[:, layout.ROUTE_CLOUD] = via_cloud
+        m[..., layout.ROUTE_END] = battery_ok | ~(via_edge | via_cloud)
+        m[..., layout.ROUTE_EDGE] = via_edge
+        m[..., layout.ROUTE_CLOUD] = via_cloud
         idle &= edge_up
-        m[:, n_routes + layout.OP_RELAY_DOWN] = idle & backhaul_up
-        m[:, n_routes + layout.OP_FINETUNE] = idle
-        m[:, n_routes + layout.OP_RELAY_UP] = m[:, n_routes + layout.OP_RELAY_DOWN]
-        m[:, n_routes + layout.OP_RELAY_TO_END] = idle & access_up
+        m[..., n_routes + layout.OP_RELAY_DOWN] = idle & backhaul_up
+        m[..., n_routes + layout.OP_FINETUNE] = idle
+        m[..., n_routes + layout.OP_RELAY_UP] = m[..., n_routes + layout.OP_RELAY_DOWN]
+        m[..., n_routes + layout.OP_RELAY_TO_END] = idle & access_up
     else:  # no fault in force: every edge and link is up, every op feasible on an idle edge
-        m[:, layout.ROUTE_END] = battery_ok
-        m[:, n_routes + layout.OP_RELAY_DOWN :] = idle[:, None]
-    if relay_up_busy:  # no second relay_up while one is in flight
-        m[:, n_routes + layout.OP_RELAY_UP] = False
+        m[..., layout.ROUTE_END] = battery_ok
+        m[..., n_routes + layout.OP_RELAY_DOWN :] = idle[..., None]
+    # no second relay_up while one is in flight
+    m[..., n_routes + layout.OP_RELAY_UP] &= ~relay_up_busy
     return m
 
 

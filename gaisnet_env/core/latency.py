@@ -11,10 +11,11 @@ from gaisnet_env import cost
 
 
 def op_share(op_kind: np.ndarray, op_remaining_s: np.ndarray, epoch_s: float) -> np.ndarray:
-    """(E,) share of this epoch in which each edge's op in flight runs (it takes ``op_share`` of the edge)."""
+    """(..., E) share of this epoch in which each edge's op in flight runs (it takes ``op_share`` of the
+    edge)."""
     if op_kind.any():
         return np.where(op_kind > 0, np.minimum(op_remaining_s, epoch_s) / epoch_s, 0.0)
-    return np.zeros(op_kind.shape[0])
+    return np.zeros(op_kind.shape)
 
 
 def queue_inputs(edge_backlog_s: np.ndarray, cloud_backlog_s: float, edge_work: np.ndarray,

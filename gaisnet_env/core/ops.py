@@ -99,7 +99,7 @@ def close_round(st: Any, senders: list[int]) -> None:
 
 
 def abort(op_kind: np.ndarray, op_remaining_s: np.ndarray, lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The op arrays with the ``lost`` ops (E,) bool removed (their cost stays charged)."""
+    """The op arrays with the ``lost`` ops ((..., E) bool) removed (their cost stays charged)."""
     return np.where(lost, 0, op_kind), np.where(lost, 0.0, op_remaining_s)
 
 

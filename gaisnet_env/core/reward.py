@@ -86,8 +86,8 @@ def cell_figures(m: Metrics, n_req: np.ndarray, clip: float) -> tuple[np.ndarray
     cell_n = np.maximum(n_req, 1e-12)
     has_req = n_req > 0
     wv, wr = m.weighted_viol, m.weighted_ratio
-    violation = np.where(has_req, (wv[0] + wv[1]) / cell_n, 0.0)
-    latency_ratio = np.where(has_req, (wr[0] + wr[1]) / cell_n, 0.0) / clip
+    violation = np.where(has_req, (wv[..., 0, :] + wv[..., 1, :]) / cell_n, 0.0)
+    latency_ratio = np.where(has_req, (wr[..., 0, :] + wr[..., 1, :]) / cell_n, 0.0) / clip
     return violation, latency_ratio
 
 
