@@ -3,6 +3,7 @@ equals, bit for bit, each copy's own call (the single env being N = 1)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -103,3 +104,50 @@ def test_serving_work_and_cell_figures_batch() -> None:
         _same(got[j], [reward.cell_figures(metrics(c["N"] * s.served, c["N"] * ratio[i], c["N"] * viol[i]),
                                            c["N"].sum(axis=0), 3.0)[j]
                        for i, (c, s) in enumerate(zip(cs, singles, strict=True))])
+
+
+def test_queues_latency_and_edge_reward_batch() -> None:
+    rng = np.random.default_rng(3)
+    cs = _copies(3)
+    edge_leg, cloud_leg = rng.uniform(0, 0.5, (2, E)), rng.uniform(0.1, 1.0, (2, E))
+    deadline = np.array([[0.2] * E, [2.0] * E])
+    for c in cs:
+        c["edge_backlog_s"], c["edge_work"] = rng.uniform(0, 50, E), rng.uniform(0, 400, E)
+        c["cloud"] = rng.uniform(0, 10, 3)  # backlog, work, capacity
+        c["edge_capacity"] = rng.choice([0.0, 300.0], E)
+        c["new_backlog"], c["mean_wait"] = rng.uniform(0, 60, E + 1), rng.uniform(0, 30, E + 1)
+        c["tier"] = np.stack([c["route"], rng.integers(1, 3, E)])
+        c["lat_end"] = np.where(c["battery_j"] > 0, 1e-3, np.inf)
+    q = latency.queue_inputs(_stack(cs, "edge_backlog_s"), _stack(cs, "cloud")[:, 0], _stack(cs, "edge_work"),
+                             _stack(cs, "cloud")[:, 1], _stack(cs, "edge_capacity"), _stack(cs, "cloud")[:, 2])
+    qs = [latency.queue_inputs(c["edge_backlog_s"], c["cloud"][0], c["edge_work"], c["cloud"][1],
+                               c["edge_capacity"], c["cloud"][2]) for c in cs]
+    _same(q, qs)
+    lat = latency.request_latency(q, _stack(cs, "new_backlog"), _stack(cs, "mean_wait"), edge_leg, cloud_leg,
+                                  _stack(cs, "tier"), _stack(cs, "lat_end"), deadline, 300.0, 3.0)
+    lats = [latency.request_latency(qi, c["new_backlog"], c["mean_wait"], edge_leg, cloud_leg, c["tier"],
+                                    c["lat_end"], deadline, 300.0, 3.0) for qi, c in zip(qs, cs, strict=True)]
+    for name in ("mean", "finite", "violations", "ratios"):
+        _same(getattr(lat, name), [getattr(x, name) for x in lats])
+
+    class Rw:
+        w_acc, w_lat, w_energy, w_sla, w_carbon, latency_clip = 1.0, 0.5, 0.2, 1.0, 0.1, 3.0
+
+    cells = rng.uniform(0, 100, (5, N_ENVS, E))  # J per cell: edge, cloud, end, radio access, radio backhaul
+    names = ("edge_cell", "cloud_cell", "end_cell", "radio_access", "radio_backhaul")
+
+    def energy_of(i: int | slice) -> SimpleNamespace:
+        return SimpleNamespace(**{name: cells[k, i] for k, name in enumerate(names)})
+
+    N = _stack(cs, "N")
+    m = reward.Metrics(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, N * 0.8, N * 0.1, N * 0.2)
+    ci = np.array([[300.0], [400.0], [500.0]])
+    got = reward.edge_reward(Rw, m, N.sum(axis=-2), lat.ratios, energy_of(slice(None)), ci, ci * 0.5,
+                             lat.violations[:, 0], lat.ratios[:, 1], 100.0, 10.0)
+    singles = []
+    for i, c in enumerate(cs):
+        mi = reward.Metrics(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, c["N"] * 0.8, c["N"] * 0.1, c["N"] * 0.2)
+        singles.append(reward.edge_reward(Rw, mi, c["N"].sum(axis=0), lats[i].ratios, energy_of(i),
+                                          float(ci[i, 0]), float(ci[i, 0] * 0.5), lats[i].violations[0],
+                                          lats[i].ratios[1], 100.0, 10.0))
+    _same(got, singles)

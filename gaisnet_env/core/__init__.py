@@ -6,8 +6,9 @@ are per edge (``(E,)``, ``(E, k)``; per request kind ``(2, E)``, row 0 classify,
 
 A leading env axis (``(N, E)``, ``(N, 2, E)``) already works in the elementwise pieces, bit for bit per
 copy (``tests/test_core_batch.py``): :func:`actions.mask`, :func:`faults.lost_ops`, :func:`ops.abort`,
-:func:`latency.op_share`, :func:`latency.drain_wait`, :func:`requests.serve`, :func:`requests.work`,
-:func:`reward.cell_figures`. The rest is written for one env (N = 1): the functions that reduce over
+:func:`latency.op_share`, :func:`latency.drain_wait`, :func:`latency.queue_inputs`,
+:func:`latency.request_latency`, :func:`requests.serve`, :func:`requests.work`, :func:`reward.cell_figures`,
+:func:`reward.edge_reward`. The rest is written for one env (N = 1): the functions that reduce over
 edges to floats (queues, energy totals, metrics, info), the RNG draws and the per-event bookkeeping of
 ops; they are the next step (issue 13).
 

@@ -87,8 +87,9 @@ def add_traffic(en: Energy, N: np.ndarray, route: np.ndarray, at_cloud_n: np.nda
     en.bytes_down = float(out_access.sum() + out_backhaul.sum())
 
 
-def cell_carbon_g(en: Energy, ci_edge: float, ci_cloud: float) -> np.ndarray:
-    """(E,) carbon (g) of each cell's energy: the cloud's at the cloud site, the rest at the edge site."""
+def cell_carbon_g(en: Energy, ci_edge: Any, ci_cloud: Any) -> np.ndarray:
+    """(..., E) carbon (g) of each cell's energy: the cloud's at the cloud site, the rest at the edge site
+    (intensities in g/kWh: scalars, or (..., 1) per env copy)."""
     out = cost.carbon_g(en.edge_cell + en.end_cell + en.radio_access + en.radio_backhaul, ci_edge)
     return out + cost.carbon_g(en.cloud_cell, ci_cloud)
 

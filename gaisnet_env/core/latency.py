@@ -4,6 +4,7 @@ its latency against the deadlines, and latency quantiles. Times in seconds."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,18 +19,19 @@ def op_share(op_kind: np.ndarray, op_remaining_s: np.ndarray, epoch_s: float) ->
     return np.zeros(op_kind.shape)
 
 
-def queue_inputs(edge_backlog_s: np.ndarray, cloud_backlog_s: float, edge_work: np.ndarray,
-                 cloud_work_s: float, edge_capacity: np.ndarray, cloud_capacity: float) -> np.ndarray:
-    """(3, E + 1) backlog at the start, work and capacity (s) of the E edge queues and, last, the cloud's
-    (per server): one :func:`cost.fluid_queue` call serves them all."""
-    E = edge_backlog_s.shape[0]
-    queue = np.empty((3, E + 1))
-    queue[0, :E] = edge_backlog_s
-    queue[0, E] = cloud_backlog_s
-    queue[1, :E] = edge_work
-    queue[1, E] = cloud_work_s
-    queue[2, :E] = edge_capacity
-    queue[2, E] = cloud_capacity
+def queue_inputs(edge_backlog_s: np.ndarray, cloud_backlog_s: Any, edge_work: np.ndarray, cloud_work_s: Any,
+                 edge_capacity: np.ndarray, cloud_capacity: Any) -> np.ndarray:
+    """(..., 3, E + 1) backlog at the start, work and capacity (s) of the E edge queues and, last, the
+    cloud's (per server): one :func:`cost.fluid_queue` call serves them all. Edge figures are (..., E),
+    the cloud's scalars (or (...) arrays)."""
+    E = edge_backlog_s.shape[-1]
+    queue = np.empty((*edge_backlog_s.shape[:-1], 3, E + 1))
+    queue[..., 0, :E] = edge_backlog_s
+    queue[..., 0, E] = cloud_backlog_s
+    queue[..., 1, :E] = edge_work
+    queue[..., 1, E] = cloud_work_s
+    queue[..., 2, :E] = edge_capacity
+    queue[..., 2, E] = cloud_capacity
     return queue
 
 
@@ -88,20 +90,20 @@ class Latency:
 def request_latency(queue: np.ndarray, new_backlog: np.ndarray, mean_wait: np.ndarray, edge_leg: np.ndarray,
                     cloud_leg: np.ndarray, tier: np.ndarray, lat_end: np.ndarray, deadline: np.ndarray,
                     epoch_s: float, clip: float) -> Latency:
-    """Latency of the requests served at ``tier`` (2, E: 0 end, 1 edge, 2 cloud) given the queues
-    (:func:`queue_inputs` and :func:`cost.fluid_queue`'s new backlog and mean wait), the legs, the end
-    devices' latency ``lat_end`` (E,), the deadlines (2, E) and ``reward.latency_clip``."""
-    E = edge_leg.shape[1]
+    """Latency of the requests served at ``tier`` (..., 2, E: 0 end, 1 edge, 2 cloud) given the queues
+    (:func:`queue_inputs` and :func:`cost.fluid_queue`'s new backlog and mean wait, (..., E + 1)), the
+    legs (2, E), the end devices' latency ``lat_end`` (..., E), the deadlines (2, E) and
+    ``reward.latency_clip``."""
+    E = edge_leg.shape[-1]
     # waits at the start and end of the epoch: backlog / drain rate (linear in between)
-    backlogs = np.empty((2, E + 1))
-    backlogs[0] = queue[0]
-    backlogs[1] = new_backlog
-    waits = drain_wait(backlogs, queue[2] / epoch_s)
-    edge_wait, cloud_wait = mean_wait[:E], float(mean_wait[E])
+    backlogs = np.stack((queue[..., 0, :], new_backlog), axis=-2)
+    waits = drain_wait(backlogs, queue[..., 2:3, :] / epoch_s)
+    edge_wait, cloud_wait = mean_wait[..., None, :E], mean_wait[..., E, None, None]
+    at_end = lat_end[..., None, :]
     # np.choose: the values of np.select, cheaper
-    lat0 = np.choose(tier, (lat_end, edge_leg + waits[0, :E], cloud_leg + waits[0, E]))
-    lat1 = np.choose(tier, (lat_end, edge_leg + waits[1, :E], cloud_leg + waits[1, E]))
-    lat_mean = np.choose(tier, (lat_end, edge_leg + edge_wait, cloud_leg + cloud_wait))
+    lat0 = np.choose(tier, (at_end, edge_leg + waits[..., 0:1, :E], cloud_leg + waits[..., 0, E, None, None]))
+    lat1 = np.choose(tier, (at_end, edge_leg + waits[..., 1:2, :E], cloud_leg + waits[..., 1, E, None, None]))
+    lat_mean = np.choose(tier, (at_end, edge_leg + edge_wait, cloud_leg + cloud_wait))
     # requests that cannot be served at all (no feasible path): failed, counted as violations
     finite = np.isfinite(lat_mean)
     viols = np.where(finite, cost.violation_share(lat0, lat1, deadline), 1.0)

@@ -91,15 +91,15 @@ def cell_figures(m: Metrics, n_req: np.ndarray, clip: float) -> tuple[np.ndarray
     return violation, latency_ratio
 
 
-def edge_reward(rw: Any, m: Metrics, n_req: np.ndarray, served: np.ndarray, en: Energy, ci_edge: float,
-                ci_cloud: float, violation: np.ndarray, latency_ratio: np.ndarray, energy_ref_j: float,
+def edge_reward(rw: Any, m: Metrics, n_req: np.ndarray, served: np.ndarray, en: Energy, ci_edge: Any,
+                ci_cloud: Any, violation: np.ndarray, latency_ratio: np.ndarray, energy_ref_j: float,
                 carbon_ref_g: float) -> np.ndarray:
-    """(E,) per-cell reward (for the multi-agent view): the same terms restricted to the cell, with the
-    references shared equally among the E cells."""
-    E = n_req.shape[0]
+    """(..., E) per-cell reward (for the multi-agent view): the same terms restricted to the cell, with the
+    references shared equally among the E cells; carbon intensities in g/kWh (scalars, or (..., 1))."""
+    E = n_req.shape[-1]
     cell_n = np.maximum(n_req, 1e-12)
     wq = m.weighted_quality
-    cell_acc = np.where(n_req > 0, (wq[0] + wq[1]) / cell_n, served[0])
+    cell_acc = np.where(n_req > 0, (wq[..., 0, :] + wq[..., 1, :]) / cell_n, served[..., 0, :])
     cell_energy = en.edge_cell + en.cloud_cell + en.end_cell + en.radio_access + en.radio_backhaul
     cell_carbon = cell_carbon_g(en, ci_edge, ci_cloud)
     return (
