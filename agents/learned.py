@@ -399,8 +399,8 @@ def teacher_episode(scenario: str, teacher: str, seed: int, env_kwargs: dict[str
     """One episode of the policy spec ``teacher`` (a heuristic, ``name:key=value`` overrides, or the
     ``oracle``) on seed ``seed``: (observations, actions, action masks, rewards), one entry per step.
     Observations are augmented (:class:`ObsAugmenter`) when ``augment``."""
-    from gaisnet_env.cli import build_policy
     from gaisnet_env.env import GaisNetEnv
+    from gaisnet_env.evaluation import build_policy
 
     env = GaisNetEnv(scenario, **(env_kwargs or {}))
     pol = build_policy(teacher, env)
@@ -452,7 +452,7 @@ def behaviour_clone(
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        from gaisnet_env.cli import _worker_init
+        from gaisnet_env.evaluation import _worker_init
 
         ex = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init)
         it = ex.map(teacher_episode, *zip(*[(scenario, teacher, s, env_kwargs, augment) for s in seeds], strict=True))

@@ -43,7 +43,7 @@ def _rank(x: np.ndarray) -> np.ndarray:
 def episodes(policies: list[str], scenario: str, n_seeds: int, jobs: int, progress: bool) -> dict[str, Any]:
     from gaisnet_env.agents.base import eval_seeds, summarise
 
-    from gaisnet_env.cli import evaluate_specs  # noqa: I001 - gaisnet_env.cli imports the agents first
+    from gaisnet_env.evaluation import evaluate_specs  # noqa: I001 - it imports the agents first
 
     seeds = eval_seeds(n_seeds)
     out: dict[str, Any] = {"seeds": seeds, "policies": {}}
@@ -132,11 +132,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--name", default="fast_path", help="file name stem of the results")
     args = p.parse_args(argv)
 
-    from gaisnet_env import surrogate
+    from gaisnet_env import surrogate, surrogate_fit
 
     if args.calibrate:
         t0 = time.perf_counter()
-        surrogate.calibrate(args.scenario, out=surrogate.DEFAULT_CALIBRATION)
+        surrogate_fit.calibrate(args.scenario, out=surrogate.DEFAULT_CALIBRATION)
         print(f"[fast_path] calibrated in {time.perf_counter() - t0:.0f} s -> {surrogate.DEFAULT_CALIBRATION}")
     model = surrogate.ResponseModel.load(surrogate.DEFAULT_CALIBRATION)
     results: dict[str, Any] = {"machine": machine_info(), "args": vars(args),

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from gaisnet_env.agents.base import VALIDATION_SEED_BASE, eval_seeds, summarise
 
-    from gaisnet_env.cli import evaluate_specs, paired_difference  # noqa: I001 - gaisnet_env.cli imports the agents first
+    from gaisnet_env.evaluation import evaluate_specs  # noqa: I001 - it imports the agents first
+    from gaisnet_env.report import paired_difference
 
     specs = specs_of(args.heuristic, parse_grid(args.grid))
     seeds = eval_seeds(args.seeds, VALIDATION_SEED_BASE)

@@ -23,11 +23,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from gaisnet_env.agents.base import EVAL_SEED_BASE, EpisodeMetrics, run_episode
+from gaisnet_env.agents.base import EVAL_SEED_BASE, EpisodeMetrics
+from gaisnet_env.evaluation import _eval_job as _eval_job
+from gaisnet_env.evaluation import build_policy as build_policy
+from gaisnet_env.evaluation import evaluate_specs
+from gaisnet_env.evaluation import policy_label as policy_label
 from gaisnet_env.plots import pareto_plot  # noqa: F401  # re-exported: cli.pareto_plot
 from gaisnet_env.provenance import provenance_line
 from gaisnet_env.report import aggregate as aggregate
@@ -59,112 +62,6 @@ MAIN_SEEDS = 5
 MAIN_TRAIN_STEPS = 8192
 #: The main job's PPO clones this heuristic before RL (see ``agents.learned.behaviour_clone``).
 MAIN_WARM_START = "cost-aware"
-
-
-# ----------------------------------------------------------------------------------------
-# policies from specs
-
-
-def build_policy(spec: str, env: Any) -> Any:
-    """A :class:`~gaisnet_env.agents.base.Policy` from a spec, bound to the live ``env``."""
-    from gaisnet_env.agents.heuristics import HEURISTICS, make_heuristic
-
-    name, params = parse_spec(spec)
-    if name in HEURISTICS:
-        pol = make_heuristic(name, env=env, **params)
-    elif name == "oracle":
-        from gaisnet_env.agents.oracle import LookaheadOracle
-
-        pol = LookaheadOracle(env=env, **params)
-    else:
-        from gaisnet_env.agents.learned import load_policy
-
-        pol = load_policy(spec)
-    if hasattr(pol, "bind") and name not in HEURISTICS and name != "oracle":
-        pol.bind(env)
-    return pol
-
-
-def policy_label(spec: str) -> str:
-    """Short table label of a policy spec."""
-    name, params = parse_spec(spec)
-    if name == "oracle":  # its settings in the label, so oracles of different settings stay apart
-        return f"{spec} (upper ref.)" if params else "oracle (upper ref.)"
-    p = Path(spec)
-    if p.suffix == ".zip" or p.is_dir():
-        try:
-            from gaisnet_env.agents.learned import detect_algo, resolve_model_path
-
-            mp = resolve_model_path(p)
-            return f"{detect_algo(mp)} ({mp.parent.name}/{mp.stem})"
-        except (OSError, ValueError):
-            return p.name
-    return spec
-
-
-_ENV_CACHE: dict[str, Any] = {}
-
-
-def _env(scenario: str, env_kwargs: dict[str, Any] | None) -> Any:
-    """One env per (scenario, overrides) per process (building one loads the workers)."""
-    from gaisnet_env.env import GaisNetEnv
-
-    key = json.dumps([scenario, env_kwargs or {}], sort_keys=True, default=str)
-    if key not in _ENV_CACHE:
-        _ENV_CACHE[key] = GaisNetEnv(scenario, **(env_kwargs or {}))
-    return _ENV_CACHE[key]
-
-
-def _eval_job(spec: str, scenario: str, seed: int, episode: int, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
-    """Run one episode of ``spec`` (in a worker process); returns the metrics as a dict."""
-    env = _env(scenario, env_kwargs)
-    pol = build_policy(spec, env)
-    m = run_episode(pol, env, seed + 100_000 * episode, name=policy_label(spec), episode=episode)
-    return m.as_dict()
-
-
-def _worker_init() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def evaluate_specs(
-    specs: Sequence[str],
-    scenario: str,
-    seeds: Sequence[int],
-    episodes: int = 1,
-    jobs: int = 1,
-    env_kwargs: dict[str, Any] | None = None,
-    progress: bool = True,
-) -> list[EpisodeMetrics]:
-    """Evaluate every policy spec on every seed (x episodes), in ``jobs`` processes."""
-    from tqdm.auto import tqdm
-
-    work = [(s, sd, k) for s in specs for sd in seeds for k in range(episodes)]
-    # slow policies first so the pool's tail is short
-    work.sort(key=lambda w: 0 if parse_spec(w[0])[0] == "oracle" else 1)
-    out: list[dict[str, Any]] = []
-    bar = tqdm(total=len(work), desc=f"benchmark {scenario}", unit="ep", disable=not progress)
-    if jobs <= 1:
-        for s, sd, k in work:
-            bar.set_postfix_str(policy_label(s)[:30])
-            out.append(_eval_job(s, scenario, sd, k, env_kwargs))
-            bar.update()
-    else:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as ex:
-            futs = [ex.submit(_eval_job, s, scenario, sd, k, env_kwargs) for s, sd, k in work]
-            for f in as_completed(futs):
-                out.append(f.result())
-                bar.update()
-    bar.close()
-    order = {s: i for i, s in enumerate(policy_label(s) for s in specs)}
-    out.sort(key=lambda d: (order.get(d["policy"], 99), d["seed"], d["episode"]))
-    return [EpisodeMetrics(**d) for d in out]
-
 
 
 # ----------------------------------------------------------------------------------------
@@ -384,8 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a subcommand: the main job (train a small PPO on metro, print the benchmark table).",
     )
     p.add_argument("--algo", default="ppo", help="main job: algorithm to train (default ppo)")
-    p.add_argument("--timesteps", type=int, default=None,
-                   help=f"main job: training env steps (default {MAIN_TRAIN_STEPS})")
+    p.add_argument("--timesteps", type=int, default=None, help=f"main job: env steps (default {MAIN_TRAIN_STEPS})")
     p.add_argument("--main-seeds", type=int, default=MAIN_SEEDS, help="main job: evaluation seeds")
     p.add_argument("--logdir", default="runs", help="main job: run directory root")
     p.add_argument("--out", default=None, help="main job: where the tables and the plot go (default: --logdir)")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from gaisnet_env.worker_config import OPERATIONS, TIERS
 
-if TYPE_CHECKING:
-    from gaisnet_env.env import GaisNetEnv
+#: A :class:`~gaisnet_env.env.GaisNetEnv` (not imported here: the env imports this module).
+GaisNetEnv = Any
 
 _FIGURES: dict[int, Any] = {}
 

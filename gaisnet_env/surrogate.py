@@ -21,7 +21,8 @@ the mean outcome, where real training also has seed-to-seed noise.
 Calibration files (JSON, under ``gaisnet_env/calibration/``) hold the network weights, the worker
 settings they were fitted for, and the fit's held-out errors. The shipped one is fitted for the default
 :class:`~gaisnet_env.worker_config.WorkerConfig` on ``metro``; for other worker settings run
-:func:`calibrate` (``python benchmarks/fast_path.py --calibrate``) and pass ``calibration=PATH``.
+:func:`gaisnet_env.surrogate_fit.calibrate` (``python benchmarks/fast_path.py --calibrate``) and pass
+``calibration=PATH``.
 """
 
 from __future__ import annotations
@@ -179,54 +180,16 @@ class ResponseModel:
         data = json.loads(Path(path).read_text())
         if data.get("feature_version") != FEATURE_VERSION or data.get("styles") != list(STYLES):
             raise ValueError(f"calibration {path}: written for another feature layout; recalibrate with "
-                             "gaisnet_env.surrogate.calibrate")
+                             "gaisnet_env.surrogate_fit.calibrate")
         if config is not None:
             fitted = data["worker_config"]
             diff = [k for k, v in asdict(config).items() if fitted.get(k) != v]
             if diff:
                 shown = ", ".join(f"{k}={getattr(config, k)!r} (fitted: {fitted.get(k)!r})" for k in diff[:6])
                 raise ValueError(f"calibration {path} was fitted for other worker settings: {shown}. Run "
-                                 "gaisnet_env.surrogate.calibrate(scenario) (or benchmarks/fast_path.py "
+                                 "gaisnet_env.surrogate_fit.calibrate(scenario) (or benchmarks/fast_path.py "
                                  "--calibrate) and pass calibration=<the new file>")
         return cls(data["layers"], data.get("meta"))
-
-
-class _RecordingWorkers(WorkerSystem):
-    """Real workers that also record every operation's tables before and after (for :func:`calibrate`)."""
-
-    records: list[dict[str, Any]]
-
-    def start_op(self, op: str, edge: int) -> OpResult:
-        before = np.stack([self.accuracy_table(t, edge) for t in CLASSIFIER_TIERS])
-        ch, sh, n = self.domain_report(edge)
-        res = super().start_op(op, edge)
-        if res.ok:
-            _tier, after = self.pending_table(edge)  # type: ignore[misc]
-            if not hasattr(self, "records"):
-                self.records = []
-            self.records.append({"op": op, "before": before, "class_hist": ch.astype(np.float64),
-                                 "style_hist": sh.astype(np.float64), "fill": n / self.config.feedback_buffer,
-                                 "after": after})
-        return res
-
-
-def record_transitions(scenario: str = "metro", seeds: list[int] | tuple[int, ...] = (0, 1),
-                       policies: tuple[str, ...] = ("random", "cost-aware", "periodic"),
-                       cache_dir: str | None = None, **overrides: Any) -> list[dict[str, Any]]:
-    """Run real episodes of each heuristic in ``policies`` on each seed and return every knowledge
-    operation as ``{"op", "before" (3, S, 10), "class_hist", "style_hist", "fill", "after" (S, 10)}``."""
-    from gaisnet_env.agents.base import run_episode
-    from gaisnet_env.agents.heuristics import make_heuristic
-    from gaisnet_env.env import GaisNetEnv
-
-    env = GaisNetEnv(scenario, cache_dir=cache_dir, worker_system=_RecordingWorkers, **overrides)
-    workers: _RecordingWorkers = env.workers  # type: ignore[assignment]
-    workers.records = []
-    for name in policies:
-        policy = make_heuristic(name, env=env)
-        for seed in seeds:
-            run_episode(policy, env, int(seed), name)
-    return workers.records
 
 
 def domain_accuracy(table: np.ndarray, class_hist: np.ndarray, style_hist: np.ndarray) -> float:
@@ -257,29 +220,6 @@ def evaluate_fit(model: ResponseModel, transitions: list[dict[str, Any]]) -> dic
                    "r2_change": 1.0 - float(((d_real - d_pred) ** 2).sum()) / ss if ss > 0 else float("nan"),
                    "mean_change_real": float(d_real.mean()), "mean_change_pred": float(d_pred.mean())}
     return out
-
-
-def calibrate(scenario: str = "metro", fit_seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5),
-              test_seeds: tuple[int, ...] = (6, 7, 8, 9),
-              policies: tuple[str, ...] = ("random", "cost-aware", "periodic"),
-              out: str | Path | None = None, cache_dir: str | None = None, **overrides: Any) -> ResponseModel:
-    """Record real operations on ``scenario`` (training seeds only), fit the response model, measure
-    it on operations of held-out seeds, and (with ``out``) write the calibration file."""
-    import time
-
-    from gaisnet_env.scenario import load_scenario
-
-    t0 = time.perf_counter()
-    fit_rows = record_transitions(scenario, fit_seeds, policies, cache_dir, **overrides)
-    test_rows = record_transitions(scenario, test_seeds, policies, cache_dir, **overrides)
-    model = ResponseModel.fit(fit_rows)
-    model.meta = {**model.meta, "scenario": scenario, "overrides": overrides, "fit_seeds": list(fit_seeds),
-                  "test_seeds": list(test_seeds), "policies": list(policies),
-                  "n_fit": len(fit_rows), "n_test": len(test_rows), "held_out": evaluate_fit(model, test_rows),
-                  "wall_s": round(time.perf_counter() - t0, 1)}
-    if out is not None:
-        model.save(out, load_scenario(scenario, **overrides).workers)
-    return model
 
 
 class SurrogateWorkerSystem(WorkerSystem):
@@ -377,5 +317,5 @@ def fast_path_factory(calibration: str | Path | None = None) -> Any:
     return make
 
 
-__all__ = ["DEFAULT_CALIBRATION", "OP_TARGET", "ResponseModel", "SurrogateWorkerSystem", "calibrate",
-           "cell_features", "domain_accuracy", "evaluate_fit", "fast_path_factory", "record_transitions"]
+__all__ = ["DEFAULT_CALIBRATION", "OP_TARGET", "ResponseModel", "SurrogateWorkerSystem", "cell_features",
+           "domain_accuracy", "evaluate_fit", "fast_path_factory"]

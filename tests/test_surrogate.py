@@ -17,8 +17,8 @@ from gaisnet_env.surrogate import (
     SurrogateWorkerSystem,
     evaluate_fit,
     fast_path_factory,
-    record_transitions,
 )
+from gaisnet_env.surrogate_fit import record_transitions
 from gaisnet_env.worker_config import N_CLASSES, STYLES, WorkerConfig
 from gaisnet_env.workers import CLASSIFIER_TIERS, WorkerSystem
 
@@ -133,7 +133,7 @@ def test_mismatched_calibration_names_the_settings(cache_dir: str) -> None:
 
 
 def test_shipped_calibration_beats_no_change_on_held_out_operations() -> None:
-    """The shipped file records its held-out fit (written by gaisnet_env.surrogate.calibrate): an operation
+    """The shipped file records its held-out fit (written by gaisnet_env.surrogate_fit.calibrate): an operation
     with a network predicts well below the error of "no change"; one without (its network did not beat "no
     change" on the fit data's validation split) predicts exactly "no change". relay_down and relay_to_end,
     the operations with large effects, must have a network."""
