@@ -156,6 +156,12 @@ class RestoreCheck:
         self.left = 0
 
 
+def trace_point(steps: int, elapsed: float, base: GaisNetEnv) -> dict[str, float]:
+    """Steps, wall seconds, RSS (MiB), accuracy-cache entries and steps/s so far."""
+    return {"step": steps, "elapsed_s": round(elapsed, 2), "rss_mb": round(rss_mb(), 2),
+            "acc_cache": len(getattr(base.workers, "_acc_cache", ())), "steps_per_s": round(steps / elapsed, 2)}
+
+
 def soak(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if args.battery_j:
@@ -220,25 +226,19 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         if steps == warm_step:
             rss_warm = rss_mb()
         if steps % args.report_every == 0 or steps == args.steps:
-            elapsed = time.perf_counter() - t0
-            trace.append(
-                {
-                    "step": steps,
-                    "elapsed_s": round(elapsed, 2),
-                    "rss_mb": round(rss_mb(), 2),
-                    "acc_cache": len(getattr(base.workers, "_acc_cache", ())),
-                    "steps_per_s": round(steps / elapsed, 2),
-                }
-            )
+            trace.append(trace_point(steps, time.perf_counter() - t0, base))
             if args.verbose:
                 print(json.dumps(trace[-1]), flush=True)
     elapsed = time.perf_counter() - t0
     rss_end = rss_mb()
-    return _report(args, locals())
+    run = {"trace": trace, "warm_step": warm_step, "steps": steps, "crashes": crashes, "check": check,
+           "elapsed": elapsed, "rss_end": rss_end, "base": base, "env": env, "episodes": episodes,
+           "rss_start": rss_start, "rss_warm": rss_warm, "kinds": kinds, "policies": policies, "totals": totals}
+    return _report(args, run)
 
 
 def _report(args: argparse.Namespace, run: dict[str, Any]) -> dict[str, Any]:
-    """The soak's result dict from the run's locals (``soak``'s counters and trace)."""
+    """The soak's result dict from the run's counters, trace and envs (``run``, built by ``soak``)."""
     trace, warm_step, steps, crashes, check = run["trace"], run["warm_step"], run["steps"], run["crashes"], run["check"]
     elapsed, rss_end, base, env = run["elapsed"], run["rss_end"], run["base"], run["env"]
     episodes, rss_start, rss_warm = run["episodes"], run["rss_start"], run["rss_warm"]
