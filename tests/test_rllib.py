@@ -35,6 +35,9 @@ def test_ppo_trains_a_few_iterations_on_local_ray() -> None:
         config = ppo_config(
             "tiny", env_name="gaisnet-test", num_env_runners=1, train_batch_size=128, minibatch_size=64, num_epochs=2
         )
+        # the remote runner builds its env first (torch import, pre-trained weights): on a loaded machine
+        # that takes longer than RLlib's default 60 s, and the iteration would then return no samples
+        config = config.env_runners(sample_timeout_s=900.0)
         algo = config.build_algo()
         steps = []
         for _ in range(3):
