@@ -285,8 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--main-seeds", type=int, default=MAIN_SEEDS, help="main job: evaluation seeds")
     p.add_argument("--logdir", default="runs", help="main job: run directory root")
     p.add_argument("--out", default=None, help="main job: where the tables and the plot go (default: --logdir)")
-    p.add_argument("--warm-start", default=MAIN_WARM_START, help="main job: heuristic to clone before PPO "
-                   f"(default {MAIN_WARM_START}; 'none' disables)")
+    p.add_argument("--warm-start", default=MAIN_WARM_START, help="main job: heuristic to clone ('none': no)")
     sub = p.add_subparsers(dest="command")
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -315,8 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--run-name", default=None, help="run directory name (default <scenario>_<algo>_s<seed>)")
     t.add_argument("--resume", default=None, metavar="PATH", help="continue training a saved model (.zip)")
     t.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations")
-    t.add_argument("--eval-episodes", type=int, default=4,
-                   help="validation episodes (seeds from 20000) per evaluation of the model in training")
+    t.add_argument("--eval-episodes", type=int, default=4, help="validation episodes (seeds 20000+) per evaluation")
     t.add_argument("--hyperparams", default=None, help='JSON overrides, e.g. \'{"learning_rate": 1e-3}\'')
     t.add_argument("--subproc", action="store_true", help="training envs in subprocesses")
     t.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")

@@ -17,11 +17,9 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 # known offenders, at their sizes when the limits came in (cli, scenario and workers have been split since)
 MODULE_ALLOWANCE = {
-    "gaisnet_env/wrappers.py": 580,
     "agents/learned.py": 631,
 }
 FUNCTION_ALLOWANCE = {
-    "gaisnet_env/cli.py::build_parser": 82,
     "agents/heuristics.py::CostPredictor.predict": 94,
     "agents/learned.py::train": 136,
     "agents/learned.py::behaviour_clone": 88,
