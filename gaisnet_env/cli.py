@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gaisnet_env import BUILTIN_SCENARIOS
 from gaisnet_env.agents.base import EVAL_SEED_BASE, EpisodeMetrics
 from gaisnet_env.evaluation import _eval_job as _eval_job
 from gaisnet_env.evaluation import build_policy as build_policy
@@ -219,17 +220,25 @@ def run_benchmark(
 
 
 def cmd_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """``benchmark``: heuristics, oracle and learned agents on the same held-out seeds."""
+    """``benchmark``: heuristics, oracle and learned agents on the same held-out seeds; ``--suite``: on
+    every scenario of ``--scenarios`` (default all built-ins), with a summary table."""
     seeds = _seeds(args.seeds, None)
     policies = args.policies if args.policies is not None else ([] if args.include_episodes else
                                                                 list(DEFAULT_HEURISTICS))
-    rows, _ = run_benchmark(
-        args.scenario, seeds, policies, args.out, args.train_timesteps,
-        args.train_seed, args.logdir, args.episodes, args.jobs, _env_kwargs(args), not args.no_progress,
-        args.stem, warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes,
-        warm_start_jobs=args.warm_start_jobs,
-        include=args.include_episodes or (), note=args.note or "",
-    )
+    common = dict(seeds=seeds, train_timesteps=args.train_timesteps, train_seed=args.train_seed,
+                  logdir=args.logdir, episodes=args.episodes, jobs=args.jobs, env_kwargs=_env_kwargs(args),
+                  progress=not args.no_progress, warm_start=args.warm_start,
+                  warm_start_episodes=args.warm_start_episodes, warm_start_jobs=args.warm_start_jobs,
+                  note=args.note or "")
+    if args.suite:
+        from gaisnet_env.suite import run_suite
+
+        if args.include_episodes or args.stem:
+            raise SystemExit("benchmark --suite: --include-episodes and --stem are per scenario; run the "
+                             "scenario's benchmark on its own for them")
+        return run_suite(args.scenarios or BUILTIN_SCENARIOS, policies, args.out, run_benchmark, **common)
+    rows, _ = run_benchmark(args.scenario, policies=policies, out=args.out, stem=args.stem,
+                            include=args.include_episodes or (), **common)
     return rows
 
 
@@ -355,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--include-episodes", action="append", metavar="CSV",
                    help="add episodes from an earlier run's <stem>_episodes.csv (same seeds!); repeatable")
     b.add_argument("--note", default=None, help="a paragraph written under the markdown table's title")
+    b.add_argument("--suite", action="store_true", help="run on every scenario of --scenarios (one results file "
+                   "each, <scenario>_suite.md) and write suite_summary.md/.csv; '{scenario}' in a policy is "
+                   "replaced by each scenario's name")
+    b.add_argument("--scenarios", nargs="+", default=None, choices=BUILTIN_SCENARIOS,
+                   help="--suite: the scenarios (default all built-ins)")
     warm(b)
     b.set_defaults(func=cmd_benchmark)
     return p

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gaisnet_env.agents.base import METRICS, EpisodeMetrics, summarise
+from gaisnet_env.paired import normalised_score, paired
 from gaisnet_env.specs import parse_spec
 
 # ----------------------------------------------------------------------------------------
@@ -47,72 +48,53 @@ def _fmt(mean: float, ci: float, k: str) -> str:
 
 def paired_difference(results: Sequence[EpisodeMetrics], a: str, b: str) -> tuple[float, float, int]:
     """Mean and 95% t-CI half-width of reward(a) - reward(b) over the seeds both ran (paired)."""
-    ra = {(r.seed, r.episode): r.reward for r in results if r.policy == a}
-    rb = {(r.seed, r.episode): r.reward for r in results if r.policy == b}
-    common = sorted(set(ra) & set(rb))
-    mean, half = summarise([ra[k] - rb[k] for k in common])
-    return mean, half, len(common)
+    d = paired(results, a, b)
+    return d.mean, d.ci95, d.n
+
+
+def policy_kind(name: str) -> str:
+    """``"heuristic"``, ``"oracle"`` or ``"learned"`` (a model path or an algorithm) for a policy label."""
+    from gaisnet_env.agents.heuristics import HEURISTICS
+
+    if parse_spec(name)[0] in HEURISTICS:
+        return "heuristic"
+    return "oracle" if name.startswith("oracle") else "learned"
+
+
+def best_by_kind(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """The row of highest mean reward of each kind (``heuristic``, ``learned``, ``oracle``; None if absent)."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for k in ("heuristic", "learned", "oracle"):
+        cands = [r for r in rows if policy_kind(r["policy"]) == k]
+        out[k] = max(cands, key=lambda r: r["reward_mean"]) if cands else None
+    return out
 
 
 def verdict(rows: Sequence[dict[str, Any]], results: Sequence[EpisodeMetrics] = ()) -> list[str]:
-    """Sentences comparing the best learned agent, the best heuristic and the oracle."""
-    from gaisnet_env.agents.heuristics import HEURISTICS
-
-    def kind(name: str) -> str:
-        base = parse_spec(name)[0]
-        if base in HEURISTICS:
-            return "heuristic"
-        return "oracle" if name.startswith("oracle") else "learned"
-
-    def best(k: str) -> dict[str, Any] | None:
-        cands = [r for r in rows if kind(r["policy"]) == k]
-        return max(cands, key=lambda r: r["reward_mean"]) if cands else None
-
-    h, lrn, o = best("heuristic"), best("learned"), best("oracle")
+    """Sentences comparing the best learned agent, the best heuristic and the oracle, paired on common seeds
+    (:mod:`gaisnet_env.paired`): learned - heuristic, oracle - heuristic, oracle - learned, and the
+    normalised score. Without per-episode ``results`` only the means are compared."""
+    best = best_by_kind(rows)
+    h, lrn, o = best["heuristic"], best["learned"], best["oracle"]
     lines = []
-
-    def lo_hi(r: dict[str, Any]) -> tuple[float, float]:
-        ci = r["reward_ci95"] if math.isfinite(r["reward_ci95"]) else 0.0
-        return r["reward_mean"] - ci, r["reward_mean"] + ci
-
     if h:
         hr = _fmt(h["reward_mean"], h["reward_ci95"], "r")
         lines.append(f"Best heuristic: **{h['policy']}**, episode reward {hr}.")
-
-    def relation(r: dict[str, Any]) -> str:
-        """How ``r`` stands against the best heuristic by the unpaired 95% CIs."""
-        (hl, hh), (lo, hi) = lo_hi(h), lo_hi(r)
-        if lo > hh:
-            return "beats it with non-overlapping 95% CIs"
-        if hi < hl:
-            return "is worse, with non-overlapping 95% CIs"
-        return "is not separable from it (the 95% CIs overlap)"
-
-    if h and lrn:
-        rel = relation(lrn)
-        lines.append(
-            f"Best learned agent: **{lrn['policy']}**, {_fmt(lrn['reward_mean'], lrn['reward_ci95'], 'r')}: {rel} "
-            f"(difference {lrn['reward_mean'] - h['reward_mean']:+.2f})."
-        )
-        if results:
-            d, dh, n = paired_difference(results, lrn["policy"], h["policy"])
-            if n >= 2:
-                sig = "excludes" if abs(d) > dh else "includes"
-                lines.append(f"Paired on the same {n} seeds: learned - heuristic = {d:+.2f} ± {dh:.2f} "
-                             f"(95% t-CI, {sig} 0).")
+    if lrn:
+        lines.append(f"Best learned agent: **{lrn['policy']}**, {_fmt(lrn['reward_mean'], lrn['reward_ci95'], 'r')}"
+                     + (f" (difference of the means {lrn['reward_mean'] - h['reward_mean']:+.2f})." if h else "."))
     if o:
-        ref = [x for x in (h, lrn) if x]
-        gaps = ", ".join(f"{o['reward_mean'] - x['reward_mean']:+.2f} vs {x['policy']}" for x in ref)
-        lines.append(
-            f"Oracle (look-ahead on env copies that sees the true future: an upper reference, not deployable): "
-            f"{_fmt(o['reward_mean'], o['reward_ci95'], 'r')} over {o['n']} episodes; gap of the means {gaps}."
-        )
-        if h:
-            lines.append(f"Against the best heuristic by the unpaired 95% CIs, the oracle {relation(o)}.")
-        for x in ref if results else []:
-            d, dh, n = paired_difference(results, o["policy"], x["policy"])
-            if n >= 2:
-                lines.append(f"Paired on the oracle's {n} seeds: oracle - {x['policy']} = {d:+.2f} ± {dh:.2f}.")
+        lines.append(f"Oracle (look-ahead on env copies that sees the true future: an upper reference, not "
+                     f"deployable): {_fmt(o['reward_mean'], o['reward_ci95'], 'r')} over {o['n']} episodes.")
+    pairs = [(x, y) for x, y in ((lrn, h), (o, h), (o, lrn)) if x and y]
+    for x, y in pairs if results else []:
+        d = paired(results, x["policy"], y["policy"])
+        if d.n >= 2:
+            lines.append(f"Paired: {d.sentence()}.")
+    if results and h and lrn and o:
+        s = normalised_score(results, lrn["policy"], h["policy"], o["policy"])
+        lines.append(f"Normalised score of {lrn['policy']} (0: the best heuristic, 1: the oracle): {s.text()} "
+                     f"({s.n} common seeds, 95% bootstrap CI over seeds).")
     return lines
 
 

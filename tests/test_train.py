@@ -133,19 +133,27 @@ def test_benchmark_writes_markdown_csv_and_plot(run_dir: Path, tmp_path: Path) -
         assert len(list(csv.DictReader(f))) == 5
 
 
-def test_verdict_compares_learned_agent_and_oracle_with_the_best_heuristic() -> None:
+def test_verdict_compares_learned_agent_and_oracle_with_the_best_heuristic_paired() -> None:
+    from gaisnet_env.agents.base import EpisodeMetrics
+
     def row(policy: str, mean: float, ci: float, n: int = 10) -> dict:
         return {"policy": policy, "reward_mean": mean, "reward_ci95": ci, "n": n}
 
-    rows = [row("cost-aware", 100.0, 5.0), row("periodic", 90.0, 5.0), row("runs/x/best_model.zip", 111.0, 5.0),
+    agent = "runs/x/best_model.zip"
+    rows = [row("cost-aware", 100.0, 5.0), row("periodic", 90.0, 5.0), row(agent, 111.0, 5.0),
             row("oracle:horizon=3", 108.0, 4.0, n=5)]
     lines = cli.verdict(rows)
     assert lines[0] == "Best heuristic: **cost-aware**, episode reward 100.00 ± 5.00."
-    assert "runs/x/best_model.zip" in lines[1] and "beats it with non-overlapping 95% CIs" in lines[1]
-    assert lines[-1] == "Against the best heuristic by the unpaired 95% CIs, the oracle is not separable from it " \
-        "(the 95% CIs overlap)."
-    rows[2] = row("runs/x/best_model.zip", 80.0, 5.0)
-    assert "is worse, with non-overlapping 95% CIs" in cli.verdict(rows)[1]
+    assert agent in lines[1] and "(difference of the means +11.00)" in lines[1]
+    assert not any("Paired" in line for line in lines)  # no episodes: no paired statement
+    # with episodes: seeds differ in difficulty far more than the policies do, so only pairing separates them
+    eps = [EpisodeMetrics(p, s, 0, base + 50.0 * s + 0.1 * s * k, 0.9, 0.1, 1.0, 1.0, 0.0, 0.0, 10, 0, 1.0)
+           for s in range(6) for k, (p, base) in enumerate((("cost-aware", 100.0), (agent, 102.0),
+                                                            ("oracle:horizon=3", 104.0)))]
+    lines = cli.verdict(rows, eps)
+    assert any(line.startswith(f"Paired: {agent} - cost-aware = +2.25 ± 0.") and "excludes 0" in line
+               for line in lines), lines
+    assert lines[-1].startswith(f"Normalised score of {agent} (0: the best heuristic, 1: the oracle): 0.5"), lines
 
 
 def test_warm_start_from_the_oracle_collects_the_same_episodes_in_parallel(tmp_path: Path) -> None:
