@@ -58,8 +58,8 @@ DEFAULT_HEURISTICS: tuple[str, ...] = (
 )
 MAIN_SEEDS = 5
 #: Env steps the main job trains for: a step budget (the same agent on any machine), sized so that the
-#: whole job takes about 7 minutes on 2 quiet cores (8,406 steps fitted in 270 s there at 300-s epochs);
-#: the YAML's 20,000 would take over 10.
+#: whole job takes under 10 minutes on 2 quiet cores from a fresh virtualenv (README: the measured time);
+#: the YAML's 20,000 would take over 15.
 MAIN_TRAIN_STEPS = 8192
 #: Validation evaluations during the main job's training (the best one is kept): 2, at half and at the end
 #: (5 took 40% of the training time: 4,000 of 12,200 env steps; the job ran 646 s quiet, over 10 minutes).
@@ -273,6 +273,7 @@ def cmd_main(args: argparse.Namespace) -> None:
         stem=stem,
         warm_start=args.warm_start,
         warm_start_episodes=6,
+        warm_start_jobs=jobs,  # the same teacher episodes, collected in parallel
         eval_freq=timesteps // MAIN_VALIDATIONS,
         note=f"The README's main job (`python train.py`: {timesteps:,} PPO steps, {n_seeds} seeds); see "
              "benchmarks/results/metro_benchmark_v03.md for the full run.",

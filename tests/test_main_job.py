@@ -18,6 +18,7 @@ def test_main_job_budgets_training_in_steps_and_writes_beside_the_run(monkeypatc
     (args, kw), = calls
     assert kw.get("time_budget_s") is None  # no wall-clock cap: the same agent on any machine
     assert kw["train_timesteps"] == cli.MAIN_TRAIN_STEPS == 8192
+    assert kw["eval_freq"] == 4096  # validations at half and at the end (and of the warm start)
     assert Path(kw["out"]) == tmp_path / "runs" and kw["stem"] == "metro_main"  # beside the run by default
     text = capsys.readouterr().out
     assert "for 8,192 env steps (a step budget" in text
