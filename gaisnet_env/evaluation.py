@@ -36,8 +36,8 @@ def build_policy(spec: str, env: Any) -> Any:
 def policy_label(spec: str) -> str:
     """Short table label of a policy spec."""
     name, params = parse_spec(spec)
-    if name == "oracle":  # its settings in the label, so oracles of different settings stay apart
-        return f"{spec} (upper ref.)" if params else "oracle (upper ref.)"
+    if name == "oracle":  # all its search settings in the label, so oracles of different settings stay apart
+        return f"oracle:{oracle_settings(params)} (upper ref.)"
     p = Path(spec)
     if p.suffix == ".zip" or p.is_dir():
         try:
@@ -48,6 +48,19 @@ def policy_label(spec: str) -> str:
         except (OSError, ValueError):
             return p.name
     return spec
+
+
+def oracle_settings(params: dict[str, Any]) -> str:
+    """The look-ahead oracle's search settings, ``params`` over its defaults, as ``horizon=3,max_candidates=12,...``
+    (the proposer list is left out unless given)."""
+    import inspect
+
+    from gaisnet_env.agents.oracle import LookaheadOracle
+
+    sig = inspect.signature(LookaheadOracle.__init__).parameters
+    settings = {k: p.default for k, p in sig.items() if k not in ("self", "env", "proposers")}
+    settings.update(params)
+    return ",".join(f"{k}={v}" for k, v in settings.items())
 
 
 _ENV_CACHE: dict[str, Any] = {}

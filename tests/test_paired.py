@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from gaisnet_env.agents.base import EpisodeMetrics
+
 from gaisnet_env.paired import normalised_score, paired
 
 

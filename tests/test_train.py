@@ -178,6 +178,8 @@ def test_warm_start_from_the_oracle_collects_the_same_episodes_in_parallel(tmp_p
 
 
 def test_policy_labels_keep_oracles_of_different_settings_apart() -> None:
-    assert cli.policy_label("oracle") == "oracle (upper ref.)"
-    assert cli.policy_label("oracle:horizon=10,max_candidates=24") == "oracle:horizon=10,max_candidates=24 (upper ref.)"
+    assert cli.policy_label("oracle") == \
+        "oracle:horizon=3,max_candidates=12,vary_edges=2,rollout=cost-aware,gamma=1.0 (upper ref.)"
+    assert cli.policy_label("oracle:horizon=10,max_candidates=24") == \
+        "oracle:horizon=10,max_candidates=24,vary_edges=2,rollout=cost-aware,gamma=1.0 (upper ref.)"
     assert cli.policy_label("cost-aware:acc_drop=0.02") == "cost-aware:acc_drop=0.02"
