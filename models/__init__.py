@@ -8,7 +8,15 @@ from gaisnet_env.models.flops import classifier_flops, count_flops, decoder_dist
 from gaisnet_env.models.layers import Dense, LoRADense
 from gaisnet_env.models.mixture import MixtureClassifier, train_gate
 from gaisnet_env.models.training import FusedAdam, classifier_gradients, train_classifier, trainable_parameters
-from gaisnet_env.models.vae import CVAE, LoRACVAE, distil_decoder, train_vae
+from gaisnet_env.models.vae import (
+    CVAE,
+    LoRACVAE,
+    distil_decoder,
+    distil_gradients,
+    elbo_gradients,
+    train_vae,
+    vae_trainable_parameters,
+)
 
 __all__ = [
     "CVAE",
@@ -23,11 +31,14 @@ __all__ = [
     "classifier_gradients",
     "count_flops",
     "distil_decoder",
+    "distil_gradients",
     "decoder_distil_flops",
+    "elbo_gradients",
     "generator_flops",
     "merged_forward",
     "train_classifier",
     "train_gate",
     "train_vae",
     "trainable_parameters",
+    "vae_trainable_parameters",
 ]

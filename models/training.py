@@ -40,12 +40,17 @@ class FusedAdam:
                            maximize=False, grad_scale=None, found_inf=None)
 
 
+def layer_parameters(layer: nn.Module) -> list[nn.Parameter]:
+    """What trains in one layer, in gradient order: [W, b] of a ``Dense``, the adapter of a ``LoRADense``
+    ([A, B, db], or [dW, db] for a full-delta layer)."""
+    return [layer.weight, layer.bias] if isinstance(layer, Dense) else layer.adapter_parameters()
+
+
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """What :func:`train_classifier` trains, in gradient order: per layer [W, b] of a ``Dense``, the
-    adapter of a ``LoRADense`` ([A, B, db], or [dW, db] for a full-delta head)."""
+    """What :func:`train_classifier` trains, in gradient order: :func:`layer_parameters` of every layer."""
     out: list[nn.Parameter] = []
     for layer in _layers(model):
-        out += [layer.weight, layer.bias] if isinstance(layer, Dense) else layer.adapter_parameters()
+        out += layer_parameters(layer)
     return out
 
 
@@ -56,44 +61,78 @@ def _layers(model: nn.Module) -> list[nn.Module]:
     return layers
 
 
-def _forward(layers: list[nn.Module], a: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list]:
-    """Logits, the input of every layer, and the LoRA bottleneck activations ``a A^T`` (None elsewhere)."""
+def layer_forward(layer: nn.Module, a: torch.Tensor, exact: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Output (N, n_out) of a ``Dense`` / ``LoRADense`` ``layer`` on ``a`` (N, n_in), before any activation,
+    and its LoRA bottleneck activations ``a A^T`` (N, rank; None for a Dense or full-delta layer).
+
+    ``exact``: the low-rank product is added to the base product as ``LoRADense.forward`` adds it (the same
+    bits at any thread count); else it is accumulated in place (``addmm_``, the classifiers' path, which
+    can differ in the last bit where the BLAS splits a small product over threads)."""
+    if isinstance(layer, Dense):
+        return torch.addmm(layer.bias, a, layer.weight.t()), None
+    if layer.full:
+        return torch.addmm(layer.bias + layer.lora_db, a, (layer.weight + layer.lora_dw).t()), None
+    u = a @ layer.lora_a.t()
+    base = torch.addmm(layer.bias + layer.lora_db, a, layer.weight.t())
+    return (base + u @ layer.lora_b.t() if exact else base.addmm_(u, layer.lora_b.t())), u
+
+
+def layer_backward(layer: nn.Module, a: torch.Tensor, u: torch.Tensor | None, g: torch.Tensor, input_grad: bool,
+                   acc: torch.Tensor | None = None,
+                   exact: bool = False) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Gradients (:func:`layer_parameters` order) of ``layer`` from ``g`` = dLoss/d(output) (N, n_out), given
+    its input ``a`` (N, n_in) and bottleneck ``u`` (:func:`layer_forward`), and dLoss/d(input) (N, n_in) if
+    ``input_grad`` (else None). With ``acc`` (N, n_in) the input gradient is added into it in place, the
+    low-rank part first, then the base part: the order in which autograd accumulates them. ``exact`` as
+    for :func:`layer_forward`."""
+    da = None
+    if isinstance(layer, Dense) or layer.full:
+        grads = [g.t() @ a, g.sum(0)]
+        if input_grad:
+            w = layer.weight if isinstance(layer, Dense) else layer.weight + layer.lora_dw
+            da = g @ w if acc is None else acc.add_(g @ w)
+    else:
+        du = g @ layer.lora_b
+        grads = [du.t() @ a, g.t() @ u, g.sum(0)]
+        if acc is not None and input_grad:
+            da = acc.add_(du @ layer.lora_a).add_(g @ layer.weight)
+        elif input_grad:
+            da = g @ layer.weight + du @ layer.lora_a if exact else (g @ layer.weight).addmm_(du, layer.lora_a)
+    return grads, da
+
+
+def _forward(layers: list[nn.Module], a: torch.Tensor,
+             exact: bool = False) -> tuple[torch.Tensor, list[torch.Tensor], list]:
+    """Logits, the input of every layer, and the LoRA bottleneck activations ``a A^T`` (None elsewhere);
+    ``exact`` as for :func:`layer_forward`."""
     inputs, low = [], []
     last = len(layers) - 1
     for i, layer in enumerate(layers):
         inputs.append(a)
-        if isinstance(layer, Dense):
-            z = torch.addmm(layer.bias, a, layer.weight.t())
-            low.append(None)
-        elif layer.full:
-            z = torch.addmm(layer.bias + layer.lora_db, a, (layer.weight + layer.lora_dw).t())
-            low.append(None)
-        else:
-            u = a @ layer.lora_a.t()
-            z = torch.addmm(layer.bias + layer.lora_db, a, layer.weight.t()).addmm_(u, layer.lora_b.t())
-            low.append(u)
+        z, u = layer_forward(layer, a, exact)
+        low.append(u)
         a = torch.relu(z) if i < last else z
     return a, inputs, low
 
 
-def _backward(layers: list[nn.Module], inputs: list[torch.Tensor], low: list, g: torch.Tensor) -> list[torch.Tensor]:
-    """Gradients (:func:`trainable_parameters` order) from ``g`` = dLoss/dlogits."""
+def _backward(layers: list[nn.Module], inputs: list[torch.Tensor], low: list, g: torch.Tensor,
+              input_grad: bool = False, exact: bool = False) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Gradients (:func:`trainable_parameters` order) from ``g`` = dLoss/dlogits, and dLoss/d(input of the
+    first layer) if ``input_grad`` (else None); ``exact`` as for :func:`layer_forward`."""
     grads: list[torch.Tensor] = []
     for i in range(len(layers) - 1, -1, -1):
-        layer, a = layers[i], inputs[i]
-        if isinstance(layer, Dense) or layer.full:
-            grads[:0] = [g.t() @ a, g.sum(0)]
-            if i:
-                w = layer.weight if isinstance(layer, Dense) else layer.weight + layer.lora_dw
-                da = g @ w
-        else:
-            du = g @ layer.lora_b
-            grads[:0] = [du.t() @ a, g.t() @ low[i], g.sum(0)]
-            if i:
-                da = (g @ layer.weight).addmm_(du, layer.lora_a)
-        if i:
-            g = da * (a > 0)  # ReLU: ``a`` is the ReLU output of the layer below
-    return grads
+        a = inputs[i]
+        layer_grads, da = layer_backward(layers[i], a, low[i], g, bool(i) or input_grad, exact=exact)
+        grads[:0] = layer_grads
+        if i:  # ReLU: ``a`` is the ReLU output of the layer below
+            g = relu_backward(da, a) if exact else da * (a > 0)
+    return grads, da
+
+
+def relu_backward(g: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """dLoss/d(ReLU input) from ``g`` = dLoss/d(ReLU output) and the output ``a`` (same shapes): autograd's
+    own kernel (0 where ``a`` <= 0, even where ``g`` is not finite)."""
+    return torch.ops.aten.threshold_backward(g, a, 0)
 
 
 def classifier_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, temperature: float,
@@ -104,7 +143,7 @@ def classifier_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor
     with torch.no_grad():
         z, inputs, low = _forward(layers, x - centre)
         t = float(temperature)
-        return _backward(layers, inputs, low, (torch.softmax(z / t, 1) - target) * (t / x.shape[0]))
+        return _backward(layers, inputs, low, (torch.softmax(z / t, 1) - target) * (t / x.shape[0]))[0]
 
 
 @torch.no_grad()
@@ -158,10 +197,11 @@ def train_classifier(
                 scale = torch.cat([torch.full((nb, 1), t / nb), torch.full((batch, 1), lam / batch)])
                 it = inv_t if nb == batch else torch.cat([inv_t[:nb], inv_t[batch:]])
                 g = (torch.softmax(z * it, 1) - torch.cat([probs[b], onehot_loc[j]])).mul_(scale)
-            opt.step(_backward(layers, inputs, low, g))
+            opt.step(_backward(layers, inputs, low, g)[0])
         if not all(bool(torch.isfinite(p).all()) for p in params):
             return False
     return True
 
 
-__all__ = ["FusedAdam", "classifier_gradients", "train_classifier", "trainable_parameters"]
+__all__ = ["FusedAdam", "classifier_gradients", "layer_backward", "layer_forward", "layer_parameters",
+           "relu_backward", "train_classifier", "trainable_parameters"]

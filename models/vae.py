@@ -9,15 +9,33 @@ The cloud generator is a :class:`CVAE` (all weights train). The edge generator i
 output layer, which carries a full delta, like the classifier head of
 :class:`~gaisnet_env.models.LoRAClassifier`). The adapter is what an edge fine-tunes on its own data,
 what relay_down distils from the cloud generator and what relay_up carries up.
+
+:func:`train_vae` and :func:`distil_decoder` train with hand-written gradients (a few matrix products
+per layer, the patterns of :mod:`~gaisnet_env.models.training`) and :class:`~gaisnet_env.models.FusedAdam`
+instead of autograd and ``torch.optim.Adam(fused=True)``, about 2x less time per call: the same losses,
+the same random draws, and the gradients computed with autograd's kernels in autograd's order, so the
+trained weights come out as the autograd loops' to the bit (measured at 1 and 2 threads; the tests check
+them against autograd to float32 rounding).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from gaisnet_env.models.layers import Dense, LoRADense, SizedModule
+from gaisnet_env.models.training import (
+    FusedAdam,
+    _backward,
+    _forward,
+    layer_backward,
+    layer_forward,
+    layer_parameters,
+    relu_backward,
+)
 from torch import nn
 
 from gaisnet_env.worker_config import INPUT_DIM, N_CLASSES, STYLES
@@ -136,47 +154,141 @@ class LoRACVAE(CVAE):
         return sum(p.numel() * p.element_size() for p in self.adapter_parameters())
 
 
+def vae_trainable_parameters(vae: CVAE) -> list[nn.Parameter]:
+    """What :func:`train_vae` and :func:`distil_decoder` train, in gradient order: all parameters of a
+    :class:`CVAE` ([W, b] per layer, ``parameters()`` order), the adapter of a :class:`LoRACVAE`
+    (``adapter_parameters()`` order)."""
+    out: list[nn.Parameter] = []
+    for layer in _vae_layers(vae):
+        out += layer_parameters(layer)
+    return out
+
+
+def _vae_layers(vae: CVAE) -> list[nn.Module]:
+    layers = [getattr(vae, name) for name in _LAYERS]
+    kind = LoRADense if isinstance(vae, LoRACVAE) else Dense
+    if not all(type(layer) is kind for layer in layers):
+        raise TypeError(f"{type(vae).__name__}: hand-written gradients need {kind.__name__} layers")
+    return layers
+
+
+def _checked(vae: CVAE, params: Sequence[nn.Parameter], fn: str) -> list[nn.Parameter]:
+    """``params`` if they are what the hand-written gradients cover (:func:`vae_trainable_parameters`, the
+    same tensors in the same order); raise ValueError otherwise."""
+    want = vae_trainable_parameters(vae)
+    if len(params) != len(want) or any(p is not q for p, q in zip(params, want, strict=False)):
+        what = "vae.adapter_parameters()" if isinstance(vae, LoRACVAE) else "list(vae.parameters())"
+        raise ValueError(f"{fn}: params must be {what} of the {type(vae).__name__} (its trainable tensors, in "
+                         f"that order); got {len(params)} other tensor(s)")
+    return want
+
+
+def _finite(params: Sequence[torch.Tensor]) -> bool:
+    """Whether every element of ``params`` is finite (one check over their concatenation)."""
+    return bool(torch.isfinite(torch.cat([p.reshape(-1) for p in params])).all())
+
+
+@lru_cache(maxsize=64)
+def _inv(n: int) -> float:
+    """1 / n correctly rounded to float32, as autograd's ``grad / n`` (a Python float holding it exactly)."""
+    return float(np.float32(1.0) / np.float32(n))
+
+
+def _elbo_grads(vae: CVAE, xin: torch.Tensor, eps: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients (:func:`vae_trainable_parameters` order) of :meth:`CVAE.loss` on ``xin`` = [pixels x,
+    condition] (N, 64 + n_cond) and noise ``eps`` (N, latent)."""
+    enc, enc_mu, enc_lv, dec, dec_out = _vae_layers(vae)
+    x, cond = xin[:, : vae.input_dim], xin[:, vae.input_dim :]
+    pre, u_enc = layer_forward(enc, xin, exact=True)
+    h = torch.relu(pre)
+    mu, u_mu = layer_forward(enc_mu, h, exact=True)
+    logvar, u_lv = layer_forward(enc_lv, h, exact=True)
+    std = torch.exp(0.5 * logvar)
+    logits, inputs, low = _forward([dec, dec_out], torch.cat([mu + eps * std, cond], dim=1), exact=True)
+    r = _inv(x.shape[0])  # d loss / d (rec + kl)
+    # rec = BCE-with-logits summed: d rec / d logits = sigmoid(logits) - x
+    g_dec, dzin = _backward([dec, dec_out], inputs, low, (torch.sigmoid(logits) - x).mul_(r), True, exact=True)
+    dz = dzin[:, : vae.latent]
+    # kl = -0.5 sum(1 + logvar - mu^2 - exp(logvar)); z = mu + eps exp(0.5 logvar). Summed in autograd's
+    # order: the KL terms first, then the path through z
+    dmu = dz + mu * r
+    dlv = logvar.exp().mul_(0.5 * r).sub_(0.5 * r).add_(dz * eps * std * 0.5)
+    g_lv, dh = layer_backward(enc_lv, h, u_lv, dlv, True, exact=True)
+    g_mu, dh = layer_backward(enc_mu, h, u_mu, dmu, True, acc=dh)  # h's gradient: logvar head, then mu head
+    g_enc, _ = layer_backward(enc, xin, u_enc, relu_backward(dh, h), False)
+    return g_enc + g_mu + g_lv + g_dec
+
+
+def _distil_grads(vae: CVAE, zin: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients (decoder part of :func:`vae_trainable_parameters`) of the summed pixel BCE with logits of
+    the decoder on ``zin`` = [z, cond] (N, latent + n_cond) against ``target`` (N, 64) in [0, 1], / N."""
+    layers = [vae.dec, vae.dec_out]
+    logits, inputs, low = _forward(layers, zin, exact=True)
+    g = (torch.sigmoid(logits) - target).mul_(_inv(target.shape[0]))
+    return _backward(layers, inputs, low, g, exact=True)[0]
+
+
+@torch.no_grad()
+def elbo_gradients(vae: CVAE, x: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
+                   eps: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of :meth:`CVAE.loss` (``x`` (N, 64), classes and styles (N,), ``eps`` (N, latent)) with
+    respect to :func:`vae_trainable_parameters` (for checks and tests)."""
+    return _elbo_grads(vae, torch.cat([x, vae.condition(y, style)], dim=1), eps)
+
+
+@torch.no_grad()
+def distil_gradients(vae: CVAE, z: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
+                     target: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of :func:`distil_decoder`'s loss on latents ``z`` (N, latent), classes and styles (N,) and
+    teacher pixels ``target`` (N, 64) with respect to the decoder's trainable tensors (``dec``, ``dec_out``
+    part of :func:`vae_trainable_parameters`)."""
+    _vae_layers(vae)
+    return _distil_grads(vae, torch.cat([z, vae.condition(y, style)], dim=1), target)
+
+
+@torch.no_grad()
 def train_vae(vae: CVAE, params: list[nn.Parameter], x: torch.Tensor, y: torch.Tensor, style: torch.Tensor, *,
               epochs: int, lr: float, batch: int, gen: torch.Generator) -> bool:
-    """Adam (``fused``) on the negative ELBO over shuffled mini-batches of (``x`` (N, 64), classes ``y``,
-    styles ``style``), training ``params``; draws one ``randperm`` per epoch and one ``randn`` per step from
-    ``gen``. Returns False (and stops) if the trained tensors became non-finite. Leaves the model in eval mode."""
-    opt = torch.optim.Adam(params, lr=lr, fused=True)
+    """Adam on the negative ELBO over shuffled mini-batches of (``x`` (N, 64), classes ``y``, styles
+    ``style``), training ``params`` (:func:`vae_trainable_parameters`: all of a CVAE's, a LoRACVAE's
+    adapter; anything else raises ValueError); draws one ``randperm`` per epoch and one ``randn`` per step
+    from ``gen``. Returns False (and stops) after an epoch that left ``params`` non-finite; else True, with
+    the model in eval mode."""
+    opt = FusedAdam(_checked(vae, params, "train_vae"), lr=lr)
+    xin = torch.cat([x, vae.condition(y, style)], dim=1)
     n = x.shape[0]
     for _ in range(epochs):
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch):
             b = perm[i : i + batch]
-            loss = vae.loss(x[b], y[b], style[b], torch.randn((b.shape[0], vae.latent), generator=gen))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if not all(bool(torch.isfinite(p).all()) for p in params):
+            eps = torch.randn((b.shape[0], vae.latent), generator=gen)
+            opt.step(_elbo_grads(vae, xin[b], eps))
+        if not _finite(params):
             return False
     vae.eval()
     return True
 
 
+@torch.no_grad()
 def distil_decoder(vae: CVAE, params: list[nn.Parameter], z: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
                    target: torch.Tensor, *, epochs: int, lr: float, batch: int, gen: torch.Generator) -> bool:
-    """Data-free generator distillation: Adam (``fused``) on the pixel cross-entropy between the decoder's
-    output for latents ``z`` (N, latent) and conditions (``y``, ``style``) and a teacher decoder's output
-    ``target`` (N, 64) in [0, 1] for the same latents, so the student learns the teacher's whole mapping
-    from noise to images (its diversity too), not a re-fit of its mean samples. One ``randperm`` per epoch
-    from ``gen``. Returns False (and stops) if the trained tensors became non-finite."""
-    opt = torch.optim.Adam(params, lr=lr, fused=True)
-    cond = vae.condition(y, style)
+    """Data-free generator distillation: Adam on the pixel cross-entropy (summed, / batch) between the
+    decoder's output for latents ``z`` (N, latent) and conditions (``y``, ``style``) and a teacher decoder's
+    output ``target`` (N, 64) in [0, 1] for the same latents, so the student learns the teacher's whole
+    mapping from noise to images (its diversity too), not a re-fit of its mean samples. ``params`` as for
+    :func:`train_vae` (only the decoder's part trains). One ``randperm`` per epoch from ``gen``. Returns
+    False (and stops) after an epoch that left ``params`` non-finite; else True, with the model in eval
+    mode."""
+    _checked(vae, params, "distil_decoder")
+    opt = FusedAdam(layer_parameters(vae.dec) + layer_parameters(vae.dec_out), lr=lr)
+    zin = torch.cat([z, vae.condition(y, style)], dim=1)
     n = z.shape[0]
     for _ in range(epochs):
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch):
             b = perm[i : i + batch]
-            logits = vae.decode_logits(z[b], cond[b])
-            loss = F.binary_cross_entropy_with_logits(logits, target[b], reduction="sum") / b.shape[0]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if not all(bool(torch.isfinite(p).all()) for p in params):
+            opt.step(_distil_grads(vae, zin[b], target[b]))
+        if not _finite(params):
             return False
     vae.eval()
     return True

@@ -80,3 +80,13 @@ def test_heuristic_sweep_runs_on_tiny(bench, tmp_path) -> None:
     assert "| cost-aware:acc_drop=0.02,cooldown=1 |" in (tmp_path / "cost-aware_sweep.md").read_text()
     with pytest.raises(SystemExit, match="--grid"):
         bench("heuristic_sweep").main(["--grid", "acc_drop"])
+
+
+def test_bench_vae_training_runs(bench, tmp_path) -> None:
+    res = bench("bench_vae_training").main(["--repeats", "1", "--no-pretrain", "--out", str(tmp_path)])
+    assert [r["name"] for r in res["cases"]] == ["finetune", "relay_down", "relay_up"]
+    for r in res["cases"]:
+        assert r["old_ms"] > 0 and r["new_ms"] > 0 and r["floor_ms"] > 0
+        assert r["flops_per_sample"] == r["autograd_flops_per_sample"]
+        assert r["gen_state_equal"] and r["max_abs_weight_diff"] < 1e-5
+    assert "| relay_up | distil_decoder |" in (tmp_path / "bench_vae_training.md").read_text()
