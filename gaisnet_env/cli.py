@@ -348,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="write <scenario>_evaluate.md/.csv here")
     e.set_defaults(func=cmd_evaluate)
 
+    _benchmark_parser(sub, common, warm)
+    return p
+
+
+def _benchmark_parser(sub: Any, common: Any, warm: Any) -> None:
+    """The ``benchmark`` subcommand's arguments (``common`` and ``warm`` add the shared ones)."""
     b = sub.add_parser("benchmark", help="compare policies", description="Benchmark policies on the same held-out "
                        "seeds; writes a markdown and CSV table and a Pareto plot.")
     common(b)
@@ -372,7 +378,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--suite: the scenarios (default all built-ins)")
     warm(b)
     b.set_defaults(func=cmd_benchmark)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
