@@ -85,30 +85,48 @@ def stack_infos(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Gymnasium's vector info of the copies' ``infos`` (one dict per copy, in order)."""
     n = len(infos)
     keys = list(infos[0])
-    out: dict[str, Any] = {}
     if all(list(d) == keys for d in infos[1:]):
-        everyone = np.ones(n, dtype=np.bool_)
-        for key in keys:
-            arr = _stacked(key, [d[key] for d in infos])
-            if arr is None:  # mixed types or shapes: copy by copy below
-                break
-            out[key], out[f"_{key}"] = arr, everyone.copy()
-        else:
+        out = _stack_uniform(infos, keys)
+        if out is not None:
             return out
-        out = {}
-    for i, d in enumerate(infos):
+    out = {}
+    for i, d in enumerate(infos):  # copy by copy, as _add_info
         add_info(out, d, i, n)
     return out
 
 
+def _stack_uniform(infos: Sequence[dict[str, Any]], keys: list[str]) -> dict[str, Any] | None:
+    """:func:`stack_infos` when every copy has the same keys: the scalars of one type converted in one call
+    (rows of one block), arrays stacked; None when a key does not stack uniformly."""
+    n, first = len(infos), infos[0]
+    groups: dict[type, list[str]] = {}  # scalar keys by the first copy's type (-> the array's dtype)
+    arrays: dict[str, Any] = {}
+    for key in keys:
+        tp = type(first[key])
+        if key != "final_obs" and (tp in (int, float, bool) or issubclass(tp, np.number)):
+            groups.setdefault(tp, []).append(key)
+        else:
+            arr = _stacked(key, [d[key] for d in infos])
+            if arr is None:
+                return None
+            arrays[key] = arr
+    for tp, names in groups.items():
+        try:  # casts as _add_info's assignments into an array of the first value's type do
+            block = np.array([[d[k] for d in infos] for k in names], dtype=tp)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if block.shape != (len(names), n):
+            return None
+        arrays.update(zip(names, block, strict=True))
+    out: dict[str, Any] = {}
+    for key, mask in zip(keys, np.ones((len(keys), n), dtype=np.bool_), strict=True):
+        out[key], out[f"_{key}"] = arrays[key], mask
+    return out
+
+
 def _stacked(key: str, vals: list[Any]) -> Any:
-    """One key's values of every copy in one array (None when they do not stack uniformly)."""
+    """One non-scalar key's values of every copy in one array (None when they do not stack uniformly)."""
     first = vals[0]
-    tp = type(first)
-    if key != "final_obs" and (tp in (int, float, bool) or issubclass(tp, np.number)):
-        if all(type(v) is tp for v in vals):
-            return np.array(vals, dtype=tp)
-        return None
     if isinstance(first, np.ndarray) and key != "final_obs":
         if all(isinstance(v, np.ndarray) and v.shape == first.shape and v.dtype == first.dtype for v in vals):
             return np.stack(vals)

@@ -111,6 +111,37 @@ def test_info_layout_equals_sync_vector_env() -> None:
         sync.close()
 
 
+@pytest.mark.parametrize("infos", [
+    [{"a": 1, "b": 2.5, "c": np.float64(1.0), "m": (np.ones(2),), "v": np.arange(3), "d": {"x": 1.0}}] * 3,
+    [{"a": 1, "b": 2.5}, {"a": 2.7, "b": 3}, {"a": True, "b": np.float32(0.5)}],  # mixed types: cast
+    [{"a": 1, "v": np.arange(3)}, {"a": 2, "v": np.arange(3.0)}],  # differing dtypes
+    [{"a": 1, "d": {"x": 1}}, {"d": {"y": 2.0}, "a": 3}, {"z": None}],  # differing keys and order
+])
+def test_stack_infos_equals_gymnasium_add_info(infos: list[dict[str, Any]]) -> None:
+    from gaisnet_env.vector_info import stack_infos
+
+    ref = gym.vector.VectorEnv.__new__(gym.vector.VectorEnv)
+    ref.num_envs = len(infos)
+    want: dict[str, Any] = {}
+    for i, d in enumerate(infos):
+        want = ref._add_info(want, d, i)
+    got = stack_infos(infos)
+
+    def same(x: dict[str, Any], y: dict[str, Any]) -> None:
+        assert list(x) == list(y)
+        for k in x:
+            if isinstance(x[k], dict):
+                same(x[k], y[k])
+                continue
+            assert x[k].dtype == y[k].dtype and x[k].shape == y[k].shape, k
+            if x[k].dtype != object:
+                np.testing.assert_array_equal(x[k], y[k])
+            else:
+                assert [type(v) for v in x[k]] == [type(v) for v in y[k]]
+
+    same(got, want)
+
+
 def test_registration_spaces_and_seeds() -> None:
     spec = gym.spec(TINY)
     assert spec.vector_entry_point == "gaisnet_env.vector_env:GaisNetVectorEnv"
