@@ -7,11 +7,12 @@ episodes autoresetting inside the timing as in training:
 * ``single GaisNetEnv``: the bare env, one step at a time;
 * ``native N=n``: :class:`gaisnet_env.vector_env.GaisNetVectorEnv` with ``n`` copies, time per step / n.
 
-Each round times a block of ``--block`` env-steps of every variant in turn (N copies: block / N vector
-steps), so a load change on the machine hits them alike; the table gives medians over ``--rounds``
-rounds and each variant's ratio to ``single gym.make``, then where the single env's step time goes (the
-pieces that call the model workers, timed in a separate pass). ``--profile N`` prints cProfile's top
-functions of the native env at N copies instead.
+Each round times a block of ``--block`` env-steps of every variant in turn, in a shuffled order (N
+copies: block / N vector steps), so a load change on the machine hits them alike; the table gives
+medians over ``--rounds`` rounds and each variant's ratio to ``single gym.make`` and to the bare
+``single GaisNetEnv``, then where the single env's step time goes (the pieces that call the model
+workers, timed in a separate pass). ``--profile N`` prints cProfile's top functions of the native env
+at N copies instead.
 
 Usage::
 
@@ -119,15 +120,19 @@ def breakdown(env: Any, steps: int) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     variants = build(args.scenario, args.sizes)
     times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(args.rounds):  # short interleaved blocks: a load change hits every variant alike
-        for name, env in variants.items():
+    order = np.random.default_rng(0)
+    for _ in range(args.rounds):  # short interleaved blocks, in a shuffled order: load changes hit all alike
+        for name in order.permutation(list(variants)).tolist():
+            env = variants[name]
             if name.startswith("native"):
                 times[name].append(_time_vector(env, max(1, args.block // env.num_envs)))
             else:
                 times[name].append(_time_single(env, args.block))
     base = median(times["single gym.make"])
+    bare = median(times["single GaisNetEnv"])
     rows = {k: {"us_per_env_step": 1e6 * median(v), "speedup_vs_gym_make": base / median(v),
-                "rounds_us": [1e6 * x for x in v]} for k, v in times.items()}
+                "speedup_vs_bare_env": bare / median(v), "rounds_us": [1e6 * x for x in v]}
+            for k, v in times.items()}
     parts = breakdown(variants["single GaisNetEnv"], args.block)
     for env in variants.values():
         env.close()
@@ -138,10 +143,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def table(res: dict[str, Any]) -> str:
     lines = [f"`{res['scenario']}`, no operations, {res['rounds']} interleaved rounds of {res['block_env_steps']} "
              "env-steps per variant (autoresets inside); medians over the rounds.", "",
-             "| variant | µs per env-step | env-steps/s | speed-up vs gym.make |", "|---|---:|---:|---:|"]
+             "| variant | µs per env-step | env-steps/s | speed-up vs gym.make | vs bare GaisNetEnv |",
+             "|---|---:|---:|---:|---:|"]
     for name, r in res["rows"].items():
         us = r["us_per_env_step"]
-        lines.append(f"| {name} | {us:,.1f} | {1e6 / us:,.0f} | {r['speedup_vs_gym_make']:.2f}x |")
+        lines.append(f"| {name} | {us:,.1f} | {1e6 / us:,.0f} | {r['speedup_vs_gym_make']:.2f}x "
+                     f"| {r['speedup_vs_bare_env']:.2f}x |")
     parts = res["single_env_breakdown_us"]
     step = parts["step"]
     lines += ["", "Single env (`GaisNetEnv`), where a no-op step's time goes (separate timed pass; pieces overlap:",
