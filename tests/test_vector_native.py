@@ -5,6 +5,7 @@ autoresets; Gymnasium's vector info format, seeds, autoreset modes, masks, attri
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -226,6 +227,10 @@ def test_errors_name_the_argument() -> None:
         GaisNetVectorEnv(True, "tiny")
     with pytest.raises(TypeError, match="GaisNetVectorEnv.*no_such_arg"):
         GaisNetVectorEnv(2, "tiny", no_such_arg=1)
+    with pytest.raises(TypeError, match="frameskip: unknown key"):
+        gym.make_vec(TINY, num_envs=2, frameskip=4)
+    with pytest.raises(ValueError, match="worker_system: got a SimpleNamespace object for 2 copies"):
+        GaisNetVectorEnv(2, "tiny", worker_system=SimpleNamespace(start_op=None))
     with pytest.raises(ValueError, match="autoreset_mode: got 'sometimes'"):
         GaisNetVectorEnv(1, "tiny", autoreset_mode="sometimes")
     envs = _native(2)
