@@ -28,12 +28,13 @@ def env_id(scenario: str) -> str:
 
 def _register() -> None:
     entry = "gaisnet_env.env:GaisNetEnv"
+    vector_entry = "gaisnet_env.vector_env:GaisNetVectorEnv"  # gym.make_vec's default for these ids
     ids = {"gaisnet_env/GaisNet-v0": "metro"}
     ids.update({env_id(name): name for name in BUILTIN_SCENARIOS})
     for id_, scenario in ids.items():
         if id_ not in registry:
             # the env truncates at the scenario's horizon itself, so no TimeLimit wrapper
-            register(id=id_, entry_point=entry, kwargs={"scenario": scenario})
+            register(id=id_, entry_point=entry, vector_entry_point=vector_entry, kwargs={"scenario": scenario})
 
 
 _register()
@@ -45,6 +46,10 @@ def __getattr__(name: str):
         from gaisnet_env import env
 
         return getattr(env, name)
+    if name == "GaisNetVectorEnv":  # the native vector env (gaisnet_env.vector_env)
+        from gaisnet_env import vector_env
+
+        return vector_env.GaisNetVectorEnv
     if name == "EnvMetricsCallback":  # SB3 / rl-zoo3 callback (gaisnet_env.callbacks)
         from gaisnet_env import callbacks
 
@@ -60,6 +65,7 @@ __all__ = [
     "BUILTIN_SCENARIOS",
     "EnvMetricsCallback",
     "GaisNetEnv",
+    "GaisNetVectorEnv",
     "Scenario",
     "ScenarioArgumentError",
     "ScenarioError",

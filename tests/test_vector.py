@@ -1,4 +1,4 @@
-"""Vector envs (Gymnasium sync/async, SB3 Dummy/Subproc): autoreset, per-env seeding, info
+"""Vector envs (Gymnasium sync/async and the native one, SB3 Dummy/Subproc): autoreset, per-env seeding, info
 aggregation; and the on-disk weight cache when several processes start at once (all on ``tiny``)."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _check_vector(envs: gym.vector.VectorEnv, horizon: int) -> None:
     assert info["route_counts"].shape == (N, 3)
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "async", "vector_entry_point"])
 def test_make_vec(mode: str, horizon: int) -> None:
     envs = gym.make_vec(TINY, num_envs=N, vectorization_mode=mode)
     try:
