@@ -80,3 +80,14 @@ def test_heuristic_sweep_runs_on_tiny(bench, tmp_path) -> None:
     assert "| cost-aware:acc_drop=0.02,cooldown=1 |" in (tmp_path / "cost-aware_sweep.md").read_text()
     with pytest.raises(SystemExit, match="--grid"):
         bench("heuristic_sweep").main(["--grid", "acc_drop"])
+
+
+def test_bench_batched_ops_runs_small(bench, tmp_path) -> None:
+    res = bench("bench_batched_ops").main(["--ks", "1", "2", "--repeats", "1", "--cases", "finetune", "relay_down",
+                                           "--out", str(tmp_path)])
+    assert [(r["case"], r["K"]) for r in res["rows"]] == [("finetune", 1), ("finetune", 2), ("relay_down", 1),
+                                                          ("relay_down", 2)]
+    for r in res["rows"]:
+        assert r["max_abs_weight_diff"] <= 1e-5 and r["floor_ms_per_op"] > 0 and r["batched_ms_per_op"] > 0
+    assert res["gflops"] > 0
+    assert "| finetune | 2 |" in (tmp_path / "bench_batched_ops.md").read_text()
