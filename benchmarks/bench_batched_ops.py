@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -165,8 +166,10 @@ def run_case(name: str, cfg: WorkerConfig, ks: list[int], repeats: int, gflops: 
     return rows
 
 
-def _table(rows: list[dict[str, Any]], gflops: float, threads: int) -> str:
-    out = [f"Measured float32 rate: {gflops:.1f} GFLOP/s (1024^3 matmul, median) at {threads} torch thread(s).\n",
+def _table(rows: list[dict[str, Any]], gflops: float, threads: int, load: list[float]) -> str:
+    out = [f"Measured float32 rate: {gflops:.1f} GFLOP/s (1024^3 matmul, median) at {threads} torch thread(s); "
+           f"1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end (other processes "
+           "on the machine make the times noisy: serial and batched alternate per repeat, medians).\n",
            "| case | K | serial ms/op | batched ms/op | speedup | FLOP floor ms/op | batched / floor | "
            "serial / floor | max abs weight diff |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -190,16 +193,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from gaisnet_env.scenario import load_scenario
 
     cfg = load_scenario(args.scenario).workers
+    load = [os.getloadavg()[0]]
     gflops = measured_gflops()
     rows = [r for c in args.cases for r in run_case(c, cfg, args.ks, args.repeats, gflops)]
+    load.append(os.getloadavg()[0])
     data = {"machine": machine_info(), "scenario": args.scenario, "threads": args.threads, "gflops": gflops,
             "workers": {f: getattr(cfg, f) for f in ("edge_hidden", "end_hidden", "lora_rank", "feedback_buffer",
                                                      "batch_size", "finetune_epochs", "finetune_lr",
                                                      "relay_to_end_samples", "relay_down_samples",
                                                      "relay_down_epochs", "relay_down_local_weight",
                                                      "distill_epochs", "distill_lr", "distill_temperature")},
-            "rows": rows}
-    write_results(args.name, data, _table(rows, gflops, args.threads), Path(args.out) if args.out else None)
+            "load_average_1min": load, "rows": rows}
+    write_results(args.name, data, _table(rows, gflops, args.threads, load), Path(args.out) if args.out else None)
     return data
 
 
