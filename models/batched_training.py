@@ -4,6 +4,8 @@
 The K models live in a :class:`~gaisnet_env.models.classifier_stack.ClassifierStack` (trainable tensors
 stacked along a leading K axis in one flat buffer; forward and backward as ``torch.bmm`` / ``baddbmm``)
 and one fused Adam call (``torch._fused_adam_``, the kernel of the serial path) updates all of them per step.
+Scratch tensors (data bank, schedules, Adam moments, activations) come from
+:data:`~gaisnet_env.models.classifier_stack.WORKSPACE`, kept between calls (``WORKSPACE.clear()`` frees it).
 
 Exactness against K serial calls:
 
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from gaisnet_env.models.classifier_stack import ClassifierStack
+from gaisnet_env.models.classifier_stack import WORKSPACE, ClassifierStack
 from torch import nn
 
 Anchor = tuple[torch.Tensor, torch.Tensor, float]
@@ -84,10 +86,12 @@ def _bank(xs: Sequence[torch.Tensor], probs: Sequence[torch.Tensor], anchors: Se
             pp.append(F.one_hot(anchor[1], n_classes).to(x.dtype))
             row += anchor[0].shape[0]
     dtype, device = xs[0].dtype, xs[0].device
-    x_bank = torch.zeros(row + 1, xs[0].shape[1], dtype=dtype, device=device)
-    p_bank = torch.zeros(row + 1, n_classes, dtype=dtype, device=device)
+    x_bank = WORKSPACE.get("bank.x", (row + 1, xs[0].shape[1]), dtype, device)
+    p_bank = WORKSPACE.get("bank.p", (row + 1, n_classes), dtype, device)
     torch.cat(xp, out=x_bank[:row]).sub_(centre)  # the serial call's ``x - centre``, in place
     torch.cat([p.to(dtype) for p in pp], out=p_bank[:row])
+    x_bank[row].zero_()
+    p_bank[row].zero_()
     return x_bank, p_bank, off, loc_off
 
 
@@ -104,7 +108,8 @@ def _plan(xs: Sequence[torch.Tensor], probs: Sequence[torch.Tensor], anchors: Se
     spe = [math.ceil(n / batch) for n in ns]
     steps = [e * s for e, s in zip(epochs, spe, strict=True)]
     n_steps = max(steps, default=0)
-    idx = torch.full((n_steps, k_models, r), zero, dtype=torch.long)
+    cpu = torch.device("cpu")
+    idx = WORKSPACE.get("plan.idx", (n_steps, k_models, r), torch.long, cpu).fill_(zero)
     lam = torch.zeros(k_models)
     for k in range(k_models):
         n_loc = None if anchors[k] is None else int(anchors[k][0].shape[0])
@@ -117,9 +122,9 @@ def _plan(xs: Sequence[torch.Tensor], probs: Sequence[torch.Tensor], anchors: Se
             idx[: steps[k], k, batch:] = torch.cat(locs) + loc_off[k]
             lam[k] = float(anchors[k][2])
     valid = idx[:, :, :batch] != zero
-    nb = valid.sum(-1, keepdim=True).clamp(min=1).to(torch.float64)
-    scale = torch.zeros(n_steps, k_models, r, 1, dtype=x_bank.dtype)  # built on the CPU, then moved
-    scale[:, :, :batch, 0] = (valid.to(torch.float64) * (t / nb)).to(x_bank.dtype)
+    per_row = (t / valid.sum(-1, keepdim=True).clamp(min=1).to(torch.float64)).to(x_bank.dtype)  # (S, K, 1)
+    scale = WORKSPACE.get("plan.scale", (n_steps, k_models, r, 1), x_bank.dtype, cpu).zero_()  # then moved
+    torch.mul(valid, per_row, out=scale[:, :, :batch, 0])  # T / nb on real rows, 0 on padding
     inv_t = None
     if anchored:
         live = (torch.arange(n_steps)[:, None] < torch.tensor(steps)[None, :]).to(torch.float64)  # (S, K)
@@ -137,8 +142,10 @@ class _Adam:
                  eps: float = 1e-8) -> None:
         self.params = params
         self.lr, self.beta1, self.beta2, self.eps = float(lr), float(betas[0]), float(betas[1]), float(eps)
-        self.exp_avg = [torch.zeros_like(p) for p in params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.exp_avg = [WORKSPACE.get(f"adam.m{j}", tuple(p.shape), p.dtype, p.device).zero_()
+                        for j, p in enumerate(params)]
+        self.exp_avg_sq = [WORKSPACE.get(f"adam.v{j}", tuple(p.shape), p.dtype, p.device).zero_()
+                           for j, p in enumerate(params)]
 
     def _fused(self, p: list, g: list, m: list, v: list, step: int) -> None:
         steps = [torch.tensor(float(step), dtype=torch.float32, device=p[0].device)] * len(p)
@@ -188,8 +195,10 @@ def _run(stack: ClassifierStack, plan: _Plan, epochs: Sequence[int], lr: float, 
         if not active:
             break
         rows = plan.idx[s]
-        z, inputs, low, weff = stack.forward(plan.x.index_select(0, rows).view(k_models, plan.rows, n_feat))
-        tgt = plan.p.index_select(0, rows).view(k_models, plan.rows, n_cls)
+        x = torch.index_select(plan.x, 0, rows, out=stack.buf("x", rows.shape[0], n_feat))
+        z, inputs, low, weff = stack.forward(x.view(k_models, plan.rows, n_feat))
+        tgt = torch.index_select(plan.p, 0, rows, out=stack.buf("p", rows.shape[0], n_cls))
+        tgt = tgt.view(k_models, plan.rows, n_cls)
         sm = torch.softmax(z * plan.inv_t if plan.inv_t is not None else z / t, 2)
         g = sm.sub_(tgt).mul_(plan.scale[s])
         sub = None if len(active) == k_models else torch.tensor(active, dtype=torch.long, device=rows.device)

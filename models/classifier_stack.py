@@ -11,6 +11,7 @@ Its forward and backward pass are those of :func:`~gaisnet_env.models.training.t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -37,6 +38,38 @@ def layer_spec(layer: nn.Module) -> LayerSpec:
     return LayerSpec("full" if layer.full else "lora", layer.n_in, layer.n_out, 0 if layer.full else layer.rank)
 
 
+class Workspace:
+    """Scratch memory that grows and is kept between calls. On this kind of machine a fresh large tensor
+    costs a page fault per 4 KiB page every time (the allocator maps and unmaps blocks over 128 KiB), which
+    at K = 64 cost more than the products; the batched engine takes its data bank, schedules, Adam moments
+    and activations from here instead. Not thread-safe: one batched training at a time per process."""
+
+    def __init__(self) -> None:
+        self._mem: dict[tuple[str, torch.dtype, torch.device], torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """A tensor of ``shape`` on the block ``name`` (contents undefined)."""
+        n = math.prod(shape)
+        key = (name, dtype, torch.device(device))
+        block = self._mem.get(key)
+        if block is None or block.numel() < n:
+            block = self._mem[key] = torch.empty(n, dtype=dtype, device=device)
+        return block[:n].view(shape)
+
+    def clear(self) -> None:
+        """Free every block."""
+        self._mem.clear()
+
+    @property
+    def n_bytes(self) -> int:
+        """Bytes held."""
+        return sum(t.numel() * t.element_size() for t in self._mem.values())
+
+
+#: The engine's scratch memory (``WORKSPACE.clear()`` frees it).
+WORKSPACE = Workspace()
+
+
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Equal tensors (the same memory is checked first)."""
     if a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride():
@@ -57,20 +90,25 @@ def _frozen_of(layer_lists: Sequence[Sequence[nn.Module]], i: int) -> tuple[torc
     return torch.stack(ws), torch.stack(bs)
 
 
-def _mm_t(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``a`` (K, R, n_in) times ``w``^T: ``w`` shared (n_out, n_in) (one product over K*R rows) or (K, n_out, n_in)."""
-    return torch.matmul(a, w.t()) if w.dim() == 2 else torch.bmm(a, w.transpose(1, 2))
+def _mm_t(a: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``a`` (K, R, n_in) times ``w``^T into ``out``: ``w`` shared (n_out, n_in) (one product over K*R rows)
+    or (K, n_out, n_in)."""
+    if w.dim() == 2:
+        return torch.mm(a.reshape(-1, a.shape[2]), w.t(), out=out.view(-1, w.shape[0])).view(out.shape)
+    return torch.bmm(a, w.transpose(1, 2), out=out)
 
 
-def _mm(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``g`` (K, R, n_out) times ``w`` (shared (n_out, n_in) or (K, n_out, n_in)): (K, R, n_in)."""
-    return torch.matmul(g, w) if w.dim() == 2 else torch.bmm(g, w)
+def _mm(g: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``g`` (K, R, n_out) times ``w`` (shared (n_out, n_in) or (K, n_out, n_in)) into ``out`` (K, R, n_in)."""
+    if w.dim() == 2:
+        return torch.mm(g.reshape(-1, g.shape[2]), w, out=out.view(-1, w.shape[1])).view(out.shape)
+    return torch.bmm(g, w, out=out)
 
 
-def _relu_back(da: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """``da * (a > 0)`` (``a`` the ReLU output of the layer below), non-finite ``da`` propagating as there,
-    via ``threshold_backward`` (the comparison to a bool mask is many times slower on large tensors)."""
-    return torch.ops.aten.threshold_backward(da, a, 0.0).add_(da, alpha=0.0)
+def _relu_back(da: torch.Tensor, a: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``da * (a > 0)`` (``a`` the ReLU output of the layer below) into ``out``, non-finite ``da``
+    propagating as there, via ``threshold_backward`` (the comparison to a bool mask is many times slower)."""
+    return torch.ops.aten.threshold_backward.grad_input(da, a, 0.0, grad_input=out).add_(da, alpha=0.0)
 
 
 class ClassifierStack:
@@ -104,6 +142,14 @@ class ClassifierStack:
             j += n
         if j != len(shapes):
             raise ValueError(f"ClassifierStack: {len(shapes)} trainable tensors for layers needing {j}")
+        self._views: dict[str, torch.Tensor] = {}
+
+    def buf(self, name: str, *shape: int) -> torch.Tensor:
+        """A work tensor of :data:`WORKSPACE` (contents undefined; the view is kept per name)."""
+        v = self._views.get(name)
+        if v is None or v.shape != shape:
+            v = self._views[name] = WORKSPACE.get("stack." + name, shape, self.flat.dtype, self.flat.device)
+        return v
 
     @classmethod
     def from_models(cls, models: Sequence[nn.Module]) -> ClassifierStack:
@@ -167,7 +213,8 @@ class ClassifierStack:
 
     def finite(self) -> list[bool]:
         """Per model: whether all its trainable tensors are finite."""
-        fin = (self.flat * 0.0).eq_(0.0)  # x * 0 is NaN for inf and NaN: one pass over all models
+        fin = torch.mul(self.flat, 0.0, out=self.buf("finite", self.flat.numel()))
+        fin.eq_(0.0)  # x * 0 is NaN for inf and NaN: one pass over all models (1.0 where finite)
         per, off = [], 0
         for p in self.params:
             per.append(fin[off : off + p.numel()].view(self.k, -1).all(1))
@@ -176,46 +223,56 @@ class ClassifierStack:
 
     def forward(self, a: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list, list[torch.Tensor]]:
         """Logits (K, R, classes) of inputs ``a`` (K, R, n_in) (already centred); the input of every layer,
-        the LoRA bottleneck activations ``a A^T`` (None elsewhere) and the weights ``g`` flows back through."""
+        the LoRA bottleneck activations ``a A^T`` (None elsewhere) and the weights ``g`` flows back through.
+        The results live in work tensors (:meth:`buf`) until the next call."""
         inputs: list[torch.Tensor] = []
         low: list[torch.Tensor | None] = []
         weff: list[torch.Tensor] = []
         last = len(self.specs) - 1
+        k, r = a.shape[0], a.shape[1]
         for i, spec in enumerate(self.specs):
             inputs.append(a)
             p = [self.params[j] for j in self.slots[i]]
+            z_buf = self.buf(f"z{i}", k, r, spec.n_out)
             u = None
             if spec.kind == "lora":
                 w, b0 = self.frozen[i]
-                u = torch.bmm(a, p[0].transpose(1, 2))
-                z = _mm_t(a, w).add_((b0 + p[2]).unsqueeze(1)).baddbmm_(u, p[1].transpose(1, 2))
+                u = torch.bmm(a, p[0].transpose(1, 2), out=self.buf(f"u{i}", k, r, spec.rank))
+                z = _mm_t(a, w, z_buf).add_((b0 + p[2]).unsqueeze(1)).baddbmm_(u, p[1].transpose(1, 2))
             else:
-                w, b = p if spec.kind == "dense" else (self.frozen[i][0] + p[0], self.frozen[i][1] + p[1])
-                z = torch.baddbmm(b.unsqueeze(1), a, w.transpose(1, 2))
+                w, b = p
+                if spec.kind == "full":
+                    w, b = torch.add(self.frozen[i][0], w, out=self.buf(f"w{i}", *w.shape)), self.frozen[i][1] + b
+                z = torch.baddbmm(b.unsqueeze(1), a, w.transpose(1, 2), out=z_buf)
             low.append(u)
             weff.append(w)
-            a = torch.relu(z) if i < last else z
+            a = z.relu_() if i < last else z
         return a, inputs, low, weff
 
     def backward(self, inputs: list[torch.Tensor], low: list, weff: list[torch.Tensor],
                  g: torch.Tensor) -> list[torch.Tensor]:
-        """Gradients, stacked (K, *shape) in ``params`` order, from ``g`` = dLoss/dlogits (K, R, classes)."""
+        """Gradients, stacked (K, *shape) in ``params`` order (work tensors, valid until the next call),
+        from ``g`` = dLoss/dlogits (K, R, classes)."""
         grads: list[torch.Tensor] = []
         for i in range(len(self.specs) - 1, -1, -1):
-            a = inputs[i]
-            if self.specs[i].kind != "lora":
-                grads[:0] = [torch.bmm(g.transpose(1, 2), a), g.sum(1)]
-                if i:
-                    da = _mm(g, weff[i])
-            else:
-                la, lb = self.params[self.slots[i][0]], self.params[self.slots[i][1]]
-                du = torch.bmm(g, lb)
-                grads[:0] = [torch.bmm(du.transpose(1, 2), a), torch.bmm(g.transpose(1, 2), low[i]), g.sum(1)]
-                if i:
-                    da = _mm(g, weff[i]).baddbmm_(du, la)
+            a, slots = inputs[i], self.slots[i]
+            out = [self.buf(f"grad{j}", *self.params[j].shape) for j in slots]
             if i:
-                g = _relu_back(da, a)
+                da = self.buf(f"da{i}", *a.shape)
+            if self.specs[i].kind != "lora":
+                grads[:0] = [torch.bmm(g.transpose(1, 2), a, out=out[0]), torch.sum(g, 1, out=out[1])]
+                if i:
+                    da = _mm(g, weff[i], da)
+            else:
+                la, lb = self.params[slots[0]], self.params[slots[1]]
+                du = torch.bmm(g, lb, out=self.buf(f"du{i}", g.shape[0], g.shape[1], lb.shape[2]))
+                grads[:0] = [torch.bmm(du.transpose(1, 2), a, out=out[0]),
+                             torch.bmm(g.transpose(1, 2), low[i], out=out[1]), torch.sum(g, 1, out=out[2])]
+                if i:
+                    da = _mm(g, weff[i], da).baddbmm_(du, la)
+            if i:
+                g = _relu_back(da, a, self.buf(f"g{i - 1}", *a.shape))
         return grads
 
 
-__all__ = ["ClassifierStack", "LayerSpec", "layer_spec"]
+__all__ = ["WORKSPACE", "ClassifierStack", "LayerSpec", "Workspace", "layer_spec"]

@@ -9,6 +9,7 @@ import pytest
 import torch
 from gaisnet_env.models import LoRAClassifier, MLPClassifier, train_classifier, trainable_parameters
 from gaisnet_env.models.batched_training import ClassifierStack, train_classifiers_batched, train_stack
+from gaisnet_env.models.classifier_stack import WORKSPACE
 from gaisnet_env.models.classifiers import INPUT_CENTRE
 
 TOL = 1e-5
@@ -160,6 +161,9 @@ def test_stack_from_template_and_write_back() -> None:
     stack.subset([2]).write_back([template])
     for a, b in zip(template.get_adapter(), stack.tensors(2), strict=True):
         assert torch.equal(a, b)
+    assert WORKSPACE.n_bytes > 0  # scratch memory is kept between calls until cleared
+    WORKSPACE.clear()
+    assert WORKSPACE.n_bytes == 0
 
 
 def test_rejects_mixed_architectures() -> None:
