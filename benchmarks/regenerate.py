@@ -63,6 +63,7 @@ REGISTRY: tuple[Result, ...] = (
            "--ppo-eval-steps 300 --ppo-scenarios metro --scaling 1 4 16 64 --scaling-steps 500", 20),
     Result("bench_vae_training", "python benchmarks/bench_vae_training.py", 1),
     Result("bench_vector", "python benchmarks/bench_vector.py", 3, cheap=True),
+    Result("bench_batched_ops", "python benchmarks/bench_batched_ops.py --threads 1", 3),
     Result("bench_memory", "python benchmarks/bench_memory.py --scenario metro --steps 1000000 --max-seconds 1500", 25),
     Result("soak_tiny",
            "python benchmarks/soak.py --steps 1000000 --scenario tiny --faults-rate 0.05 --op-prob 0.05 "

@@ -3,6 +3,8 @@
 All models are float32 MLPs on CPU, initialised from explicit ``torch.Generator`` objects.
 """
 
+from gaisnet_env.models.batched_training import train_classifiers_batched, train_stack
+from gaisnet_env.models.classifier_stack import ClassifierStack
 from gaisnet_env.models.classifiers import LoRAClassifier, MLPClassifier, merged_forward
 from gaisnet_env.models.flops import classifier_flops, count_flops, decoder_distil_flops, generator_flops
 from gaisnet_env.models.layers import Dense, LoRADense
@@ -20,6 +22,7 @@ from gaisnet_env.models.vae import (
 
 __all__ = [
     "CVAE",
+    "ClassifierStack",
     "Dense",
     "FusedAdam",
     "LoRACVAE",
@@ -37,7 +40,9 @@ __all__ = [
     "generator_flops",
     "merged_forward",
     "train_classifier",
+    "train_classifiers_batched",
     "train_gate",
+    "train_stack",
     "train_vae",
     "trainable_parameters",
     "vae_trainable_parameters",

@@ -90,3 +90,14 @@ def test_bench_vae_training_runs(bench, tmp_path) -> None:
         assert r["flops_per_sample"] == r["autograd_flops_per_sample"]
         assert r["gen_state_equal"] and r["max_abs_weight_diff"] < 1e-5
     assert "| relay_up | distil_decoder |" in (tmp_path / "bench_vae_training.md").read_text()
+
+
+def test_bench_batched_ops_runs_small(bench, tmp_path) -> None:
+    res = bench("bench_batched_ops").main(["--ks", "1", "2", "--repeats", "1", "--cases", "finetune", "relay_down",
+                                           "--out", str(tmp_path)])
+    assert [(r["case"], r["K"]) for r in res["rows"]] == [("finetune", 1), ("finetune", 2), ("relay_down", 1),
+                                                          ("relay_down", 2)]
+    for r in res["rows"]:
+        assert r["max_abs_weight_diff"] <= 1e-5 and r["floor_ms_per_op"] > 0 and r["batched_ms_per_op"] > 0
+    assert res["gflops"] > 0
+    assert "| finetune | 2 |" in (tmp_path / "bench_batched_ops.md").read_text()
