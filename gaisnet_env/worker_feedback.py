@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gaisnet_env.models import lora_logits, mlp_logits
 from gaisnet_env.worker_config import N_CLASSES, STYLES
 from gaisnet_env.worker_measure import CLASSIFIER_TIERS
 
@@ -80,8 +81,20 @@ class FeedbackBuffers:
         x, y = self._views[edge].get(idx, style)
         with torch.no_grad():
             for j, tier in enumerate(CLASSIFIER_TIERS):
-                out[j] = int((self._classifier(tier, edge)(x).argmax(1) == y).sum())
+                out[j] = int((self._live_logits(tier, edge, x).argmax(1) == y).sum())
         return out
+
+    def _live_logits(self, tier: str, edge: int, x: torch.Tensor) -> torch.Tensor:
+        """Logits of ``tier``'s live classifier at ``edge`` on ``x`` (N, 64), straight from the stored weights
+        (no copy into the working modules; the same numbers as ``_classifier(tier, edge)(x)``)."""
+        if tier == "end":
+            w = self._ends[edge]
+            return mlp_logits(x, w if w is not None else self._pre["end"])
+        if tier == "edge":
+            return lora_logits(self._edge, x, self._adapter(edge))
+        if self._mixture is None:
+            return mlp_logits(x, self._teacher_w if self._teacher_w is not None else self._pre["teacher"])
+        return self._classifier(tier, edge)(x)
 
     def _newest_feedback(self, edge: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(global indices, styles) of the edge's ``n`` newest feedback samples (at most the buffer's)."""

@@ -5,7 +5,7 @@ All models are float32 MLPs on CPU, initialised from explicit ``torch.Generator`
 
 from gaisnet_env.models.batched_training import train_classifiers_batched, train_stack
 from gaisnet_env.models.classifier_stack import ClassifierStack
-from gaisnet_env.models.classifiers import LoRAClassifier, MLPClassifier, merged_forward
+from gaisnet_env.models.classifiers import LoRAClassifier, MLPClassifier, lora_logits, merged_forward, mlp_logits
 from gaisnet_env.models.flops import classifier_flops, count_flops, decoder_distil_flops, generator_flops
 from gaisnet_env.models.layers import Dense, LoRADense
 from gaisnet_env.models.mixture import MixtureClassifier, train_gate
@@ -38,7 +38,9 @@ __all__ = [
     "decoder_distil_flops",
     "elbo_gradients",
     "generator_flops",
+    "lora_logits",
     "merged_forward",
+    "mlp_logits",
     "train_classifier",
     "train_classifiers_batched",
     "train_gate",

@@ -118,6 +118,37 @@ class LoRAClassifier(SizedModule):
         return out
 
 
+def mlp_logits(x: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Logits of an :class:`MLPClassifier` holding ``weights`` ([W0, b0, W1, b1, ...], ``get_weights``
+    order) on inputs ``x`` (N, 64): the same operations as its forward, without copying the weights in."""
+    n = len(weights) // 2
+    x = x - INPUT_CENTRE
+    for i in range(n):
+        x = torch.nn.functional.linear(x, weights[2 * i], weights[2 * i + 1])
+        if i < n - 1:
+            x = torch.relu(x)
+    return x
+
+
+def lora_logits(model: LoRAClassifier, x: torch.Tensor, adapter: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Logits of ``model`` (its frozen base) with ``adapter`` (``get_adapter`` order) on inputs ``x``
+    (N, 64): the same operations as its forward with the adapter loaded, without copying it in."""
+    F = torch.nn.functional  # noqa: N806
+    it = iter(adapter)
+    x = x - INPUT_CENTRE
+    last = len(model.layers) - 1
+    for i, layer in enumerate(model.layers):
+        if layer.full:
+            dw, db = next(it), next(it)
+            x = F.linear(x, layer.weight + dw, layer.bias + db)
+        else:
+            a, b, db = next(it), next(it), next(it)
+            x = F.linear(x, layer.weight, layer.bias + db) + F.linear(F.linear(x, a), b)
+        if i < last:
+            x = torch.relu(x)
+    return x
+
+
 def merged_forward(
     x: torch.Tensor, base: Sequence[torch.Tensor], deltas: Sequence[torch.Tensor]
 ) -> torch.Tensor:

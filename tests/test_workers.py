@@ -608,3 +608,20 @@ def test_fedavg_weights_count_samples_since_the_last_upload(ws: WorkerSystem) ->
     assert ws.start_op("relay_up", 0).ok
     ws.commit_op(0)
     assert ws._store[0][1] == 7 + 43
+
+
+def test_label_scoring_reads_the_live_weights_without_loading_them(ws: WorkerSystem) -> None:
+    """label_hits' forward passes from the stored weights equal the working modules' forward, bit for bit,
+    for pre-trained and trained models, even while another op's pending weights sit in the modules."""
+    fill(ws)
+    for op in ("finetune", "relay_to_end", "relay_up"):
+        assert ws.start_op(op, 1).ok
+        ws.commit_op(1)
+    assert ws.start_op("finetune", 0).ok  # pending: the working edge module now holds edge 0's new adapter
+    idx, sty = ws._newest_feedback(1, 64)
+    x, _ = ws._views[1].get(idx, sty)
+    with torch.no_grad():
+        for tier in ("end", "edge", "cloud"):
+            for e in (0, 1, 2):
+                live = ws._live_logits(tier, e, x)
+                assert torch.equal(live, ws._classifier(tier, e)(x)), (tier, e)
