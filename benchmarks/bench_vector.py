@@ -1,7 +1,8 @@
 """Native vector env against the single env: time per env-step, side by side in one run.
 
-Per scenario (default ``metro``), without knowledge operations (every cell routes to its edge, op none),
-episodes autoresetting inside the timing as in training:
+Per scenario (default ``metro``) and policy (``--policy``: ``noop``, every cell routes to its edge and
+starts no operation; ``random``, uniform over what each copy's ``action_masks()`` allows, so knowledge
+operations are real training), episodes autoresetting inside the timing as in training:
 
 * ``single gym.make``: ``gym.make(id)`` (Gymnasium's env checker and order wrappers), one step at a time;
 * ``single GaisNetEnv``: the bare env, one step at a time;
@@ -10,13 +11,17 @@ episodes autoresetting inside the timing as in training:
 Each round times a block of ``--block`` env-steps of every variant in turn, in a shuffled order (N
 copies: block / N vector steps), so a load change on the machine hits them alike; the table gives
 medians over ``--rounds`` rounds and each variant's ratio to ``single gym.make`` and to the bare
-``single GaisNetEnv``, then where the single env's step time goes (the pieces that call the model
-workers, timed in a separate pass). ``--profile N`` prints cProfile's top functions of the native env
-at N copies instead.
+``single GaisNetEnv``, then (no-op) where the single env's step time goes (the pieces that call the model
+workers, timed in a separate pass) and cProfile's top functions (by own time) of the native env at the
+largest N (``--profile-top``; 0: none). The random policy runs its own, shorter rounds
+(``--random-sizes``, ``--random-block``, ``--random-rounds``); its profile is of the single env.
+``--profile N`` prints cProfile's top functions of the native env at N copies instead. ``--threads``
+sets torch's intra-op threads (default 1) for every variant alike.
 
 Usage::
 
-    python benchmarks/bench_vector.py                       # metro, N = 1, 16, 64
+    python benchmarks/bench_vector.py                       # metro, no-op, N = 1, 16, 64
+    python benchmarks/bench_vector.py --policy noop random  # and the masked random policy at N = 1, 8
     python benchmarks/bench_vector.py --scenario tiny --sizes 1 4 --block 8 --rounds 2 --out /tmp/b
     python benchmarks/bench_vector.py --profile 64
 
@@ -39,52 +44,74 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, median, write_results  # noqa: E402
 
-
-def _noop(n_edges: int, n: int | None = None) -> np.ndarray:
-    act = np.zeros((n_edges, 2), dtype=np.int64)
-    act[:, 0] = 1  # route to the edge, no operation
-    flat = act.ravel()
-    return flat if n is None else np.stack([flat] * n)
+POLICIES = ("noop", "random")
 
 
-def _time_single(env: Any, steps: int) -> float:
-    """Seconds per step of ``steps`` no-op steps (reset at each episode's end)."""
-    a = _noop(env.unwrapped.n_edges)
+class Policy:
+    """Actions of one variant: ``noop`` (every cell routes to its edge, no operation) or ``random``
+    (uniform over the choices each copy's ``action_masks()`` allows, route and operation per cell)."""
+
+    def __init__(self, kind: str, env: Any, seed: int = 0) -> None:
+        base = getattr(env, "unwrapped", env)
+        self.vector = hasattr(base, "num_envs")
+        self.env, self.kind, self.E = base, kind, int(base.n_edges)
+        self.n = int(base.num_envs) if self.vector else 1
+        self.rng = np.random.default_rng(seed)
+        act = np.zeros((self.n, self.E, 2), dtype=np.int64)
+        act[:, :, 0] = 1  # route to the edge, no operation
+        self.noop = act.reshape(self.n, 2 * self.E) if self.vector else act.reshape(2 * self.E)
+
+    def __call__(self) -> np.ndarray:
+        if self.kind == "noop":
+            return self.noop
+        m = np.asarray(self.env.action_masks()).reshape(self.n, self.E, 8)
+        noise = self.rng.random(m.shape)  # argmax of noise over the allowed entries: a uniform pick
+        noise[~m] = -1.0
+        act = np.stack([noise[..., :3].argmax(-1), noise[..., 3:].argmax(-1)], axis=-1)
+        return act.reshape(self.n, 2 * self.E) if self.vector else act.reshape(2 * self.E)
+
+
+def _time_single(env: Any, steps: int, policy: Policy | None = None) -> float:
+    """Seconds per step of ``steps`` steps (reset at each episode's end); no-op unless ``policy``."""
+    policy = policy or Policy("noop", env)
     t0 = time.perf_counter()
     for _ in range(steps):
-        _, _, term, trunc, _ = env.step(a)
+        _, _, term, trunc, _ = env.step(policy())
         if term or trunc:
             env.reset()
     return (time.perf_counter() - t0) / steps
 
 
-def _time_vector(envs: Any, steps: int) -> float:
+def _time_vector(envs: Any, steps: int, policy: Policy | None = None) -> float:
     """Seconds per env-step of ``steps`` vector steps of the N copies (autoreset inside)."""
-    a = _noop(envs.n_edges, envs.num_envs)
+    policy = policy or Policy("noop", envs)
     t0 = time.perf_counter()
     for _ in range(steps):
-        envs.step(a)
+        envs.step(policy())
     return (time.perf_counter() - t0) / (steps * envs.num_envs)
 
 
-def build(scenario: str, sizes: list[int]) -> dict[str, Any]:
-    """The variants, each reset and warmed up by a few steps."""
+def build(scenario: str, sizes: list[int], policy: str = "noop") -> dict[str, tuple[Any, Policy]]:
+    """The variants and their policies, each reset and warmed up by a few steps."""
     import gymnasium as gym
 
     import gaisnet_env
     from gaisnet_env.env import GaisNetEnv
     from gaisnet_env.vector_env import GaisNetVectorEnv
 
-    out: dict[str, Any] = {"single gym.make": gym.make(gaisnet_env.env_id(scenario)),
-                           "single GaisNetEnv": GaisNetEnv(scenario)}
+    envs: dict[str, Any] = {"single gym.make": gym.make(gaisnet_env.env_id(scenario)),
+                            "single GaisNetEnv": GaisNetEnv(scenario)}
     for n in sizes:
-        out[f"native N={n}"] = GaisNetVectorEnv(n, scenario)
-    for name, env in out.items():
+        envs[f"native N={n}"] = GaisNetVectorEnv(n, scenario)
+    out = {}
+    for name, env in envs.items():
         env.reset(seed=0)
+        pol = Policy(policy, env)
         if name.startswith("native"):
-            _time_vector(env, 3)
+            _time_vector(env, 1 if policy == "random" else 3, pol)
         else:
-            _time_single(env, 5)
+            _time_single(env, 2 if policy == "random" else 5, pol)
+        out[name] = (env, pol)
     return out
 
 
@@ -117,44 +144,95 @@ def breakdown(env: Any, steps: int) -> dict[str, float]:
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    variants = build(args.scenario, args.sizes)
+def profile_top(fn: Any, top: int, sort: str | tuple[str, ...] = "tottime") -> str | tuple[str, ...]:
+    """cProfile's ``top`` functions while ``fn()`` runs, as pstats prints them (with its line of total calls
+    and seconds), sorted by ``sort`` (own time by default); one listing per key when ``sort`` is a tuple."""
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    out = []
+    for key in (sort,) if isinstance(sort, str) else sort:
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats(key).print_stats(top)
+        text = s.getvalue()
+        total = next((line.strip() for line in text.splitlines() if "function calls" in line), "")
+        out.append(total + "\n\n" + text[text.find("   ncalls"):].rstrip() if "   ncalls" in text else text.strip())
+    return out[0] if isinstance(sort, str) else tuple(out)
+
+
+def run(args: argparse.Namespace, policy: str = "noop") -> dict[str, Any]:
+    """One policy's interleaved rounds over its variants; ratios to the single envs, breakdown, profile."""
+    rnd = policy == "random"
+    sizes, block, rounds = ((args.random_sizes, args.random_block, args.random_rounds) if rnd
+                            else (args.sizes, args.block, args.rounds))
+    variants = build(args.scenario, sizes, policy)
     times: dict[str, list[float]] = {k: [] for k in variants}
     order = np.random.default_rng(0)
-    for _ in range(args.rounds):  # short interleaved blocks, in a shuffled order: load changes hit all alike
+    for _ in range(rounds):  # short interleaved blocks, in a shuffled order: load changes hit all alike
         for name in order.permutation(list(variants)).tolist():
-            env = variants[name]
+            env, pol = variants[name]
             if name.startswith("native"):
-                times[name].append(_time_vector(env, max(1, args.block // env.num_envs)))
+                times[name].append(_time_vector(env, max(1, block // env.num_envs), pol))
             else:
-                times[name].append(_time_single(env, args.block))
+                times[name].append(_time_single(env, block, pol))
     base = median(times["single gym.make"])
     bare = median(times["single GaisNetEnv"])
     rows = {k: {"us_per_env_step": 1e6 * median(v), "speedup_vs_gym_make": base / median(v),
                 "speedup_vs_bare_env": bare / median(v), "rounds_us": [1e6 * x for x in v]}
             for k, v in times.items()}
-    parts = breakdown(variants["single GaisNetEnv"], args.block)
-    for env in variants.values():
+    out = {"policy": policy, "block_env_steps": block, "rounds": rounds, "rows": rows}
+    if not rnd:
+        out["single_env_breakdown_us"] = breakdown(variants["single GaisNetEnv"][0], block)
+    if args.profile_top:
+        name = "single GaisNetEnv" if rnd else f"native N={max(sizes)}"
+        env, pol = variants[name]
+        steps = max(1, block // getattr(env, "num_envs", 1))
+        timer = _time_single if name.startswith("single") else _time_vector
+        own, cum = profile_top(lambda: timer(env, steps, pol), args.profile_top, ("tottime", "cumulative"))
+        out["profile"] = {"variant": name, "steps": steps, "top": own, "top_cumulative": cum}
+    for env, _ in variants.values():
         env.close()
-    return {"scenario": args.scenario, "block_env_steps": args.block, "rounds": args.rounds, "rows": rows,
-            "single_env_breakdown_us": parts}
+    return out
 
 
-def table(res: dict[str, Any]) -> str:
-    lines = [f"`{res['scenario']}`, no operations, {res['rounds']} interleaved rounds of {res['block_env_steps']} "
+def _section(res: dict[str, Any], scenario: str) -> list[str]:
+    """The markdown of one policy's section."""
+    what = ("no operations" if res["policy"] == "noop"
+            else "masked random policy (real knowledge operations)")
+    lines = [f"`{scenario}`, {what}, {res['rounds']} interleaved rounds of {res['block_env_steps']} "
              "env-steps per variant (autoresets inside); medians over the rounds.", "",
              "| variant | µs per env-step | env-steps/s | speed-up vs gym.make | vs bare GaisNetEnv |",
              "|---|---:|---:|---:|---:|"]
     for name, r in res["rows"].items():
         us = r["us_per_env_step"]
-        lines.append(f"| {name} | {us:,.1f} | {1e6 / us:,.0f} | {r['speedup_vs_gym_make']:.2f}x "
+        lines.append(f"| {name} | {us:,.1f} | {1e6 / us:,.1f} | {r['speedup_vs_gym_make']:.2f}x "
                      f"| {r['speedup_vs_bare_env']:.2f}x |")
-    parts = res["single_env_breakdown_us"]
-    step = parts["step"]
-    lines += ["", "Single env (`GaisNetEnv`), where a no-op step's time goes (separate timed pass; pieces overlap:",
-              "the observation includes the domain reports):", "", "| piece | µs per step | share |", "|---|---:|---:|"]
-    for k, v in parts.items():
-        lines.append(f"| {k} | {v:,.1f} | {100 * v / step:.0f}% |")
+    parts = res.get("single_env_breakdown_us")
+    if parts:
+        step = parts["step"]
+        lines += ["", "Single env (`GaisNetEnv`), where a no-op step's time goes (separate timed pass; pieces "
+                  "overlap:", "the observation includes the domain reports):", "",
+                  "| piece | µs per step | share |", "|---|---:|---:|"]
+        for k, v in parts.items():
+            lines.append(f"| {k} | {v:,.1f} | {100 * v / step:.0f}% |")
+    prof = res.get("profile")
+    if prof:
+        lines += ["", f"cProfile, {prof['variant']}, {prof['steps']} steps, top functions by own time:", "",
+                  "```", prof["top"], "```"]
+        if prof.get("top_cumulative"):
+            lines += ["", "and by cumulative time:", "", "```", prof["top_cumulative"], "```"]
+    return lines
+
+
+def table(res: dict[str, Any]) -> str:
+    """Every policy's section (no-op first)."""
+    lines = [f"torch threads: {res.get('threads', 'default')}.", ""]
+    for k, policy in enumerate(p for p in POLICIES if p in res.get("policies", ["noop"])):
+        sec = res if policy == "noop" else res[policy]
+        if k:
+            lines += ["", f"## {policy} policy", ""]
+        lines += _section(sec, res["scenario"])
     return "\n".join(lines)
 
 
@@ -174,23 +252,44 @@ def profile(args: argparse.Namespace, n: int) -> str:
     return s.getvalue()
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="metro")
+    p.add_argument("--policy", nargs="+", choices=POLICIES, default=["noop"], help="policies, each its own rounds")
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64], help="copies of the native vector env")
     p.add_argument("--block", type=int, default=256, help="env-steps per variant and round (N copies: block / N steps)")
     p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--random-sizes", type=int, nargs="+", default=[1, 8], help="copies, random policy")
+    p.add_argument("--random-block", type=int, default=16, help="env-steps per variant and round, random policy")
+    p.add_argument("--random-rounds", type=int, default=3)
+    p.add_argument("--profile-top", type=int, default=15, help="cProfile functions kept per policy (0: none)")
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     p.add_argument("--steps", type=int, default=20, help="vector steps profiled with --profile")
     p.add_argument("--profile", type=int, default=None, metavar="N", help="print a profile of N copies instead")
     p.add_argument("--out", type=Path, default=None)
-    args = p.parse_args(argv)
+    p.add_argument("--name", default="bench_vector", help="file name stem of the results")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    import torch
+
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     if args.profile:
         print(profile(args, args.profile))
         return {}
-    res = run(args)
+    res: dict[str, Any] = {"scenario": args.scenario, "threads": args.threads, "policies": args.policy}
+    for policy in args.policy:  # the no-op section at the top level (as before), the random one under "random"
+        sec = run(args, policy)
+        print(f"[bench_vector] {policy} done", flush=True)
+        if policy == "noop":
+            res.update(sec)
+        else:
+            res[policy] = sec
     res["machine"] = machine_info()
     md = table(res)
-    write_results("bench_vector", res, md, args.out)
+    write_results(args.name, res, md, args.out)
     print(md)
     return res
 

@@ -54,16 +54,26 @@ REGISTRY: tuple[Result, ...] = (
            "--grid acc_drop=0.02,0.03,0.05 cooldown=0,1,2 drift_finetune=0.15,0.25", 90),
     Result("fast_path", "python benchmarks/fast_path.py --calibrate", 60),
     Result("bench_speed",
-           "python benchmarks/bench_speed.py --scenarios tiny metro city --steps 2000 --random-steps 100 --repeats 3 "
-           "--modes noop random ppo --ppo-train-steps 1024 --ppo-eval-steps 200 --ppo-scenarios metro "
-           "--scaling 1 4 16 64 --scaling-steps 500", 40),
+           "python benchmarks/bench_speed.py --scenarios tiny metro city --steps 2000 --random-steps 100 "
+           "--random-steps-for city=10 --repeats 3 --modes noop random ppo ppo-vec --ppo-train-steps 1024 "
+           "--ppo-eval-steps 200 --ppo-scenarios metro --ppo-envs 8 --ppo-vec-steps 2048 --ppo-vec-n-steps 128 "
+           "--scaling 1 4 16 64 --scaling-steps 500 --scaling-modes noop --threads 1", 7),
     Result("bench_speed_fast",
            "python benchmarks/bench_speed.py --workers fast --name bench_speed_fast --scenarios tiny metro city "
            "--steps 2000 --random-steps 300 --repeats 3 --modes noop random ppo --ppo-train-steps 2048 "
-           "--ppo-eval-steps 300 --ppo-scenarios metro --scaling 1 4 16 64 --scaling-steps 500", 20),
+           "--ppo-eval-steps 300 --ppo-scenarios metro --scaling 1 4 16 64 --scaling-steps 500 --threads 1", 8),
     Result("bench_vae_training", "python benchmarks/bench_vae_training.py", 1),
-    Result("bench_vector", "python benchmarks/bench_vector.py", 3, cheap=True),
+    Result("bench_vector",
+           "python benchmarks/bench_vector.py --policy noop random --sizes 1 16 64 256 --random-sizes 1 8 16 "
+           "--random-block 32 --random-rounds 5 --threads 1", 3, cheap=True),
     Result("bench_batched_ops", "python benchmarks/bench_batched_ops.py --threads 1", 3),
+    Result("bench_ops", "python benchmarks/bench_ops.py --threads 1 --profile-top 16", 1, cheap=True),
+    # issue 13: today's code against the commit the issue was filed at (needs git), then the targets table
+    # composed from the results above (run it last; its notes section is written by hand)
+    Result("issue13_random",
+           "python benchmarks/issue13_targets.py random --scenarios metro city --random-steps metro=60 city=8 "
+           "--repeats 3 --rounds 3 --threads 1", 5),
+    Result("issue13_targets", "python benchmarks/issue13_targets.py compose", 1),
     Result("bench_memory", "python benchmarks/bench_memory.py --scenario metro --steps 1000000 --max-seconds 1500", 25),
     Result("soak_tiny",
            "python benchmarks/soak.py --steps 1000000 --scenario tiny --faults-rate 0.05 --op-prob 0.05 "

@@ -1,0 +1,191 @@
+"""The rows and markdown of ``issue13_targets`` (see ``issue13_targets.py compose``): each of issue 13's
+targets judged from the benchmarks' result files, with the profiles that show why where one is not met."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+CASES = ("finetune", "relay_down", "relay_up", "relay_to_end")
+
+
+def _commit(d: dict[str, Any] | None) -> str:
+    return (d or {}).get("machine", {}).get("commit", "?")
+
+
+def vector_row(v: dict[str, Any] | None) -> dict[str, Any]:
+    """Native vector env, metro, no ops, N = 64: >= 25x per env-step against the single env."""
+    row: dict[str, Any] = {"target": "Native vector env, metro, no ops, N = 64: per env-step >= 25x faster than "
+                           "the single env", "met": None, "numbers": "no bench_vector result", "why": "vector"}
+    if not v:
+        return row
+    rows = v["rows"]
+    single = rows["single GaisNetEnv"]["us_per_env_step"]
+    parts = [f"single GaisNetEnv {single:,.0f} µs, gym.make {rows['single gym.make']['us_per_env_step']:,.0f} µs"]
+    parts += [f"{k.removeprefix('native ')}: {r['us_per_env_step']:,.0f} µs ({r['speedup_vs_bare_env']:.2f}x)"
+              for k, r in rows.items() if k.startswith("native")]
+    n64 = rows.get("native N=64")
+    row["met"] = None if n64 is None else n64["speedup_vs_bare_env"] >= 25.0
+    rnd = v.get("random")
+    if rnd:
+        parts.append("random policy: single " + f"{rnd['rows']['single GaisNetEnv']['us_per_env_step'] / 1e3:,.1f} ms; "
+                     + ", ".join(f"{k.removeprefix('native ')} {r['us_per_env_step'] / 1e3:,.1f} ms "
+                                 f"({r['speedup_vs_bare_env']:.2f}x)" for k, r in rnd["rows"].items()
+                                 if k.startswith("native")))
+    row["numbers"] = "; ".join(parts) + f" (bench_vector, commit {_commit(v)})"
+    return row
+
+
+def batched_row(b: dict[str, Any] | None) -> dict[str, Any]:
+    """Batched ops at E = 64: >= 5x per op against serial for every kind, and within 3x of the FLOP floor."""
+    row: dict[str, Any] = {"target": "Batched ops at E = 64: >= 5x faster per op than serial for every op kind, "
+                           "within 3x of the FLOP floor", "met": None, "numbers": "no bench_batched_ops result",
+                           "why": "ops"}
+    if not b:
+        return row
+    k64 = {r["case"]: r for r in b["rows"] if r["K"] == 64}
+    parts, ok = [], True
+    for case in CASES:
+        r = k64.get(case)
+        if r is None:
+            parts.append(f"{case}: not batched yet")
+            ok = False
+            continue
+        ok = ok and r["speedup"] >= 5.0 and r["batched_over_floor"] <= 3.0
+        parts.append(f"{case} {r['speedup']:.1f}x, {r['batched_over_floor']:.1f}x the floor")
+    row["met"] = ok
+    row["numbers"] = "; ".join(parts) + (f" (classifier training only; bench_batched_ops, commit {_commit(b)}, "
+                                         f"{b['gflops']:.0f} GFLOP/s)")
+    return row
+
+
+def random_rows(r: dict[str, Any] | None, quoted: dict[str, Any]) -> list[dict[str, Any]]:
+    """Random policy with real workers: metro >= 2.5x, city >= 10x the rate when the issue was filed."""
+    out = []
+    for scenario, need, old in (("metro", 2.5, quoted["old_md_metro_random"]),
+                                ("city", 10.0, quoted["old_md_city_random"])):
+        row: dict[str, Any] = {"target": f"Random policy, real workers, {scenario}: >= {need:g}x today's rate",
+                               "met": None, "numbers": "no issue13_random result", "why": "random"}
+        s = (r or {}).get("summary", {}).get(scenario)
+        if s:
+            row["met"] = s["ratio"] >= need
+            row["numbers"] = (f"{s['today']:.2f} steps/s today vs {s['baseline']:.2f} at {r['baseline']} (the issue's "
+                              f"code), same run: {s['ratio']:.2f}x; against the old bench_speed.md "
+                              f"({quoted['old_md_commit']}, an older env, 2 threads) {old:g} steps/s: "
+                              f"{s['today'] / old:.2f}x (issue13_random, commit {_commit(r)})")
+        out.append(row)
+    return out
+
+
+def ppo_row(s: dict[str, Any] | None, quoted: dict[str, Any]) -> dict[str, Any]:
+    """SB3 PPO on metro with the real workers and the native vector env: env <= 50% of training wall time."""
+    row: dict[str, Any] = {"target": "SB3 PPO, metro, real workers, native vector env (8 copies): env <= 50% of "
+                           "training wall time", "met": None, "numbers": "no ppo-vec result", "why": "ppo"}
+    v = ((s or {}).get("scenarios", {}).get("metro") or {}).get("ppo_vec")
+    if v:
+        row["met"] = v["env_share_of_training"] <= 0.5
+        row["numbers"] = (f"env {100 * v['env_share_of_training']:.1f}% of PPO.learn's {v['learn_wall_s']:.0f} s "
+                          f"({v['train_steps']} steps, {v['n_envs']} copies, n_steps {v['n_steps']}), PPO updates "
+                          f"{100 * v['update_share_of_training']:.1f}%; {v['train_steps_per_s']:.1f} steps/s "
+                          f"(issue: {quoted['issue_ppo_steps_per_s']:g} steps/s, env "
+                          f"{100 * quoted['issue_ppo_env_share']:.1f}%, 1 env; bench_speed, commit {_commit(s)})")
+    return row
+
+
+def compose_rows(src: dict[str, Any], tests: dict[str, tuple[bool, str]], has_arch: bool,
+                 quoted: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target's row, in the issue's order."""
+    rows = [vector_row(src["bench_vector"]), batched_row(src["bench_batched_ops"]),
+            *random_rows(src["issue13_random"], quoted), ppo_row(src["bench_speed"], quoted)]
+    bit = tests.get("bit for bit")
+    rows.append({"target": "Same seeds, same episodes bit for bit (copy i of the vector env = the single env)",
+                 "met": None if bit is None else bit[0], "why": None,
+                 "numbers": "not run" if bit is None else f"tests (vector copies, golden episodes): {bit[1]}"})
+    st = tests.get("structure")
+    rows.append({"target": "Structure: modules <= 400 lines, functions <= 80 in gaisnet_env/, no import cycle, "
+                 "README architecture picture", "met": None if st is None else (st[0] and has_arch), "why": None,
+                 "numbers": ("not run" if st is None else f"tests/test_structure.py: {st[1]}")
+                 + f"; README architecture section: {'yes' if has_arch else 'no'}"})
+    return rows
+
+
+def _ops_table(o: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
+    if not o:
+        return []
+    k64 = {r["case"]: r for r in (b or {}).get("rows", []) if r["K"] == 64}
+    lines = ["", "## Per-op time, serial, beside the FLOP floor", "",
+             f"Whole op on metro's real workers (`bench_ops`, commit {_commit(o)}, {o['threads']} thread(s), "
+             f"{o['gflops']:.0f} GFLOP/s measured); batched columns: the classifier-training part only at E = 64 "
+             f"(`bench_batched_ops`, commit {_commit(b)}).", "",
+             "| op | serial ms per op | counted MFLOP | floor ms | serial / floor | classifier part: serial ms | "
+             "batched ms (E=64) | floor ms | batched / floor |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in o["ops"]:
+        c = k64.get(r["op"])
+        cpart = (f"{c['serial_ms_per_op']:.2f} | {c['batched_ms_per_op']:.2f} | {c['floor_ms_per_op']:.3f} | "
+                 f"{c['batched_over_floor']:.1f}x" if c else "- | not batched yet | - | -")
+        lines.append(f"| {r['op']} | {r['ms_per_op']:.2f} | {r['counted_flops'] / 1e6:,.1f} | {r['floor_ms']:.3f} | "
+                     f"{r['over_floor']:.1f}x | {cpart} |")
+    lines += ["", "Accuracy table per tier and edge: " + ", ".join(
+        f"{t['tier']} {t['ms']:.2f} ms ({t['over_floor']:.1f}x its floor)" for t in o["tables"]) + "."]
+    return lines
+
+
+def _block(title: str, text: str, lines: int = 14) -> list[str]:
+    body = "\n".join(text.splitlines()[:lines])
+    return ["", title, "", "```", body, "```"]
+
+
+def _breakdown(b: dict[str, float]) -> str:
+    total = b.get("total_step") or sum(v for k, v in b.items() if k != "total_step")
+    return ", ".join(f"{k} {v / 1e3:,.2f} ms ({100 * v / total:.0f}%)" for k, v in b.items()
+                     if k != "total_step" and v > 0.005 * total)
+
+
+def why_sections(src: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """The profiles behind every target not met."""
+    missed = {r["why"] for r in rows if r["met"] is False and r.get("why")}
+    out: list[str] = []
+    v, s, o = src["bench_vector"], src["bench_speed"], src["bench_ops"]
+    if "vector" in missed and v:
+        out += ["", "### Why the vector env is not faster per env-step", ""]
+        bd = v.get("single_env_breakdown_us", {})
+        out.append("Single env, no-op step: " + ", ".join(f"{k} {x:,.0f} µs" for k, x in bd.items()) + ".")
+        if v.get("profile"):
+            p = v["profile"]
+            out += _block(f"cProfile, {p['variant']} ({p['steps']} vector steps), by own time:", p["top"], 16)
+            if p.get("top_cumulative"):
+                out += _block("and by cumulative time:", p["top_cumulative"], 16)
+    if missed & {"random", "ppo"} and s:
+        out += ["", "### Why the random policy and PPO are bound by the env", ""]
+        for scen in ("metro", "city"):
+            r = (s.get("scenarios", {}).get(scen) or {})
+            for mode in ("random", "ppo_vec"):
+                b = (r.get(mode) or {}).get("breakdown_us_per_step")
+                if b:
+                    out.append(f"* {scen} {mode} step ({b['total_step'] / 1e3:,.1f} ms): {_breakdown(b)}")
+        if v and v.get("random", {}).get("profile"):
+            p = v["random"]["profile"]
+            out += _block(f"cProfile, masked random policy, {p['variant']} ({p['steps']} steps), by own time:",
+                          p["top"], 16)
+            if p.get("top_cumulative"):
+                out += _block("and by cumulative time:", p["top_cumulative"], 16)
+    if missed & {"ops", "random", "ppo"} and o:
+        out += ["", "### Where an op's time goes (serial, `bench_ops`)"]
+        for k, text in o.get("profiles", {}).items():
+            by = "cumulative time" if k.endswith("(cumulative)") else "own time"
+            out += _block(f"cProfile, {k.removesuffix(' (cumulative)')}, by {by}:", text, 12)
+    return out
+
+
+def compose_table(data: dict[str, Any], src: dict[str, Any], met: Callable[[bool | None], str]) -> str:
+    lines = ["Issue 13's targets on today's code. Each ratio is measured side by side in one run of its benchmark "
+             "(the source named in each row; commits of the sources: "
+             + ", ".join(f"{k} {c}" for k, c in data["sources"].items()) + ").", "",
+             "| target | status | numbers |", "|---|---|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['target']} | {met(r['met'])} | {r['numbers']} |")
+    lines += _ops_table(src["bench_ops"], src["bench_batched_ops"])
+    why = why_sections(src, data["rows"])
+    if why:
+        lines += ["", "## Profiles of the targets not met", *why]
+    return "\n".join(lines)
