@@ -51,7 +51,10 @@ REGISTRY: tuple[Result, ...] = (
            80),
     Result("cost-aware_sweep",
            "python benchmarks/heuristic_sweep.py --heuristic cost-aware --seeds 10 --jobs 2 --no-progress "
-           "--grid acc_drop=0.02,0.03,0.05 cooldown=0,1,2 drift_finetune=0.15,0.25", 90),
+           "--grid acc_drop=0.02,0.05,0.1 cooldown=1,2,4 drift_finetune=0.15,0.25", 12),
+    Result("cost-aware_sweep_wide",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --seeds 10 --jobs 2 --no-progress "
+           "--grid acc_drop=0.1,0.15,0.2,0.3 cooldown=4,6,8 drift_finetune=0.25,0.4 --name cost-aware_sweep_wide", 15),
     Result("fast_path", "python benchmarks/fast_path.py --calibrate", 60),
     Result("bench_speed",
            "python benchmarks/bench_speed.py --scenarios tiny metro city --steps 2000 --random-steps 100 "
