@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from gaisnet_env.agents.base import EpisodeMetrics
 
 from gaisnet_env.paired import normalised_score, paired
@@ -73,3 +74,23 @@ def test_suite_writes_one_file_per_scenario_and_the_leaderboard(tmp_path) -> Non
     md = (tmp_path / "suite_summary.md").read_text()
     assert "| tiny | cost-aware |" in md and "normalised score [95% CI]" in md and "Commit " in md
     assert (tmp_path / "suite_summary.csv").read_text().count("\n") == 3
+
+
+def test_benchmark_suite_command_runs_each_scenario(monkeypatch, tmp_path) -> None:
+    from gaisnet_env import cli
+    from gaisnet_env.report import aggregate
+
+    seen = []
+
+    def fake(scenario, policies, out, stem, **kw):
+        seen.append((scenario, stem, kw["seeds"]))
+        eps = _episodes({"cost-aware": [1.0, 2.0], "oracle": [2.0, 3.0]})
+        return aggregate(eps), eps
+
+    monkeypatch.setattr(cli, "run_benchmark", fake)
+    cli.main(["benchmark", "--suite", "--scenarios", "tiny", "green", "--seeds", "2", "--policies", "cost-aware",
+              "oracle", "--out", str(tmp_path), "--no-progress"])
+    assert seen == [("tiny", "tiny_suite", [10000, 10001]), ("green", "green_suite", [10000, 10001])]
+    assert "| green | cost-aware |" in (tmp_path / "suite_summary.md").read_text()
+    with pytest.raises(SystemExit, match="--stem"):
+        cli.main(["benchmark", "--suite", "--stem", "x", "--out", str(tmp_path)])
