@@ -25,7 +25,7 @@ def build_policy(spec: str, env: Any) -> Any:
 
         pol = LookaheadOracle(env=env, **params)
     else:
-        from gaisnet_env.agents.learned import load_policy
+        from gaisnet_env.agents.saved_models import load_policy
 
         pol = load_policy(spec)
     if hasattr(pol, "bind") and name not in HEURISTICS and name != "oracle":
@@ -41,7 +41,7 @@ def policy_label(spec: str) -> str:
     p = Path(spec)
     if p.suffix == ".zip" or p.is_dir():
         try:
-            from gaisnet_env.agents.learned import detect_algo, resolve_model_path
+            from gaisnet_env.agents.saved_models import detect_algo, resolve_model_path
 
             mp = resolve_model_path(p)
             return f"{detect_algo(mp)} ({mp.parent.name}/{mp.stem})"

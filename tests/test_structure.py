@@ -16,19 +16,13 @@ PACKAGES = {"gaisnet_env": "gaisnet_env", "agents": "gaisnet_env.agents", "model
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 # known offenders, at their sizes when the limits came in (cli, scenario and workers have been split since)
-MODULE_ALLOWANCE = {
-    "agents/learned.py": 631,
-}
+MODULE_ALLOWANCE: dict[str, int] = {}
 FUNCTION_ALLOWANCE = {
     "agents/heuristics.py::CostPredictor.predict": 94,
-    "agents/learned.py::train": 136,
-    "agents/learned.py::behaviour_clone": 88,
 }
 
 # known import cycles outside the core refactor, as the edge that closes them: (importer, imported)
-EDGE_ALLOWANCE = {
-    ("gaisnet_env.agents.learned", "gaisnet_env.evaluation"),  # lazy: the policy builder and worker init
-}
+EDGE_ALLOWANCE: set[tuple[str, str]] = set()
 
 
 def _modules() -> dict[str, Path]:
