@@ -17,9 +17,7 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 # known offenders, at their sizes when the limits came in (cli, scenario and workers have been split since)
 MODULE_ALLOWANCE: dict[str, int] = {}
-FUNCTION_ALLOWANCE = {
-    "agents/heuristics.py::CostPredictor.predict": 94,
-}
+FUNCTION_ALLOWANCE: dict[str, int] = {}
 
 # known import cycles outside the core refactor, as the edge that closes them: (importer, imported)
 EDGE_ALLOWANCE: set[tuple[str, str]] = set()
