@@ -244,8 +244,9 @@ HEURISTICS: dict[str, Callable[..., Policy]] = {
     "random": _factory("random", "random"),
     "greedy-latency": _factory("latency", "none"),
     "greedy-accuracy": _factory("accuracy", "none"),
-    "periodic": _factory("cost", "periodic"),
-    "threshold": _factory("edge", "threshold"),
+    # periodic and threshold tuned on metro's validation seeds (benchmarks/results/*_sweep*.md)
+    "periodic": _factory("cost", "periodic", j=5, k=200, m=0),
+    "threshold": _factory("edge", "threshold", acc_drop=0.25, cooldown=4, drift_finetune=0.4),
     # relay_up costs more energy (cloud aggregation) than it earns on metro: off by default here. Thresholds
     # tuned on metro's validation seeds (benchmarks/results/cost-aware_sweep_wide.md: +2.86 +- 1.76 paired
     # over the shared threshold defaults acc_drop=0.05, cooldown=2, drift_finetune=0.25)

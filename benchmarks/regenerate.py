@@ -55,6 +55,18 @@ REGISTRY: tuple[Result, ...] = (
     Result("cost-aware_sweep_wide",
            "python benchmarks/heuristic_sweep.py --heuristic cost-aware --seeds 10 --jobs 2 --no-progress "
            "--grid acc_drop=0.1,0.15,0.2,0.3 cooldown=4,6,8 drift_finetune=0.25,0.4 --name cost-aware_sweep_wide", 15),
+    Result("periodic_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --seeds 10 --jobs 2 --no-progress "
+           "--grid j=5,10,20 k=25,50,100 m=0,50", 8),
+    Result("periodic_sweep_wide",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --seeds 10 --jobs 2 --no-progress "
+           "--grid j=3,5 k=100,200 m=0 --name periodic_sweep_wide", 3),
+    Result("threshold_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic threshold --seeds 10 --jobs 2 --no-progress "
+           "--grid acc_drop=0.05,0.1,0.15 cooldown=2,4 drift_finetune=0.25,0.4", 8),
+    Result("threshold_sweep_wide",
+           "python benchmarks/heuristic_sweep.py --heuristic threshold --seeds 10 --jobs 2 --no-progress "
+           "--grid acc_drop=0.15,0.25 cooldown=4,8 drift_finetune=0.4 --name threshold_sweep_wide", 3),
     Result("fast_path", "python benchmarks/fast_path.py --calibrate", 60),
     Result("bench_speed",
            "python benchmarks/bench_speed.py --scenarios tiny metro city --steps 2000 --random-steps 100 "
