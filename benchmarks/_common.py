@@ -127,6 +127,21 @@ class MaskedRandomPolicy:
         return np.stack([noise[:, :3].argmax(1), noise[:, 3:].argmax(1)], axis=1)
 
 
+def add_timer(owner: Any, name: str, totals: dict[str, float], key: str) -> None:
+    """Wrap ``owner.name`` (an instance attribute shadowing it) so every call adds its wall time (s) to
+    ``totals[key]``; ``delattr(owner, name)`` removes the wrapper again."""
+    fn = getattr(owner, name)
+
+    def wrapper(*a: Any, **k: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            totals[key] = totals.get(key, 0.0) + time.perf_counter() - t0
+
+    setattr(owner, name, wrapper)
+
+
 def write_results(name: str, data: dict[str, Any], table_md: str, out_dir: Path | None = None) -> tuple[Path, Path]:
     """Write ``<name>.json`` and ``<name>.md`` to ``out_dir`` (default benchmarks/results)."""
     out = Path(out_dir) if out_dir else RESULTS

@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     MaskedRandomPolicy,
     NoOpPolicy,
+    add_timer,
     machine_info,
     median,
     peak_rss_mb,
@@ -262,16 +263,7 @@ def bench_ppo_vec(scenario: Any, args: argparse.Namespace) -> dict[str, Any]:
     clock = {"env": 0.0, "train": 0.0}
 
     def timed(owner: Any, name: str, key: str) -> None:
-        fn = getattr(owner, name)
-
-        def wrapper(*a: Any, **k: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                clock[key] += time.perf_counter() - t
-
-        setattr(owner, name, wrapper)
+        add_timer(owner, name, clock, key)
 
     timed(venv, "step_wait", "env")
     timed(venv, "reset", "env")

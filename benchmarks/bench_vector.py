@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, median, write_results  # noqa: E402
+from _common import add_timer, machine_info, median, write_results  # noqa: E402
 
 POLICIES = ("noop", "random")
 
@@ -121,16 +121,7 @@ def breakdown(env: Any, steps: int) -> dict[str, float]:
     totals: dict[str, float] = {}
 
     def timed(owner: Any, name: str, key: str) -> None:
-        fn = getattr(owner, name)
-
-        def wrapper(*a: Any, **k: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                totals[key] = totals.get(key, 0.0) + time.perf_counter() - t0
-
-        setattr(owner, name, wrapper)
+        add_timer(owner, name, totals, key)
 
     timed(env.workers, "label_hits", "workers.label_hits (torch forwards)")
     timed(env.workers, "add_feedback_batch", "workers.add_feedback_batch (feedback draw)")
