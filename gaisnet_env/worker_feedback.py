@@ -73,16 +73,41 @@ class FeedbackBuffers:
         """Correct predictions (3,) of the end, edge and cloud classifiers (``CLASSIFIER_TIERS`` order) of
         ``edge`` (current weights) on its ``n`` newest feedback samples: real private samples with their
         real labels, never the test pool. ``n`` is clipped to the samples in the buffer; no RNG is used.
-        Returns float64 counts (whole numbers here; the fast path returns expected counts)."""
+        Returns float64 counts (whole numbers here; the fast path returns expected counts).
+
+        Each sample is scored by a table of the live model's predictions on the edge's whole private pool
+        in the sample's style (:meth:`_correct_table`), computed once per weight token: the same count as a
+        forward pass on the samples themselves, up to logits within float rounding of a tie."""
         out = np.zeros(len(CLASSIFIER_TIERS))
         idx, style = self._newest_feedback(edge, n)
         if idx.size == 0:
             return out
-        x, y = self._views[edge].get(idx, style)
-        with torch.no_grad():
-            for j, tier in enumerate(CLASSIFIER_TIERS):
-                out[j] = int((self._live_logits(tier, edge, x).argmax(1) == y).sum())
+        pos = np.searchsorted(self._views[edge].indices, idx)
+        for j, tier in enumerate(CLASSIFIER_TIERS):
+            out[j] = np.count_nonzero(self._correct_table(tier, edge, style)[style, pos])
         return out
+
+    def _correct_table(self, tier: str, edge: int, styles: np.ndarray) -> np.ndarray:
+        """(n_styles, pool size) bool: does ``tier``'s live classifier at ``edge`` label each sample of the
+        edge's private pool right, in each style? Rows of ``styles`` are filled on demand, one forward pass
+        over the whole pool per (weight token, style), so a row's values never depend on which samples
+        were asked for or when (a restored or fresh instance computes the same bits)."""
+        memo = self._correct_memo
+        uid = self._uid(tier, edge)
+        entry = memo.get((tier, edge))
+        if entry is None or entry[0] != uid:
+            view = self._views[edge]
+            entry = memo[(tier, edge)] = (uid, np.zeros((len(STYLES), len(view)), dtype=bool),
+                                          np.zeros(len(STYLES), dtype=bool))
+        _, table, done = entry
+        if not done[styles].all():
+            view = self._views[edge]
+            for s in np.unique(styles[~done[styles]]).tolist():
+                x, y = view.get(view.indices, np.full(len(view), s))
+                with torch.no_grad():
+                    table[s] = (self._live_logits(tier, edge, x).argmax(1) == y).numpy()
+                done[s] = True
+        return table
 
     def _live_logits(self, tier: str, edge: int, x: torch.Tensor) -> torch.Tensor:
         """Logits of ``tier``'s live classifier at ``edge`` on ``x`` (N, 64), straight from the stored weights

@@ -200,6 +200,35 @@ def test_label_hits_equal_a_direct_forward_pass() -> None:
         assert np.all(got <= m)
 
 
+def test_label_scoring_tables_follow_the_weights_and_not_the_history() -> None:
+    """label_hits reads per-(weight token, style) tables of the whole private pool: after a commit they are
+    recomputed, and a restored copy that never scored anything gives the same counts bit for bit."""
+    env = GaisNetEnv("tiny", accuracy_view="exact")
+    w = env.workers
+    w.reset(2)
+    rng = np.random.default_rng(1)
+    cm, sm = np.full(10, 0.1), np.full(len(STYLES), 1.0 / len(STYLES))
+    w.add_feedback(0, cm, sm, 60, rng)
+    before = w.label_hits(0, 60)
+    snapshot = w.state_dict()
+    assert w.start_op("finetune", 0).ok
+    w.commit_op(0)
+    idx, sty = w._newest_feedback(0, 60)
+    x, y = w._views[0].get(idx, sty)
+    with torch.no_grad():
+        want = [int((w._classifier(t, 0)(x).argmax(1) == y).sum()) for t in CLASSIFIER_TIERS]
+    assert w.label_hits(0, 60).tolist() == want  # the edge's new adapter, not the memo of the old one
+    fresh = GaisNetEnv("tiny", accuracy_view="exact").workers
+    fresh.load_state_dict(snapshot)
+    assert fresh._correct_memo == {}
+    assert fresh.label_hits(0, 60).tolist() == before.tolist()
+    table = w._correct_table("edge", 0, np.array([3]))
+    view = w._views[0]
+    x, y = view.get(view.indices, np.full(len(view), 3))
+    with torch.no_grad():
+        assert np.array_equal(table[3], (w._classifier("edge", 0)(x).argmax(1) == y).numpy())
+
+
 def test_model_change_carries_the_estimate_into_the_prior() -> None:
     hits, seen, prior = operator_view.initial(2)
     hits, seen = operator_view.observe(hits, seen, np.full((2, 3), 8.0), np.full((2, 3), 10.0),
