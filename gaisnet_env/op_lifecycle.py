@@ -39,12 +39,14 @@ class OpLifecycle:
         """Start the operations ``ops`` = [(op, edge), ...] of one epoch (at most one per edge), as
         :meth:`start_op` would one by one, except that the relay_ups form **one federated round**
         (:meth:`_run_round`): every sender's upload is aggregated and distilled once, so no sender's
-        distillation overwrites another's. Results are in the order of ``ops``."""
+        distillation overwrites another's. With ``batched_ops`` the classifier training of the other ops
+        is batched per kind (:mod:`gaisnet_env.op_batching`; the same draws, weights to float rounding).
+        Results are in the order of ``ops``."""
         edges = [edge for _, edge in ops]
         if len(set(edges)) != len(edges):
             raise ValueError(f"start_ops: at most one operation per edge, got edges {edges}")
         out: dict[int, OpResult] = {}
-        senders = []
+        senders, plain = [], []
         for op, edge in ops:
             refused = self._refusal(op, edge)
             if refused is not None:
@@ -52,6 +54,11 @@ class OpLifecycle:
             elif op == "relay_up":
                 senders.append(edge)
             else:
+                plain.append((op, edge))
+        if self._batches_worth_it(plain):  # the classifier training of each kind as one batch
+            out.update(self._start_batched(plain))
+        else:
+            for op, edge in plain:
                 out[edge] = self.start_op(op, edge)
         if len(senders) == 1:
             out[senders[0]] = self.start_op("relay_up", senders[0])

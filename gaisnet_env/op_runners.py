@@ -21,15 +21,6 @@ from gaisnet_env.worker_config import INPUT_DIM, N_CLASSES, OPERATIONS, STYLES
 class OpRunners:
     """The op runners and their cost accounting, mixed into :class:`~gaisnet_env.workers.WorkerSystem`."""
 
-    def _train_adapter(self, edge: int, x: torch.Tensor, target: torch.Tensor, soft: bool,
-                       epochs: int, lr: float,
-                       anchor: tuple[torch.Tensor, torch.Tensor, float] | None = None) -> list[torch.Tensor] | None:
-        self._load_edge(edge)
-        ok = _train(self._edge, x, target, soft=soft, epochs=epochs, lr=lr, batch=self.config.batch_size,
-                    temperature=self.config.distill_temperature, gen=self._gen, anchor=anchor)
-        new = self._edge.get_adapter()
-        return new if ok and _finite(new) else None
-
     def op_result(self, op: str, edge: int, n_feedback: int, n_shipped: int | None = None,
                   n_kd: int | None = None, *, n_replay: int | None = None, n_edge_rendered: int | None = None,
                   n_entries: int | None = None, round_size: int = 1) -> OpResult:
@@ -165,7 +156,7 @@ class OpRunners:
             return self._nan(res)
         if n_kd < n:
             res.message += f" ({n_kd} of {n} samples kept by the confidence filters)"
-        new = self._train_adapter(edge, x, soft, True, cfg.relay_down_epochs, cfg.distill_lr, anchor)
+        new = self._train_classifier("edge", edge, x, soft, True, cfg.relay_down_epochs, cfg.distill_lr, anchor)
         gen_new = None
         if cfg.generator_relay:
             gen_new = self._distil_edge_generator(edge, ch, sh, gen_batch)
@@ -193,7 +184,7 @@ class OpRunners:
         idx, style = self._feedback(edge)
         x, y = self._views[edge].get(idx, style)
         res = self.op_result("finetune", edge, int(x.shape[0]))
-        new = self._train_adapter(edge, x, y, False, cfg.finetune_epochs, cfg.finetune_lr)
+        new = self._train_classifier("edge", edge, x, y, False, cfg.finetune_epochs, cfg.finetune_lr)
         # the edge generator adapter learns the edge's own domain (personal styles included)
         gen_new = self.gens.train_edge(edge, x, y, torch.from_numpy(style), cfg.generator_epochs, self._gen)
         if new is None or gen_new is None:
@@ -311,11 +302,8 @@ class OpRunners:
         res = self.op_result("relay_to_end", edge, idx.shape[0])
         if not _finite([soft]):
             return self._nan(res)
-        self._load_end(edge)
-        ok = _train(self._end, x, soft, soft=True, epochs=cfg.distill_epochs, lr=cfg.distill_lr,
-                    batch=cfg.batch_size, temperature=cfg.distill_temperature, gen=self._gen)
-        new = self._end.get_weights()
-        if not (ok and _finite(new)):
+        new = self._train_classifier("end", edge, x, soft, True, cfg.distill_epochs, cfg.distill_lr)
+        if new is None:
             return self._nan(res)
         return res, _Pending("relay_to_end", "end", new)
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from gaisnet_env.worker_config import N_CLASSES, STYLES, WorkerConfig
+from gaisnet_env.worker_config import ENGINE_FIELDS, N_CLASSES, STYLES, WorkerConfig
 from gaisnet_env.workers import CLASSIFIER_TIERS, OpResult, WorkerSystem, _Pending
 
 #: The shipped calibration (default worker settings, recorded on ``metro``).
@@ -183,7 +183,7 @@ class ResponseModel:
                              "gaisnet_env.surrogate_fit.calibrate")
         if config is not None:
             fitted = data["worker_config"]
-            diff = [k for k, v in asdict(config).items() if fitted.get(k) != v]
+            diff = [k for k, v in asdict(config).items() if fitted.get(k) != v and k not in ENGINE_FIELDS]
             if diff:
                 shown = ", ".join(f"{k}={getattr(config, k)!r} (fitted: {fitted.get(k)!r})" for k in diff[:6])
                 raise ValueError(f"calibration {path} was fitted for other worker settings: {shown}. Run "

@@ -25,6 +25,11 @@ OPERATIONS: tuple[str, ...] = ("none", "relay_down", "finetune", "relay_up", "re
 TIERS: tuple[str, ...] = ("end", "edge", "cloud")
 
 
+#: Settings of how the training runs, not of what it learns (results equal to float rounding): a fast-path
+#: calibration fitted under one value holds for the others.
+ENGINE_FIELDS: frozenset[str] = frozenset({"batched_ops"})
+
+
 @dataclass
 class WorkerConfig:
     """Architecture and training settings of the cloud, edge and end workers."""
@@ -100,6 +105,13 @@ class WorkerConfig:
     #: the cloud renders (and learns) styles only edges see. False: generators only learn from the edge's
     #: own feedback (finetune), and relay_up's synthetic samples are in the styles the cloud knows
     generator_relay: bool = True
+    #: the batched training engine (opt-in): the classifier training of the finetunes, relay_downs and
+    #: relay_to_ends started in one epoch is trained as one batch per kind (:mod:`gaisnet_env.op_batching`;
+    #: the same random draws; weights equal the one-by-one run's to float rounding, about 1e-7, and an epoch
+    #: with one op of each kind is bit-identical). The rounding can flip a later prediction, so episodes
+    #: with two ops of a kind in one epoch may differ from the default one-by-one run (each is
+    #: deterministic). city's random policy: 1.12x per step (benchmarks/results/issue13_targets.md)
+    batched_ops: bool = False
     #: Adam step size of generator training (edge adapters and the cloud generator)
     generator_lr: float = field(default=0.01, metadata={"min": 1e-6, "max": 1.0})
     #: epochs of generator training in every op that trains a generator (finetune, relay_down, relay_up)

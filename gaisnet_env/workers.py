@@ -46,6 +46,7 @@ from gaisnet_env.models import (
     classifier_flops,
     decoder_distil_flops,
 )
+from gaisnet_env.op_batching import BatchedStarts
 from gaisnet_env.op_lifecycle import OpLifecycle
 from gaisnet_env.op_records import REPORT_BYTES as REPORT_BYTES
 from gaisnet_env.op_records import OpResult as OpResult
@@ -62,7 +63,7 @@ from gaisnet_env.worker_measure import Measurements
 _PRE_TABLES: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 
 
-class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners):
+class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners, BatchedStarts):
     """The real model workers of one cloud, ``n_edges`` edges and their cells' end devices.
 
     ``seed`` fixes the data split and the pre-trained weights (pre-trained once per process and

@@ -3,9 +3,16 @@
 All models are float32 MLPs on CPU, initialised from explicit ``torch.Generator`` objects.
 """
 
-from gaisnet_env.models.batched_training import train_classifiers_batched, train_stack
+from gaisnet_env.models.batched_training import draw_schedule, train_classifiers_batched, train_stack
 from gaisnet_env.models.classifier_stack import ClassifierStack
-from gaisnet_env.models.classifiers import LoRAClassifier, MLPClassifier, lora_logits, merged_forward, mlp_logits
+from gaisnet_env.models.classifiers import (
+    INPUT_CENTRE,
+    LoRAClassifier,
+    MLPClassifier,
+    lora_logits,
+    merged_forward,
+    mlp_logits,
+)
 from gaisnet_env.models.flops import classifier_flops, count_flops, decoder_distil_flops, generator_flops
 from gaisnet_env.models.layers import Dense, LoRADense
 from gaisnet_env.models.mixture import MixtureClassifier, train_gate
@@ -22,6 +29,7 @@ from gaisnet_env.models.vae import (
 
 __all__ = [
     "CVAE",
+    "INPUT_CENTRE",
     "ClassifierStack",
     "Dense",
     "FusedAdam",
@@ -34,6 +42,7 @@ __all__ = [
     "classifier_gradients",
     "count_flops",
     "distil_decoder",
+    "draw_schedule",
     "distil_gradients",
     "decoder_distil_flops",
     "elbo_gradients",

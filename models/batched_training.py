@@ -55,12 +55,14 @@ class _Plan:
     rows: int  # R
 
 
-def _draw(gen: torch.Generator, n: int, n_loc: int | None, epochs: int, spe: int, batch: int,
-          ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def draw_schedule(gen: torch.Generator, n: int, n_loc: int | None, epochs: int, batch: int,
+                  ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """A model's random draws in :func:`train_classifier`'s order: per epoch ``randperm(n)`` and, with an
     anchor (``n_loc`` not None), the ``spe`` draws ``randint(n_loc, (batch,))`` as one (spe, batch) draw
     (the CPU generator fills a randint element by element, so one draw of spe x batch is the spe draws
-    one after another; the tests check the generator states and weights against the serial calls)."""
+    one after another; the tests check the generator states and weights against the serial calls).
+    Returns (the permutations, the local draws (steps per epoch, batch) per epoch)."""
+    spe = math.ceil(n / batch)
     perms, locs = [], []
     for _ in range(epochs):
         perms.append(torch.randperm(n, generator=gen))
@@ -113,7 +115,7 @@ def _plan(xs: Sequence[torch.Tensor], probs: Sequence[torch.Tensor], anchors: Se
     lam = torch.zeros(k_models)
     for k in range(k_models):
         n_loc = None if anchors[k] is None else int(anchors[k][0].shape[0])
-        perms, locs = _draw(gens[k], ns[k], n_loc, epochs[k], spe[k], batch)
+        perms, locs = draw_schedule(gens[k], ns[k], n_loc, epochs[k], batch)
         if not steps[k]:
             continue
         pe = F.pad(torch.stack(perms) + off[k], (0, spe[k] * batch - ns[k]), value=zero)
@@ -263,7 +265,7 @@ def train_stack(stack: ClassifierStack, xs: Sequence[torch.Tensor], targets: Seq
     for k, e in failed.items():  # rewind: draw only what the serial call draws before it stops
         gens[k].set_state(start[id(gens[k])][1])
         n_loc = None if anchors[k] is None else int(anchors[k][0].shape[0])
-        _draw(gens[k], int(xs[k].shape[0]), n_loc, e, plan.spe[k], int(batch))
+        draw_schedule(gens[k], int(xs[k].shape[0]), n_loc, e, int(batch))
     return ok
 
 
@@ -285,4 +287,4 @@ def train_classifiers_batched(models: Sequence[nn.Module], xs: Sequence[torch.Te
     return ok, stack
 
 
-__all__ = ["ClassifierStack", "train_classifiers_batched", "train_stack"]
+__all__ = ["ClassifierStack", "draw_schedule", "train_classifiers_batched", "train_stack"]

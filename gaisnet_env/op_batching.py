@@ -1,0 +1,136 @@
+"""The batched training engine of :class:`~gaisnet_env.workers.WorkerSystem`: the ops started in one epoch
+(finetune, relay_down, relay_to_end) have their classifier training grouped by model kind and trained as
+one batch (:func:`~gaisnet_env.models.batched_training.train_stack`), everything else as before.
+
+How the serial order of random draws is kept: every op still runs one after another, drawing from the
+system's one generator; where it would train its classifier, the job is recorded with the generator's
+state at that point and the generator is advanced by exactly the draws the training makes
+(:func:`~gaisnet_env.models.batched_training.draw_schedule`); the op then goes on (its generator training
+is real and serial). After the last op, each group is trained at once, job k drawing from a copy of its
+recorded state: the same mini-batches as the serial run. A group of one is bit-identical to the serial
+call; larger groups differ only by the batched products' rounding (about 1e-7 in the weights). If a job's
+weights become non-finite, the generator is rewound and the epoch's ops rerun serially, so a failure
+draws exactly what the serial run draws. A mixin: the models, generator and pending results are the
+system's."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gaisnet_env.cloud_worker import _train
+from gaisnet_env.models import INPUT_CENTRE, ClassifierStack, draw_schedule, train_stack
+from gaisnet_env.op_records import OpResult, _finite, _Pending
+
+#: Ops whose classifier training the engine batches (relay_up trains the shared cloud model: one round).
+BATCHED_OPS: frozenset[str] = frozenset({"finetune", "relay_down", "relay_to_end"})
+
+
+@dataclass
+class TrainingJob:
+    """One deferred classifier training: ``target`` "edge" (an edge's LoRA adapter) or "end" (an end
+    device's MLP), from the trainable tensors ``start``, on ``x`` (n, 64) and ``y`` (labels or probabilities
+    with ``soft``), drawing from a generator in the recorded ``gen_state``. ``result``: the trained tensors
+    (None until trained, or when training failed)."""
+
+    target: str
+    start: list[torch.Tensor]
+    x: torch.Tensor
+    y: torch.Tensor
+    soft: bool
+    epochs: int
+    lr: float
+    anchor: tuple[torch.Tensor, torch.Tensor, float] | None
+    gen_state: torch.Tensor
+    result: list[torch.Tensor] | None = None
+
+
+class BatchedStarts:
+    """Deferred classifier training and the batched start of an epoch's ops (a mixin of the system)."""
+
+    _deferred: list[TrainingJob] | None = None
+
+    def _train_classifier(self, target: str, edge: int, x: torch.Tensor, y: torch.Tensor, soft: bool,
+                          epochs: int, lr: float,
+                          anchor: tuple[torch.Tensor, torch.Tensor, float] | None = None,
+                          ) -> list[torch.Tensor] | TrainingJob | None:
+        """Train ``target``'s classifier at ``edge`` (from its live weights) now and return the new trainable
+        tensors (None: non-finite), or, while the engine defers (inside :meth:`_start_batched`), record the
+        job, advance the generator past its draws and return the job (its ``result`` filled later)."""
+        model = self._edge if target == "edge" else self._end
+        if target == "edge":
+            self._load_edge(edge)
+        else:
+            self._load_end(edge)
+        cfg = self.config
+        if self._deferred is None:
+            ok = _train(model, x, y, soft=soft, epochs=epochs, lr=lr, batch=cfg.batch_size,
+                        temperature=cfg.distill_temperature, gen=self._gen, anchor=anchor)
+            new = model.get_adapter() if target == "edge" else model.get_weights()
+            return new if ok and _finite(new) else None
+        start = model.get_adapter() if target == "edge" else model.get_weights()
+        job = TrainingJob(target, start, x, y, soft, int(epochs), float(lr), anchor, self._gen.get_state())
+        n_loc = None if anchor is None else int(anchor[0].shape[0])
+        draw_schedule(self._gen, int(x.shape[0]), n_loc, int(epochs), cfg.batch_size)
+        self._deferred.append(job)
+        return job
+
+    def _batches_worth_it(self, ops: list[tuple[str, int]]) -> bool:
+        """Whether some batched kind occurs twice among ``ops`` (with one of each, serial is the same)."""
+        if not self.config.batched_ops:
+            return False
+        counts = Counter(op for op, _ in ops if op in BATCHED_OPS)
+        return any(n > 1 for n in counts.values())
+
+    def _start_batched(self, ops: list[tuple[str, int]]) -> dict[int, OpResult]:
+        """Start ``ops`` (no relay_up; all pass :meth:`_refusal`) with their classifier training batched;
+        the pending results are set as :meth:`start_op` sets them. Results by edge."""
+        state = self._gen.get_state()
+        self._deferred = []
+        try:
+            runs = [(edge, *self._run_op(op, edge)) for op, edge in ops]
+            jobs = self._deferred
+        finally:
+            self._deferred = None
+        if not self._train_jobs(jobs):  # a non-finite job: rerun serially from the same draws
+            self._gen.set_state(state)
+            return {edge: self.start_op(op, edge) for op, edge in ops}
+        out: dict[int, OpResult] = {}
+        for edge, res, pending in runs:
+            if res.ok:
+                self._pending[edge] = _filled(pending)
+            out[edge] = res
+        return out
+
+    def _train_jobs(self, jobs: list[TrainingJob]) -> bool:
+        """Train the jobs, one batch per (target, soft, lr) group; False if any job failed."""
+        groups: dict[tuple[Any, ...], list[TrainingJob]] = {}
+        for job in jobs:
+            groups.setdefault((job.target, job.soft, job.lr, job.anchor is not None), []).append(job)
+        cfg = self.config
+        for (target, soft, lr, _), group in groups.items():
+            template = self._edge if target == "edge" else self._end
+            stack = ClassifierStack.from_template(template, [job.start for job in group])
+            gens = [torch.Generator().set_state(job.gen_state) for job in group]
+            ok = train_stack(stack, [j.x for j in group], [j.y for j in group], soft=soft,
+                             epochs=[j.epochs for j in group], lr=lr, batch=cfg.batch_size,
+                             temperature=cfg.distill_temperature, gens=gens, centre=INPUT_CENTRE,
+                             anchors=[j.anchor for j in group])
+            if not all(ok):
+                return False
+            for job, tensors in zip(group, stack.split(), strict=True):
+                job.result = tensors
+        return True
+
+
+def _filled(pending: _Pending) -> _Pending:
+    """``pending`` with its deferred job's trained tensors in place of the job."""
+    if isinstance(pending.weights, TrainingJob):
+        pending.weights = pending.weights.result
+    return pending
+
+
+__all__ = ["BATCHED_OPS", "BatchedStarts", "TrainingJob"]
