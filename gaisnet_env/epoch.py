@@ -150,10 +150,14 @@ class EpochPieces:
         new_hits = np.zeros((E, 3))
         new_seen = np.zeros((E, 3))
         cap = self.scenario.workers.feedback_buffer
-        for e in fb_edges:
-            n = min(int(n_fb[e]), cap)  # label_hits scores at most the buffer
-            new_hits[e] = self.workers.label_hits(int(e), n)
-            new_seen[e] = n
+        n = np.minimum(n_fb[fb_edges], cap)  # label_hits scores at most the buffer
+        batch = getattr(self.workers, "label_hits_batch", None)
+        if batch is not None:
+            new_hits[fb_edges] = batch(fb_edges, n)
+        else:
+            for e, k in zip(fb_edges.tolist(), n.tolist(), strict=True):
+                new_hits[e] = self.workers.label_hits(e, k)
+        new_seen[fb_edges] = n[:, None]
         seen = feedback.observed(fb_edges, route, E)
         st.label_hits, st.label_seen = operator_view.observe(st.label_hits, st.label_seen, new_hits, new_seen, seen)
 

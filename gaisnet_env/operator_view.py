@@ -114,6 +114,10 @@ def reports(workers: object, n_edges: int) -> tuple[np.ndarray, np.ndarray, np.n
     """Every edge's domain report from ``workers.domain_report``: class histograms ``(E, 10)``, style
     histograms ``(E, n_styles)`` (float64 shares of the edge's feedback buffer) and whether the edge has
     any feedback ``(E,)`` bool."""
+    batch = getattr(workers, "domain_reports", None)
+    if batch is not None:  # all edges at once (the same numbers)
+        ch, sh, n = batch()
+        return ch.astype(np.float64), sh.astype(np.float64), n > 0
     rows = [workers.domain_report(e) for e in range(int(n_edges))]  # type: ignore[attr-defined]
     return (np.array([r[0] for r in rows], dtype=np.float64), np.array([r[1] for r in rows], dtype=np.float64),
             np.array([r[2] > 0 for r in rows]))

@@ -244,6 +244,11 @@ class SurrogateWorkerSystem(WorkerSystem):
                 out[j] = float(self.accuracy_table(tier, edge)[style, labels].sum())
         return out
 
+    def label_hits_batch(self, edges: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """:meth:`label_hits` (the expected counts) of several edges: ``(k, 3)``."""
+        rows = [self.label_hits(int(e), int(k)) for e, k in zip(np.asarray(edges), np.asarray(n), strict=True)]
+        return np.array(rows, dtype=np.float64).reshape(-1, len(CLASSIFIER_TIERS))
+
     def __init__(self, n_edges: int, config: WorkerConfig, seed: int, cache_dir: str | None = None,
                  calibration: str | Path | None = None) -> None:
         if config.cloud_model != "dense":

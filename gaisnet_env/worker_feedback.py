@@ -76,38 +76,85 @@ class FeedbackBuffers:
         Returns float64 counts (whole numbers here; the fast path returns expected counts).
 
         Each sample is scored by a table of the live model's predictions on the edge's whole private pool
-        in the sample's style (:meth:`_correct_table`), computed once per weight token: the same count as a
+        in the sample's style (:meth:`_fill_correct`), computed once per weight token: the same count as a
         forward pass on the samples themselves, up to logits within float rounding of a tie."""
-        out = np.zeros(len(CLASSIFIER_TIERS))
-        idx, style = self._newest_feedback(edge, n)
+        return self.label_hits_batch(np.array([edge]), np.array([n]))[0]
+
+    def label_hits_batch(self, edges: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """:meth:`label_hits` of several edges at once: ``(k, 3)`` for ``edges`` (k,) and ``n`` (k,)."""
+        edges = np.asarray(edges, dtype=np.int64)
+        out = np.zeros((edges.size, len(CLASSIFIER_TIERS)))
+        row, idx, style = self._newest_batch(edges, np.asarray(n, dtype=np.int64))
         if idx.size == 0:
             return out
-        pos = np.searchsorted(self._views[edge].indices, idx)
-        for j, tier in enumerate(CLASSIFIER_TIERS):
-            out[j] = np.count_nonzero(self._correct_table(tier, edge, style)[style, pos])
+        e_s = edges[row]
+        table, done = self._correct_tables()
+        pos = self._pool_pos[idx]
+        for t in range(len(CLASSIFIER_TIERS)):
+            missing = ~done[t, e_s, style]
+            if missing.any():
+                for e, st in set(zip(e_s[missing].tolist(), style[missing].tolist(), strict=True)):
+                    self._fill_correct(t, e, st)
+            out[:, t] = np.bincount(row, weights=table[t, e_s, style, pos], minlength=edges.size)
         return out
 
-    def _correct_table(self, tier: str, edge: int, styles: np.ndarray) -> np.ndarray:
-        """(n_styles, pool size) bool: does ``tier``'s live classifier at ``edge`` label each sample of the
-        edge's private pool right, in each style? Rows of ``styles`` are filled on demand, one forward pass
-        over the whole pool per (weight token, style), so a row's values never depend on which samples
-        were asked for or when (a restored or fresh instance computes the same bits)."""
+    def _correct_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """The label-scoring tables: ``correct`` (3, E, n_styles, largest pool) bool, whether each tier's
+        live classifier at each edge labels each sample of the edge's private pool right in each style, and
+        ``filled`` (3, E, n_styles) bool, which rows are computed for the current weight tokens (rows of
+        weights that changed since are marked unfilled here)."""
         memo = self._correct_memo
-        uid = self._uid(tier, edge)
-        entry = memo.get((tier, edge))
-        if entry is None or entry[0] != uid:
-            view = self._views[edge]
-            entry = memo[(tier, edge)] = (uid, np.zeros((len(STYLES), len(view)), dtype=bool),
-                                          np.zeros(len(STYLES), dtype=bool))
-        _, table, done = entry
-        if not done[styles].all():
-            view = self._views[edge]
-            for s in np.unique(styles[~done[styles]]).tolist():
-                x, y = view.get(view.indices, np.full(len(view), s))
-                with torch.no_grad():
-                    table[s] = (self._live_logits(tier, edge, x).argmax(1) == y).numpy()
-                done[s] = True
-        return table
+        uids = np.array([self._uid_end, self._uid_edge, [self._uid_cloud] * self.n_edges], dtype=np.int64)
+        if "uids" not in memo:
+            largest = max(len(v) for v in self._views)
+            memo["correct"] = np.zeros((len(CLASSIFIER_TIERS), self.n_edges, len(STYLES), largest), dtype=bool)
+            memo["filled"] = np.zeros((len(CLASSIFIER_TIERS), self.n_edges, len(STYLES)), dtype=bool)
+            memo["uids"] = np.full_like(uids, -1)
+        changed = memo["uids"] != uids
+        if changed.any():
+            memo["filled"][changed] = False
+            memo["uids"] = uids
+        return memo["correct"], memo["filled"]
+
+    def _fill_correct(self, t: int, edge: int, style: int) -> None:
+        """Row (tier ``t``, ``edge``, ``style``) of the label-scoring table: one forward pass of the live
+        classifier over the edge's whole private pool in that style, so a row's values never depend on
+        which samples were asked for or when (a restored or fresh instance computes the same bits)."""
+        view = self._views[edge]
+        x, y = view.get(view.indices, np.full(len(view), style))
+        with torch.no_grad():
+            right = (self._live_logits(CLASSIFIER_TIERS[t], edge, x).argmax(1) == y).numpy()
+        self._correct_memo["correct"][t, edge, style, : len(view)] = right
+        self._correct_memo["filled"][t, edge, style] = True
+
+    @property
+    def _pool_pos(self) -> np.ndarray:
+        """Position of every global sample index in its owner's private pool (-1: in no private pool)."""
+        pos = self.__dict__.get("_pool_pos_memo")
+        if pos is None:
+            pos = np.full(self.data.y.shape[0], -1, dtype=np.int64)
+            for v in self._views:
+                pos[v.indices] = np.arange(len(v))
+            self._pool_pos_memo = pos
+        return pos
+
+    def _newest_batch(self, edges: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``n[r]`` newest feedback samples of each ``edges[r]`` (at most its buffer), edge by edge in
+        the order of :meth:`_newest_feedback`: (row r of each sample, global indices, styles)."""
+        cnt = np.minimum(n, np.asarray(self._fb_count, dtype=np.int64)[edges])
+        cnt = np.maximum(cnt, 0)
+        if not cnt.any():
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty
+        cap = self.config.feedback_buffer
+        ptr = np.asarray(self._fb_ptr, dtype=np.int64)[edges]
+        j = np.arange(int(cnt.max()))
+        valid = j[None, :] < cnt[:, None]
+        ring_pos = (ptr[:, None] - cnt[:, None] + j[None, :]) % cap
+        rows = np.broadcast_to(np.arange(edges.size)[:, None], valid.shape)
+        idx = np.stack([self._fb_idx[e] for e in edges.tolist()])[rows, ring_pos][valid]
+        style = np.stack([self._fb_style[e] for e in edges.tolist()])[rows, ring_pos][valid]
+        return rows[valid], idx, style
 
     def _live_logits(self, tier: str, edge: int, x: torch.Tensor) -> torch.Tensor:
         """Logits of ``tier``'s live classifier at ``edge`` on ``x`` (N, 64), straight from the stored weights
@@ -132,6 +179,32 @@ class FeedbackBuffers:
     def _feedback(self, edge: int) -> tuple[np.ndarray, np.ndarray]:
         n = self._fb_count[edge]
         return self._fb_idx[edge][:n], self._fb_style[edge][:n]
+
+    def domain_reports(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`domain_report` of every edge at once: class histograms (E, 10) and style histograms
+        (E, n_styles), float32 shares of each feedback buffer, and the samples in it (E,) int64."""
+        cnt = np.asarray(self._fb_count, dtype=np.int64)
+        E, cap = self.n_edges, self.config.feedback_buffer  # noqa: N806
+        valid = np.arange(cap)[None, :] < cnt[:, None]
+        idx = np.stack(self._fb_idx)[valid]
+        owner = np.repeat(np.arange(E), cnt)
+        if not np.array_equal(self._pool_owner[idx], owner):
+            raise PermissionError("domain_reports: a feedback buffer holds samples outside its edge's pool")
+        ch = np.bincount(owner * N_CLASSES + self.data.y[idx], minlength=E * N_CLASSES).reshape(E, N_CLASSES)
+        sh = np.bincount(owner * len(STYLES) + np.stack(self._fb_style)[valid], minlength=E * len(STYLES))
+        n = np.maximum(cnt, 1)[:, None]
+        return ((ch / n).astype(np.float32), (sh.reshape(E, len(STYLES)) / n).astype(np.float32), cnt)
+
+    @property
+    def _pool_owner(self) -> np.ndarray:
+        """The edge whose private pool holds each global sample index (-1: none)."""
+        owner = self.__dict__.get("_pool_owner_memo")
+        if owner is None:
+            owner = np.full(self.data.y.shape[0], -1, dtype=np.int64)
+            for e, v in enumerate(self._views):
+                owner[v.indices] = e
+            self._pool_owner_memo = owner
+        return owner
 
     def domain_report(self, edge: int) -> tuple[np.ndarray, np.ndarray, int]:
         """What the edge may tell the cloud about its domain: class histogram (10,) and style histogram

@@ -130,8 +130,8 @@ class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners, Batche
         # mutable state
         self._gen = torch.Generator()
         self._acc_cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
-        #: label scoring: (tier, edge) -> (weight token, (n_styles, pool) correct table, rows filled)
-        self._correct_memo: dict[tuple[str, int], tuple[int, np.ndarray, np.ndarray]] = {}
+        #: label scoring's tables (``_correct_tables``): "correct", "filled" and the weight tokens "uids"
+        self._correct_memo: dict[str, np.ndarray] = {}
         cap = config.feedback_buffer
         self._fb_idx = [np.zeros(cap, dtype=np.int64) for _ in range(self.n_edges)]
         self._fb_style = [np.zeros(cap, dtype=np.int64) for _ in range(self.n_edges)]

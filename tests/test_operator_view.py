@@ -220,13 +220,36 @@ def test_label_scoring_tables_follow_the_weights_and_not_the_history() -> None:
     assert w.label_hits(0, 60).tolist() == want  # the edge's new adapter, not the memo of the old one
     fresh = GaisNetEnv("tiny", accuracy_view="exact").workers
     fresh.load_state_dict(snapshot)
-    assert fresh._correct_memo == {}
+    assert fresh._correct_memo == {}  # nothing scored yet: the tables are built from scratch
     assert fresh.label_hits(0, 60).tolist() == before.tolist()
-    table = w._correct_table("edge", 0, np.array([3]))
+    w._fill_correct(1, 0, 3)
+    table, filled = w._correct_tables()
     view = w._views[0]
     x, y = view.get(view.indices, np.full(len(view), 3))
     with torch.no_grad():
-        assert np.array_equal(table[3], (w._classifier("edge", 0)(x).argmax(1) == y).numpy())
+        assert filled[1, 0, 3]
+        assert np.array_equal(table[1, 0, 3, : len(view)], (w._classifier("edge", 0)(x).argmax(1) == y).numpy())
+
+
+def test_batched_label_scoring_and_domain_reports_equal_the_per_edge_ones() -> None:
+    w = GaisNetEnv("metro", accuracy_view="exact").workers
+    w.reset(5)
+    rng = np.random.default_rng(3)
+    cap = w.config.feedback_buffer
+    for e, k in enumerate((0, 9, cap + 30, 70)):  # an empty buffer, a partial one, a wrapped one
+        sm = np.zeros(len(STYLES))
+        sm[[1, 7]] = 0.5
+        w.add_feedback(e, np.full(10, 0.1), sm, k, rng)
+    w.add_feedback(3, np.full(10, 0.1), np.full(len(STYLES), 1 / len(STYLES)), 90, rng)  # wraps edge 3 too
+    edges, n = np.array([3, 0, 2, 1]), np.array([40, 5, cap + 9, 9])
+    want = np.stack([w.label_hits(int(e), int(k)) for e, k in zip(edges, n, strict=True)])
+    w._correct_memo.clear()
+    assert np.array_equal(w.label_hits_batch(edges, n), want)
+    ch, sh, count = w.domain_reports()
+    for e in range(w.n_edges):
+        one = w.domain_report(e)
+        assert np.array_equal(ch[e], one[0]) and np.array_equal(sh[e], one[1]) and count[e] == one[2]
+        assert ch[e].dtype == one[0].dtype == np.float32
 
 
 def test_model_change_carries_the_estimate_into_the_prior() -> None:
