@@ -73,6 +73,9 @@ def random_rows(r: dict[str, Any] | None, quoted: dict[str, Any]) -> list[dict[s
                               f"code), same run: {s['ratio']:.2f}x; against the old bench_speed.md "
                               f"({quoted['old_md_commit']}, an older env, 2 threads) {old:g} steps/s: "
                               f"{s['today'] / old:.2f}x (issue13_random, commit {_commit(r)})")
+            if "batched" in s:
+                row["numbers"] += (f"; with the opt-in batched engine (batched_ops) {s['batched']:.2f} steps/s, "
+                                   f"{s['batched_ratio']:.2f}x")
         out.append(row)
     return out
 

@@ -299,7 +299,8 @@ def worker_main(spec: dict[str, Any]) -> dict[str, Any]:
     scenario = spec["scenario"]
 
     def make() -> Any:
-        return GaisNetEnv(scenario, worker_system=getattr(args, "workers", "real"))
+        extra = {"workers": {"batched_ops": True}} if getattr(args, "batched_ops", False) else {}
+        return GaisNetEnv(scenario, worker_system=getattr(args, "workers", "real"), **extra)
 
     t0 = time.perf_counter()
     env = make()
@@ -435,6 +436,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scaling-modes", nargs="+", default=["noop", "random"], choices=["noop", "random"],
                    help="policies of the scaling runs (those also in --modes)")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads in every process")
+    p.add_argument("--batched-ops", action="store_true",
+                   help="real workers with the batched training engine (workers.batched_ops: true)")
     p.add_argument("--out", type=str, default=None, help="output folder (default benchmarks/results)")
     p.add_argument("--name", type=str, default="bench_speed", help="file name stem of the results")
     p.add_argument("--workers", choices=["real", "fast"], default="real",

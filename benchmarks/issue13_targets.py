@@ -67,12 +67,15 @@ def _side_env(root: Path, cache: Path, threads: int) -> dict[str, str]:
 
 
 def run_side(root: Path, env: dict[str, str], scenario: str, steps: int, repeats: int, out: Path,
-             threads: int | None) -> dict[str, Any]:
-    """One ``bench_speed.py --modes random`` run of ``root``'s code on ``scenario``: its random result."""
+             threads: int | None, batched: bool = False) -> dict[str, Any]:
+    """One ``bench_speed.py --modes random`` run of ``root``'s code on ``scenario`` (``batched``: with
+    ``--batched-ops``): its random result."""
     cmd = [sys.executable, str(root / "benchmarks" / "bench_speed.py"), "--scenarios", scenario, "--modes", "random",
            "--random-steps", str(steps), "--repeats", str(repeats), "--scaling", "--out", str(out), "--name", "side"]
     if threads is not None:
         cmd += ["--threads", str(threads)]
+    if batched:
+        cmd += ["--batched-ops"]
     p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     if p.returncode:
         raise RuntimeError(f"{root}: bench_speed failed:\n{p.stderr[-3000:]}")
@@ -94,7 +97,8 @@ def random_main(args: argparse.Namespace) -> dict[str, Any]:
         src = default_cache_dir()
         shutil.copytree(src, base_cache) if src.is_dir() else base_cache.mkdir()
         sides = {"today": (ROOT, _side_env(ROOT, src, args.threads), args.threads),
-                 "baseline": (base_root, _side_env(base_root, base_cache, args.threads), None)}
+                 "baseline": (base_root, _side_env(base_root, base_cache, args.threads), None),
+                 "batched": (ROOT, _side_env(ROOT, src, args.threads), args.threads)}
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {k: [] for k in sides} for s in args.scenarios}
         for r in range(args.rounds):
             for scenario in args.scenarios:
@@ -102,7 +106,8 @@ def random_main(args: argparse.Namespace) -> dict[str, Any]:
                 for side in order:
                     root, env, threads = sides[side]
                     n = int(steps.get(scenario, args.default_steps))
-                    res = run_side(root, env, scenario, n, args.repeats, Path(tmp) / side, threads)
+                    res = run_side(root, env, scenario, n, args.repeats, Path(tmp) / side, threads,
+                                   batched=side == "batched")
                     runs[scenario][side].append(res)
                     print(f"[issue13 random] round {r} {scenario} {side}: {res['steps_per_s_env']:.2f} steps/s "
                           f"(torch threads {res['torch_threads']})", flush=True)
@@ -110,7 +115,8 @@ def random_main(args: argparse.Namespace) -> dict[str, Any]:
     for scenario, by_side in runs.items():
         rate = {side: median([x["steps_per_s_env"] for x in xs]) for side, xs in by_side.items()}
         summary[scenario] = {"today": rate["today"], "baseline": rate["baseline"],
-                             "ratio": rate["today"] / rate["baseline"],
+                             "ratio": rate["today"] / rate["baseline"], "batched": rate["batched"],
+                             "batched_ratio": rate["batched"] / rate["baseline"],
                              "today_breakdown_us": by_side["today"][-1]["breakdown_us_per_step"],
                              "baseline_breakdown_us": by_side["baseline"][-1]["breakdown_us_per_step"]}
     data = {"baseline": args.baseline, "rounds": args.rounds, "repeats": args.repeats, "steps": steps,
@@ -124,11 +130,15 @@ def random_table(data: dict[str, Any]) -> str:
              f"{data['baseline']} (where issue 13 was filed), {data['rounds']} alternating rounds, each a fresh "
              f"process per side running its own `bench_speed.py --modes random` ({data['repeats']} timed runs, "
              "median); medians over the rounds.", "",
-             "| scenario | steps per run | today steps/s | baseline steps/s | today / baseline |",
-             "|---|---:|---:|---:|---:|"]
+             "| scenario | steps per run | today steps/s | baseline steps/s | today / baseline | "
+             "today, batched_ops, steps/s | batched / baseline |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for s, r in data["summary"].items():
+        b = (f"{r['batched']:.2f} | {r['batched_ratio']:.2f}x" if "batched" in r else "- | -")
         lines.append(f"| {s} | {data['steps'].get(s, '-')} | {r['today']:.2f} | {r['baseline']:.2f} | "
-                     f"{r['ratio']:.2f}x |")
+                     f"{r['ratio']:.2f}x | {b} |")
+    lines += ["", "`batched_ops`: today's code with the opt-in batched training engine (`workers.batched_ops: "
+              "true`, `bench_speed.py --batched-ops`); the default is one op after another."]
     return "\n".join(lines)
 
 
