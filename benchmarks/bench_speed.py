@@ -353,6 +353,8 @@ def table(results: dict[str, Any]) -> str:
     threads = results.get("args", {}).get("threads")
     lines = [f"Model workers: **{workers}**" + (" (calibrated fast path: operations predicted, not trained)"
                                                 if workers == "fast" else " (real PyTorch training)")
+             + ("; batched training engine (`workers.batched_ops: true`)"
+                if results.get("args", {}).get("batched_ops") else "")
              + (f"; torch threads: {threads}" if threads else ""), ""]
     lines += ["## Steps per second (median; wall time inside env.step/reset, CPU-time rate in brackets)", ""]
     lines.append("| scenario | E | no-op | random | PPO policy | PPO env share of training | peak RSS MiB |")

@@ -70,6 +70,13 @@ def test_bench_speed_fast_workers(bench, tmp_path) -> None:
     assert "calibrated fast path" in (tmp_path / "bench_speed.md").read_text()
 
 
+def test_bench_speed_batched_engine(bench, tmp_path) -> None:
+    res = bench("bench_speed").main(["--batched-ops", "--scenarios", "tiny", "--steps", "10", "--random-steps", "10",
+                                     "--repeats", "1", "--modes", "random", "--scaling", "--out", str(tmp_path)])
+    assert res["scenarios"]["tiny"]["random"]["steps_per_s_env"] > 0
+    assert "batched training engine" in (tmp_path / "bench_speed.md").read_text()
+
+
 def test_heuristic_sweep_runs_on_tiny(bench, tmp_path) -> None:
     res = bench("heuristic_sweep").main(["--scenario", "tiny", "--seeds", "2", "--grid", "acc_drop=0.02,0.05",
                                          "cooldown=1", "--no-progress", "--out", str(tmp_path)])
