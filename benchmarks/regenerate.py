@@ -67,6 +67,27 @@ REGISTRY: tuple[Result, ...] = (
     Result("threshold_sweep_wide",
            "python benchmarks/heuristic_sweep.py --heuristic threshold --seeds 10 --jobs 2 --no-progress "
            "--grid acc_drop=0.15,0.25 cooldown=4,8 drift_finetune=0.4 --name threshold_sweep_wide", 3),
+    Result("periodic_sweep_wider",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --seeds 10 --jobs 2 --no-progress "
+           "--grid j=4,5,7 k=0,200 m=0 n=5,10,20 --name periodic_sweep_wider", 10),
+    Result("periodic_sweep_edge",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --seeds 10 --jobs 2 --no-progress "
+           "--grid j=3,4 k=0 m=0 n=3,4,5 --name periodic_sweep_edge", 4),
+    Result("periodic_sweep_n2",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --seeds 10 --jobs 2 --no-progress "
+           "--grid j=4 k=0 m=0 n=2,3 --name periodic_sweep_n2", 2),
+    Result("periodic_sweep_n1",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --seeds 10 --jobs 2 --no-progress "
+           "--grid j=3,4,5 k=0 m=0 n=1,2 --name periodic_sweep_n1", 4),
+    Result("periodic_sweep_j",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --seeds 10 --jobs 2 --no-progress "
+           "--grid j=5,6,8 k=0 m=0 n=1 --name periodic_sweep_j", 2),
+    Result("threshold_sweep_wider",
+           "python benchmarks/heuristic_sweep.py --heuristic threshold --seeds 10 --jobs 2 --no-progress "
+           "--grid acc_drop=0.25,0.35,0.5 cooldown=3,4,6 drift_finetune=0.4,0.6 --name threshold_sweep_wider", 12),
+    Result("cost-aware_sweep_edge",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --seeds 10 --jobs 2 --no-progress "
+           "--grid acc_drop=0.15 cooldown=4 drift_finetune=0.6,0.8 --name cost-aware_sweep_edge", 2),
     Result("fast_path", "python benchmarks/fast_path.py --calibrate", 60),
     Result("bench_speed",
            "python benchmarks/bench_speed.py --scenarios tiny metro city --steps 2000 --random-steps 100 "
