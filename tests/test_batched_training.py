@@ -171,3 +171,19 @@ def test_rejects_mixed_architectures() -> None:
         ClassifierStack.from_models([_mlp([64, 24, 10], 0), _mlp([64, 16, 10], 1)])
     with pytest.raises(TypeError, match="not an MLP"):
         ClassifierStack.from_models([torch.nn.Linear(64, 10)])
+
+
+@pytest.mark.parametrize("anchored", [False, True])
+def test_draw_schedule_makes_exactly_the_serial_calls_draws(anchored: bool) -> None:
+    """``draw_schedule`` advances a generator as ``train_classifier`` does (the batched engine in the workers
+    skips a deferred job's draws with it, so everything drawn after stays where it was)."""
+    from gaisnet_env.models import draw_schedule
+
+    model = _mlp([64, 16, 10], seed=1)
+    xs, ys = _data([37], soft=False)
+    anchor = (xs[0][:11], ys[0][:11], 0.5) if anchored else None
+    serial, skip = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    train_classifier(model, xs[0], ys[0], soft=False, epochs=3, lr=0.01, batch=8, temperature=1.0, gen=serial,
+                     centre=INPUT_CENTRE, anchor=anchor)
+    draw_schedule(skip, 37, 11 if anchored else None, 3, 8)
+    assert torch.equal(serial.get_state(), skip.get_state())
