@@ -49,6 +49,20 @@ REGISTRY: tuple[Result, ...] = (
            "python train.py benchmark --scenario metro --seeds 10 --policies oracle:horizon=10,max_candidates=12 "
            "cost-aware periodic always-end always-edge threshold --jobs 2 --stem metro_benchmark_v03 --no-progress",
            80),
+    Result("metro_oracle_v04",
+           "python train.py benchmark --scenario metro --seeds 10 --policies oracle --jobs 2 --stem metro_oracle_v04 "
+           "--no-progress", 16),
+    Result("metro_oracle24_v04",
+           "python train.py benchmark --scenario metro --seeds 10 --policies oracle:max_candidates=24 --jobs 2 "
+           "--stem metro_oracle24_v04 --no-progress", 19),
+    # after the two oracles (it reads their episodes)
+    Result("metro_benchmark_v04",
+           "python train.py benchmark --scenario metro --seeds 10 --policies always-end always-edge always-cloud "
+           "random greedy-latency greedy-accuracy periodic threshold cost-aware "
+           "benchmarks/results/agents/metro_ppo_mask_periodic "
+           "benchmarks/results/agents/metro_ppo_mask_periodic_v2 --include-episodes "
+           "benchmarks/results/metro_oracle_v04_episodes.csv --include-episodes "
+           "benchmarks/results/metro_oracle24_v04_episodes.csv --jobs 2 --stem metro_benchmark_v04 --no-progress", 4),
     Result("cost-aware_sweep",
            "python benchmarks/heuristic_sweep.py --heuristic cost-aware --seeds 10 --jobs 2 --no-progress "
            "--grid acc_drop=0.02,0.05,0.1 cooldown=1,2,4 drift_finetune=0.15,0.25", 12),
