@@ -123,12 +123,14 @@ def breakdown(env: Any, steps: int) -> dict[str, float]:
     def timed(owner: Any, name: str, key: str) -> None:
         add_timer(owner, name, totals, key)
 
-    timed(env.workers, "label_hits", "workers.label_hits (torch forwards)")
-    timed(env.workers, "add_feedback_batch", "workers.add_feedback_batch (feedback draw)")
-    timed(env.workers, "domain_report", "workers.domain_report")
+    pieces = {"label_hits_batch": "workers.label_hits_batch (label scoring: table lookups)",
+              "add_feedback_batch": "workers.add_feedback_batch (feedback draw)",
+              "domain_reports": "workers.domain_reports"}
+    for name, key in pieces.items():
+        timed(env.workers, name, key)
     timed(env, "_observation", "observation (domain reports included)")
     step_s = _time_single(env, steps)
-    for name in ("label_hits", "add_feedback_batch", "domain_report", "_observation"):
+    for name in (*pieces, "_observation"):
         delattr(env.workers if name != "_observation" else env, name)
     out = {"step": 1e6 * step_s}
     out.update({k: 1e6 * v / steps for k, v in totals.items()})
