@@ -63,6 +63,9 @@ REGISTRY: tuple[Result, ...] = (
            "benchmarks/results/agents/metro_ppo_mask_periodic_v2 --include-episodes "
            "benchmarks/results/metro_oracle_v04_episodes.csv --include-episodes "
            "benchmarks/results/metro_oracle24_v04_episodes.csv --jobs 2 --stem metro_benchmark_v04 --no-progress", 4),
+    Result("suite_summary",
+           "python train.py benchmark --suite --scenarios tiny drift-storm --seeds 10 --jobs 2 --policies periodic "
+           "threshold cost-aware always-end always-edge oracle --no-progress", 16),
     Result("cost-aware_sweep",
            "python benchmarks/heuristic_sweep.py --heuristic cost-aware --seeds 10 --jobs 2 --no-progress "
            "--grid acc_drop=0.02,0.05,0.1 cooldown=1,2,4 drift_finetune=0.15,0.25", 12),
