@@ -88,8 +88,9 @@ class FeedbackBuffers:
         if idx.size == 0:
             return out
         e_s = edges[row]
+        self._check_own_pool(idx, e_s, "label_hits")
         table, done = self._correct_tables()
-        pos = self._pool_pos[idx]
+        pos = self._pool_index[1][idx]
         for t in range(len(CLASSIFIER_TIERS)):
             missing = ~done[t, e_s, style]
             if missing.any():
@@ -128,19 +129,27 @@ class FeedbackBuffers:
         self._correct_memo["filled"][t, edge, style] = True
 
     @property
-    def _pool_pos(self) -> np.ndarray:
-        """Position of every global sample index in its owner's private pool (-1: in no private pool)."""
-        pos = self.__dict__.get("_pool_pos_memo")
-        if pos is None:
+    def _pool_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """For every global sample index: the edge whose private pool holds it and its position there
+        (both -1 where no private pool holds it)."""
+        memo = self.__dict__.get("_pool_index_memo")
+        if memo is None:
+            owner = np.full(self.data.y.shape[0], -1, dtype=np.int64)
             pos = np.full(self.data.y.shape[0], -1, dtype=np.int64)
-            for v in self._views:
+            for e, v in enumerate(self._views):
+                owner[v.indices] = e
                 pos[v.indices] = np.arange(len(v))
-            self._pool_pos_memo = pos
-        return pos
+            memo = self._pool_index_memo = (owner, pos)
+        return memo
+
+    def _check_own_pool(self, idx: np.ndarray, edges: np.ndarray, caller: str) -> None:
+        """Raise PermissionError unless sample ``idx[k]`` lies in the private pool of ``edges[k]``."""
+        if not np.array_equal(self._pool_index[0][idx], edges):
+            raise PermissionError(f"{caller}: a feedback buffer holds samples outside its edge's pool")
 
     def _newest_batch(self, edges: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``n[r]`` newest feedback samples of each ``edges[r]`` (at most its buffer), edge by edge in
-        the order of :meth:`_newest_feedback`: (row r of each sample, global indices, styles)."""
+        the order of ``edges``, each oldest first: (row r of each sample, global indices, styles)."""
         cnt = np.minimum(n, np.asarray(self._fb_count, dtype=np.int64)[edges])
         cnt = np.maximum(cnt, 0)
         if not cnt.any():
@@ -170,11 +179,8 @@ class FeedbackBuffers:
 
     def _newest_feedback(self, edge: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(global indices, styles) of the edge's ``n`` newest feedback samples (at most the buffer's)."""
-        n = min(int(n), self._fb_count[edge])
-        if n <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        pos = (self._fb_ptr[edge] - n + np.arange(n)) % self.config.feedback_buffer
-        return self._fb_idx[edge][pos], self._fb_style[edge][pos]
+        _, idx, style = self._newest_batch(np.array([edge]), np.array([n]))
+        return idx, style
 
     def _feedback(self, edge: int) -> tuple[np.ndarray, np.ndarray]:
         n = self._fb_count[edge]
@@ -188,23 +194,11 @@ class FeedbackBuffers:
         valid = np.arange(cap)[None, :] < cnt[:, None]
         idx = np.stack(self._fb_idx)[valid]
         owner = np.repeat(np.arange(E), cnt)
-        if not np.array_equal(self._pool_owner[idx], owner):
-            raise PermissionError("domain_reports: a feedback buffer holds samples outside its edge's pool")
+        self._check_own_pool(idx, owner, "domain_reports")
         ch = np.bincount(owner * N_CLASSES + self.data.y[idx], minlength=E * N_CLASSES).reshape(E, N_CLASSES)
         sh = np.bincount(owner * len(STYLES) + np.stack(self._fb_style)[valid], minlength=E * len(STYLES))
         n = np.maximum(cnt, 1)[:, None]
         return ((ch / n).astype(np.float32), (sh.reshape(E, len(STYLES)) / n).astype(np.float32), cnt)
-
-    @property
-    def _pool_owner(self) -> np.ndarray:
-        """The edge whose private pool holds each global sample index (-1: none)."""
-        owner = self.__dict__.get("_pool_owner_memo")
-        if owner is None:
-            owner = np.full(self.data.y.shape[0], -1, dtype=np.int64)
-            for e, v in enumerate(self._views):
-                owner[v.indices] = e
-            self._pool_owner_memo = owner
-        return owner
 
     def domain_report(self, edge: int) -> tuple[np.ndarray, np.ndarray, int]:
         """What the edge may tell the cloud about its domain: class histogram (10,) and style histogram

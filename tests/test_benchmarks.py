@@ -75,6 +75,7 @@ def test_bench_speed_batched_engine(bench, tmp_path) -> None:
                                      "--repeats", "1", "--modes", "random", "--scaling", "--out", str(tmp_path)])
     assert res["scenarios"]["tiny"]["random"]["steps_per_s_env"] > 0
     assert "batched training engine" in (tmp_path / "bench_speed.md").read_text()
+    assert json.loads((tmp_path / "bench_speed.json").read_text())["args"]["batched_ops"] is True
 
 
 def test_heuristic_sweep_runs_on_tiny(bench, tmp_path) -> None:

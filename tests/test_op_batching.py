@@ -104,9 +104,13 @@ def test_batched_episodes_are_deterministic_and_batch_for_real() -> None:
     random policy does start several ops of a kind in one epoch (so the engine is exercised)."""
     from gaisnet_env import GaisNetEnv
 
-    runs, batched_epochs = [], 0
+    runs, batched_epochs, engine_calls = [], 0, []
     for _ in range(2):
         env = GaisNetEnv("metro", workers={"batched_ops": True}, horizon=12)
+        calls: list[int] = []
+        engine_calls.append(calls)
+        real = env.workers._start_batched
+        env.workers._start_batched = lambda ops, real=real, calls=calls: calls.append(len(ops)) or real(ops)
         env.reset(seed=4)
         env.action_space.seed(4)
         rewards = []
@@ -118,3 +122,4 @@ def test_batched_episodes_are_deterministic_and_batch_for_real() -> None:
         runs.append(rewards)
     assert runs[0] == runs[1]
     assert batched_epochs > 0
+    assert engine_calls[0] and engine_calls[0] == engine_calls[1]  # the engine ran, the same in both runs
