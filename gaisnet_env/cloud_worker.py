@@ -13,6 +13,7 @@ from gaisnet_env.models import (
     train_classifier,
 )
 from gaisnet_env.models.classifiers import INPUT_CENTRE
+from gaisnet_env.models.compute_device import CPU, run_on
 from gaisnet_env.worker_config import PERSONAL_STYLES, STYLES, WorkerConfig
 
 _PUBLIC_IDX = np.array([k for k, s in enumerate(STYLES) if s not in PERSONAL_STYLES], dtype=np.int64)
@@ -20,11 +21,15 @@ _PUBLIC_IDX = np.array([k for k, s in enumerate(STYLES) if s not in PERSONAL_STY
 
 def _train(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, *, soft: bool, epochs: int, lr: float,
            batch: int, temperature: float, gen: torch.Generator,
-           anchor: tuple[torch.Tensor, torch.Tensor, float] | None = None) -> bool:
-    """Adam on shuffled mini-batches (:func:`~gaisnet_env.models.train_classifier`); False if the trained
-    tensors became non-finite. The models are left in eval mode (they have no train-only layers)."""
-    return train_classifier(model, x, target, soft=soft, epochs=epochs, lr=lr, batch=batch,
-                            temperature=temperature, gen=gen, centre=INPUT_CENTRE, anchor=anchor)
+           anchor: tuple[torch.Tensor, torch.Tensor, float] | None = None, device: torch.device = CPU) -> bool:
+    """Adam on shuffled mini-batches (:func:`~gaisnet_env.models.train_classifier`) on ``device`` (the model
+    comes back to the CPU; :mod:`~gaisnet_env.models.compute_device`); False if the trained tensors became
+    non-finite. The models are left in eval mode (they have no train-only layers)."""
+    with run_on(device, model) as to:
+        if anchor is not None:
+            anchor = (to(anchor[0]), to(anchor[1]), anchor[2])
+        return train_classifier(model, to(x), to(target), soft=soft, epochs=epochs, lr=lr, batch=batch,
+                                temperature=temperature, gen=gen, centre=INPUT_CENTRE, anchor=anchor)
 
 
 def _sample_categorical(probs: np.ndarray, n: int, gen: torch.Generator) -> torch.Tensor:

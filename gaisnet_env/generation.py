@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from gaisnet_env.models import CVAE, LoRACVAE, MLPClassifier, distil_decoder, generator_flops, train_vae
+from gaisnet_env.models.compute_device import resolve_device, run_on
 from gaisnet_env.worker_config import N_CLASSES, PERSONAL_STYLES, STYLES, WorkerConfig
 
 #: Styles the pre-trained cloud generator can render (the public styles).
@@ -49,6 +50,7 @@ class GeneratorSystem:
     def __init__(self, n_edges: int, config: WorkerConfig, seed: int, pre: dict[str, list[torch.Tensor]],
                  x_eval: torch.Tensor, y_eval: torch.Tensor, key: str, next_uid: Callable[[], int]) -> None:
         self.n_edges, self.config, self.seed = int(n_edges), config, int(seed)
+        self.device = resolve_device(config.device)  # where the generators train (models.compute_device)
         self._next_uid = next_uid
         self.cloud = CVAE(config.generator_latent, config.generator_hidden)
         self.cloud.set_weights(pre["generator"])
@@ -130,8 +132,9 @@ class GeneratorSystem:
         None if the guard tripped. The live adapter is unchanged (the result is pending)."""
         vae = self.load("edge", edge)
         cfg = self.config
-        ok = train_vae(vae, vae.adapter_parameters(), x, y, style, epochs=epochs, lr=cfg.generator_lr,
-                       batch=cfg.generator_batch_size, gen=gen)
+        with run_on(self.device, vae) as to:
+            ok = train_vae(vae, vae.adapter_parameters(), to(x), to(y), to(style), epochs=epochs,
+                           lr=cfg.generator_lr, batch=cfg.generator_batch_size, gen=gen)
         new = vae.get_adapter()
         return new if ok and _finite(new) else None
 
@@ -141,10 +144,11 @@ class GeneratorSystem:
         a teacher's outputs ``target`` for latents ``z`` and conditions (y, style)
         (:func:`~gaisnet_env.models.distil_decoder`); None if the guard tripped. Live weights unchanged."""
         vae = self.load(where, edge)
-        params = vae.adapter_parameters() if where == "edge" else list(vae.parameters())
         cfg = self.config
-        ok = distil_decoder(vae, params, z, y, style, target, epochs=cfg.generator_epochs, lr=cfg.generator_lr,
-                            batch=cfg.generator_batch_size, gen=gen)
+        with run_on(self.device, vae) as to:
+            params = vae.adapter_parameters() if where == "edge" else list(vae.parameters())
+            ok = distil_decoder(vae, params, to(z), to(y), to(style), to(target), epochs=cfg.generator_epochs,
+                                lr=cfg.generator_lr, batch=cfg.generator_batch_size, gen=gen)
         new = vae.get_adapter() if where == "edge" else vae.get_weights()
         return new if ok and _finite(new) else None
 

@@ -23,6 +23,7 @@ import torch
 
 from gaisnet_env.cloud_worker import _train
 from gaisnet_env.models import INPUT_CENTRE, ClassifierStack, draw_schedule, train_stack
+from gaisnet_env.models.compute_device import run_on, to_cpu
 from gaisnet_env.op_records import OpResult, _finite, _Pending
 
 #: Ops whose classifier training the engine batches (relay_up trains the shared cloud model: one round).
@@ -68,7 +69,7 @@ class BatchedStarts:
         cfg = self.config
         if self._deferred is None:
             ok = _train(model, x, y, soft=soft, epochs=epochs, lr=lr, batch=cfg.batch_size,
-                        temperature=cfg.distill_temperature, gen=self._gen, anchor=anchor)
+                        temperature=cfg.distill_temperature, gen=self._gen, anchor=anchor, device=self.device)
             new = model.get_adapter() if target == "edge" else model.get_weights()
             return new if ok and _finite(new) else None
         start = model.get_adapter() if target == "edge" else model.get_weights()
@@ -113,16 +114,19 @@ class BatchedStarts:
         cfg = self.config
         for (target, soft, lr, _), group in groups.items():
             template = self._edge if target == "edge" else self._end
-            stack = ClassifierStack.from_template(template, [job.start for job in group])
             gens = [torch.Generator().set_state(job.gen_state) for job in group]
-            ok = train_stack(stack, [j.x for j in group], [j.y for j in group], soft=soft,
-                             epochs=[j.epochs for j in group], lr=lr, batch=cfg.batch_size,
-                             temperature=cfg.distill_temperature, gens=gens, centre=INPUT_CENTRE,
-                             anchors=[j.anchor for j in group])
-            if not all(ok):
-                return False
-            for job, tensors in zip(group, stack.split(), strict=True):
-                job.result = tensors
+            with run_on(self.device, template) as to:  # the stack lives where its template does
+                stack = ClassifierStack.from_template(template, [[to(t) for t in job.start] for job in group])
+                anchors = [None if j.anchor is None else (to(j.anchor[0]), to(j.anchor[1]), j.anchor[2])
+                           for j in group]
+                ok = train_stack(stack, [to(j.x) for j in group], [to(j.y) for j in group], soft=soft,
+                                 epochs=[j.epochs for j in group], lr=lr, batch=cfg.batch_size,
+                                 temperature=cfg.distill_temperature, gens=gens, centre=INPUT_CENTRE,
+                                 anchors=anchors)
+                if not all(ok):
+                    return False
+                for job, tensors in zip(group, stack.split(), strict=True):
+                    job.result = to_cpu(tensors)
         return True
 
 

@@ -286,7 +286,8 @@ class OpRunners:
         else:
             self._load_teacher()
             ok = _train(self._teacher, x, soft, soft=True, epochs=cfg.distill_epochs, lr=cfg.cloud_lr,
-                        batch=cfg.cloud_batch_size, temperature=cfg.distill_temperature, gen=self._gen)
+                        batch=cfg.cloud_batch_size, temperature=cfg.distill_temperature, gen=self._gen,
+                        device=self.device)
             new = self._teacher.get_weights()
         return new if ok and _finite(new) else None
 

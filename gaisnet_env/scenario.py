@@ -302,6 +302,7 @@ def _build(cls: type, data: dict[str, Any], path: str) -> Any:
 def _check_consistency(sc: Scenario) -> None:
     """Cross-field checks: topology indices, known profile names."""
     from gaisnet_env import profiles
+    from gaisnet_env.models.compute_device import resolve_device
 
     n = sc.topology.n_edges
     for section, name, table in (
@@ -315,6 +316,10 @@ def _check_consistency(sc: Scenario) -> None:
     ):
         if name not in table:
             raise ScenarioError(f"{section}: got {name!r}; allowed values: {', '.join(sorted(table))}")
+    try:
+        resolve_device(sc.workers.device)
+    except ValueError as e:
+        raise ScenarioError(str(e)) from None
     links = sc.topology.edge_access_links
     if links is not None:
         if len(links) != n:

@@ -27,7 +27,7 @@ TIERS: tuple[str, ...] = ("end", "edge", "cloud")
 
 #: Settings of how the training runs, not of what it learns (results equal to float rounding): a fast-path
 #: calibration fitted under one value holds for the others.
-ENGINE_FIELDS: frozenset[str] = frozenset({"batched_ops"})
+ENGINE_FIELDS: frozenset[str] = frozenset({"batched_ops", "device"})
 
 
 @dataclass
@@ -112,6 +112,11 @@ class WorkerConfig:
     #: with two ops of a kind in one epoch may differ from the default one-by-one run (each is
     #: deterministic). city's random policy: 1.12x per step (benchmarks/results/issue13_targets.md)
     batched_ops: bool = False
+    #: where the training kernels run (classifiers, one by one and stacked, and generators): "cpu", "cuda",
+    #: "cuda:N" or "auto" (a GPU when present, else the CPU). State, tables and inference stay on the CPU;
+    #: the draws are the CPU's, so a GPU run draws the same samples but rounds differently
+    #: (:mod:`gaisnet_env.models.compute_device`)
+    device: str = field(default="cpu", metadata={"doc": "cpu, cuda, cuda:N or auto"})
     #: Adam step size of generator training (edge adapters and the cloud generator)
     generator_lr: float = field(default=0.01, metadata={"min": 1e-6, "max": 1.0})
     #: epochs of generator training in every op that trains a generator (finetune, relay_down, relay_up)

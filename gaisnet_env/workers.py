@@ -46,6 +46,7 @@ from gaisnet_env.models import (
     classifier_flops,
     decoder_distil_flops,
 )
+from gaisnet_env.models.compute_device import resolve_device
 from gaisnet_env.op_batching import BatchedStarts
 from gaisnet_env.op_lifecycle import OpLifecycle
 from gaisnet_env.op_records import REPORT_BYTES as REPORT_BYTES
@@ -73,6 +74,8 @@ class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners, Batche
     def __init__(self, n_edges: int, config: WorkerConfig, seed: int, cache_dir: str | None = None) -> None:
         self.n_edges = int(n_edges)
         self.config = config
+        #: where the training kernels run (``workers.device``; :mod:`gaisnet_env.models.compute_device`)
+        self.device = resolve_device(config.device)
         self.seed = int(seed)
         self.data = DigitsData(self.n_edges, self.seed)
         self._pre = pretrained_weights(config, self.seed, cache_dir)

@@ -29,7 +29,7 @@ class FusedAdam:
         self.lr, self.beta1, self.beta2, self.eps = float(lr), float(betas[0]), float(betas[1]), float(eps)
         self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.steps = [torch.tensor(0.0, dtype=torch.float32) for _ in self.params]
+        self.steps = [torch.tensor(0.0, dtype=torch.float32, device=p.device) for p in self.params]
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
@@ -174,6 +174,7 @@ def train_classifier(
     n_classes = layers[-1].weight.shape[0]
     n = x.shape[0]
     t = float(temperature) if soft else 1.0
+    dev = x.device  # the model and data's device (models.compute_device); the draws stay on gen's CPU
     xc = x - centre
     probs = target if soft else torch.nn.functional.one_hot(target, n_classes).to(x.dtype)
     if anchor is not None:
@@ -181,9 +182,9 @@ def train_classifier(
         x_loc = x_loc - centre
         onehot_loc = torch.nn.functional.one_hot(y_loc, n_classes).to(x.dtype)
         # per-row temperature and scale of the joint batch: [distillation rows, local CE rows]
-        inv_t = torch.cat([torch.full((batch, 1), 1.0 / t), torch.ones(batch, 1)])
+        inv_t = torch.cat([torch.full((batch, 1), 1.0 / t, device=dev), torch.ones(batch, 1, device=dev)])
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen).to(dev)
         for i in range(0, n, batch):
             b = perm[i : i + batch]
             nb = b.shape[0]
@@ -192,9 +193,10 @@ def train_classifier(
                 g = (torch.softmax(z / t, 1) - probs[b]) * (t / nb) if t != 1.0 else (
                     torch.softmax(z, 1) - probs[b]).div_(nb)
             else:
-                j = torch.randint(x_loc.shape[0], (batch,), generator=gen)
+                j = torch.randint(x_loc.shape[0], (batch,), generator=gen).to(dev)
                 z, inputs, low = _forward(layers, torch.cat([xc[b], x_loc[j]]))
-                scale = torch.cat([torch.full((nb, 1), t / nb), torch.full((batch, 1), lam / batch)])
+                scale = torch.cat([torch.full((nb, 1), t / nb, device=dev),
+                                   torch.full((batch, 1), lam / batch, device=dev)])
                 it = inv_t if nb == batch else torch.cat([inv_t[:nb], inv_t[batch:]])
                 g = (torch.softmax(z * it, 1) - torch.cat([probs[b], onehot_loc[j]])).mul_(scale)
             opt.step(_backward(layers, inputs, low, g)[0])

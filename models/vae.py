@@ -258,10 +258,10 @@ def train_vae(vae: CVAE, params: list[nn.Parameter], x: torch.Tensor, y: torch.T
     xin = torch.cat([x, vae.condition(y, style)], dim=1)
     n = x.shape[0]
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen).to(xin.device)  # CPU draws, on the data's device
         for i in range(0, n, batch):
             b = perm[i : i + batch]
-            eps = torch.randn((b.shape[0], vae.latent), generator=gen)
+            eps = torch.randn((b.shape[0], vae.latent), generator=gen).to(xin.device)
             opt.step(_elbo_grads(vae, xin[b], eps))
         if not _finite(params):
             return False
@@ -284,7 +284,7 @@ def distil_decoder(vae: CVAE, params: list[nn.Parameter], z: torch.Tensor, y: to
     zin = torch.cat([z, vae.condition(y, style)], dim=1)
     n = z.shape[0]
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen).to(zin.device)
         for i in range(0, n, batch):
             b = perm[i : i + batch]
             opt.step(_distil_grads(vae, zin[b], target[b]))
