@@ -1,17 +1,20 @@
 """The batched training engine of :class:`~gaisnet_env.workers.WorkerSystem`: the ops started in one epoch
 (finetune, relay_down, relay_to_end) have their classifier training grouped by model kind and trained as
-one batch (:func:`~gaisnet_env.models.batched_training.train_stack`), everything else as before.
+one batch (:func:`~gaisnet_env.models.batched_training.train_stack`), and their edge-generator training
+(finetune's ELBO training, relay_down's decoder distillation) grouped by kind and trained as one batch
+(:func:`~gaisnet_env.models.vae_stack.train_vae_stack`); relay_up (one federated round) as before.
 
 How the serial order of random draws is kept: every op still runs one after another, drawing from the
-system's one generator; where it would train its classifier, the job is recorded with the generator's
-state at that point and the generator is advanced by exactly the draws the training makes
-(:func:`~gaisnet_env.models.batched_training.draw_schedule`); the op then goes on (its generator training
-is real and serial). After the last op, each group is trained at once, job k drawing from a copy of its
-recorded state: the same mini-batches as the serial run. A group of one is bit-identical to the serial
-call; larger groups differ only by the batched products' rounding (about 1e-7 in the weights). If a job's
-weights become non-finite, the generator is rewound and the epoch's ops rerun serially, so a failure
-draws exactly what the serial run draws. A mixin: the models, generator and pending results are the
-system's."""
+system's one generator; where it would train its classifier or its generator, the job is recorded with
+the generator's state at that point and the generator is advanced by exactly the draws the training makes
+(:func:`~gaisnet_env.models.batched_training.draw_schedule`,
+:func:`~gaisnet_env.models.vae_stack.vae_draw_schedule`); the op then goes on. After the last op, each
+group is trained at once, job k drawing from a copy of its recorded state: the same mini-batches and noise
+as the serial run. A classifier group of one is bit-identical to the serial call, a generator group of
+one is the serial call; larger groups differ only by the batched products' rounding (about 1e-7 to 1e-6
+in the weights). If a job's weights become non-finite, the generator is rewound and the epoch's ops rerun
+serially, so a failure draws exactly what the serial run draws. A mixin: the models, generator and
+pending results are the system's."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import torch
 from gaisnet_env.cloud_worker import _train
 from gaisnet_env.models import INPUT_CENTRE, ClassifierStack, draw_schedule, train_stack
 from gaisnet_env.models.compute_device import run_on, to_cpu
+from gaisnet_env.models.vae_stack import train_vae_stack, vae_draw_schedule
 from gaisnet_env.op_records import OpResult, _finite, _Pending
 
 #: Ops whose classifier training the engine batches (relay_up trains the shared cloud model: one round).
@@ -49,10 +53,25 @@ class TrainingJob:
     result: list[torch.Tensor] | None = None
 
 
+@dataclass
+class GeneratorJob:
+    """One deferred generator training of an edge's adapter: ``distil`` False (finetune's ELBO training on
+    ``data`` = (x, y, style)) or True (relay_down's decoder distillation on (z, y, style, target)), from the
+    adapter ``start``, drawing from a generator in the recorded ``gen_state``."""
+
+    edge: int
+    distil: bool
+    start: list[torch.Tensor]
+    data: tuple[torch.Tensor, ...]
+    epochs: int
+    gen_state: torch.Tensor
+    result: list[torch.Tensor] | None = None
+
+
 class BatchedStarts:
     """Deferred classifier training and the batched start of an epoch's ops (a mixin of the system)."""
 
-    _deferred: list[TrainingJob] | None = None
+    _deferred: list[TrainingJob | GeneratorJob] | None = None
 
     def _train_classifier(self, target: str, edge: int, x: torch.Tensor, y: torch.Tensor, soft: bool,
                           epochs: int, lr: float,
@@ -76,6 +95,22 @@ class BatchedStarts:
         job = TrainingJob(target, start, x, y, soft, int(epochs), float(lr), anchor, self._gen.get_state())
         n_loc = None if anchor is None else int(anchor[0].shape[0])
         draw_schedule(self._gen, int(x.shape[0]), n_loc, int(epochs), cfg.batch_size)
+        self._deferred.append(job)
+        return job
+
+    def _train_generator(self, edge: int, distil: bool,
+                         *data: torch.Tensor) -> list[torch.Tensor] | GeneratorJob | None:
+        """``edge``'s generator adapter trained now (``distil``: decoder distillation on (z, y, style,
+        target), else ELBO training on (x, y, style); None: non-finite), or, while the engine defers, the
+        recorded job with the generator advanced past its draws."""
+        cfg, gens = self.config, self.gens
+        if self._deferred is None:
+            if distil:
+                return gens.distil("edge", edge, *data, self._gen)
+            return gens.train_edge(edge, *data, cfg.generator_epochs, self._gen)
+        job = GeneratorJob(edge, distil, gens.adapter(edge), data, cfg.generator_epochs, self._gen.get_state())
+        vae_draw_schedule(self._gen, int(data[0].shape[0]), job.epochs, cfg.generator_batch_size,
+                          None if distil else cfg.generator_latent)
         self._deferred.append(job)
         return job
 
@@ -106,11 +141,18 @@ class BatchedStarts:
             out[edge] = res
         return out
 
-    def _train_jobs(self, jobs: list[TrainingJob]) -> bool:
-        """Train the jobs, one batch per (target, soft, lr) group; False if any job failed."""
+    def _train_jobs(self, jobs: list[TrainingJob | GeneratorJob]) -> bool:
+        """Train the jobs, one batch per (target, soft, lr) group of classifier jobs and one per kind of
+        generator jobs; False if any job failed."""
         groups: dict[tuple[Any, ...], list[TrainingJob]] = {}
+        gen_groups: dict[bool, list[GeneratorJob]] = {}
         for job in jobs:
-            groups.setdefault((job.target, job.soft, job.lr, job.anchor is not None), []).append(job)
+            if isinstance(job, GeneratorJob):
+                gen_groups.setdefault(job.distil, []).append(job)
+            else:
+                groups.setdefault((job.target, job.soft, job.lr, job.anchor is not None), []).append(job)
+        if not all(self._train_generator_jobs(group) for group in gen_groups.values()):
+            return False
         cfg = self.config
         for (target, soft, lr, _), group in groups.items():
             template = self._edge if target == "edge" else self._end
@@ -130,11 +172,38 @@ class BatchedStarts:
         return True
 
 
+    def _train_generator_jobs(self, group: list[GeneratorJob]) -> bool:
+        """Train generator jobs of one kind: one alone as the serial call (bit for bit), more as one
+        :func:`~gaisnet_env.models.vae_stack.train_vae_stack`; False if any failed."""
+        cfg = self.config
+        gens = [torch.Generator().set_state(job.gen_state) for job in group]
+        if len(group) == 1:
+            job = group[0]
+            if job.distil:
+                job.result = self.gens.distil("edge", job.edge, *job.data, gens[0])
+            else:
+                job.result = self.gens.train_edge(job.edge, *job.data, job.epochs, gens[0])
+            return job.result is not None
+        template = self.gens.edge
+        with run_on(self.device, template) as to:
+            ok, trained = train_vae_stack(template, [[to(t) for t in job.start] for job in group],
+                                          [tuple(to(t) for t in job.data) for job in group], distil=group[0].distil,
+                                          epochs=group[0].epochs, lr=cfg.generator_lr,
+                                          batch=cfg.generator_batch_size, gens=gens)
+        if not all(ok):
+            return False
+        for job, tensors in zip(group, trained, strict=True):
+            job.result = to_cpu(tensors)
+        return True
+
+
 def _filled(pending: _Pending) -> _Pending:
-    """``pending`` with its deferred job's trained tensors in place of the job."""
+    """``pending`` with its deferred jobs' trained tensors in place of the jobs."""
     if isinstance(pending.weights, TrainingJob):
         pending.weights = pending.weights.result
+    if isinstance(pending.gen_weights, GeneratorJob):
+        pending.gen_weights = pending.gen_weights.result
     return pending
 
 
-__all__ = ["BATCHED_OPS", "BatchedStarts", "TrainingJob"]
+__all__ = ["BATCHED_OPS", "BatchedStarts", "GeneratorJob", "TrainingJob"]

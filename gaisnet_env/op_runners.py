@@ -177,7 +177,7 @@ class OpRunners:
             s_r = _sample_categorical(h, n_rep, self._gen)
             z_r, x_r = self.gens.load("edge", edge).sample(y_r, s_r, self._gen)
             z, y, s, x = torch.cat([z, z_r]), torch.cat([y, y_r]), torch.cat([s, s_r]), torch.cat([x, x_r])
-        return self.gens.distil("edge", edge, z, y, s, x, self._gen)
+        return self._train_generator(edge, True, z, y, s, x)
 
     def _op_finetune(self, edge: int) -> tuple[OpResult, _Pending | None]:
         cfg = self.config
@@ -186,7 +186,7 @@ class OpRunners:
         res = self.op_result("finetune", edge, int(x.shape[0]))
         new = self._train_classifier("edge", edge, x, y, False, cfg.finetune_epochs, cfg.finetune_lr)
         # the edge generator adapter learns the edge's own domain (personal styles included)
-        gen_new = self.gens.train_edge(edge, x, y, torch.from_numpy(style), cfg.generator_epochs, self._gen)
+        gen_new = self._train_generator(edge, False, x, y, torch.from_numpy(style))
         if new is None or gen_new is None:
             return self._nan(res)
         return res, _Pending("finetune", "edge", new, gen_weights=gen_new)

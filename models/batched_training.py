@@ -137,7 +137,7 @@ def _plan(xs: Sequence[torch.Tensor], probs: Sequence[torch.Tensor], anchors: Se
     return _Plan(x_bank, p_bank, idx.view(n_steps, -1).to(dev), scale.to(dev), inv_t, steps, spe, r)
 
 
-class _Adam:
+class StackedAdam:
     """Fused Adam state of the stacked tensors (zero moments); models that sit out a step keep theirs."""
 
     def __init__(self, params: list[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
@@ -181,7 +181,7 @@ def _run(stack: ClassifierStack, plan: _Plan, epochs: Sequence[int], lr: float, 
          ) -> tuple[list[bool], dict[int, int]]:
     """The step loop. Returns per-model ok flags and, for each failed model, the epochs it ran."""
     k_models = stack.k
-    adam = _Adam(stack.params, lr)
+    adam = StackedAdam(stack.params, lr)
     ok = [True] * k_models
     failed: dict[int, int] = {}
     done = [s == 0 for s in plan.steps]
@@ -287,4 +287,4 @@ def train_classifiers_batched(models: Sequence[nn.Module], xs: Sequence[torch.Te
     return ok, stack
 
 
-__all__ = ["ClassifierStack", "draw_schedule", "train_classifiers_batched", "train_stack"]
+__all__ = ["ClassifierStack", "StackedAdam", "draw_schedule", "train_classifiers_batched", "train_stack"]

@@ -123,3 +123,24 @@ def test_batched_episodes_are_deterministic_and_batch_for_real() -> None:
     assert runs[0] == runs[1]
     assert batched_epochs > 0
     assert engine_calls[0] and engine_calls[0] == engine_calls[1]  # the engine ran, the same in both runs
+
+
+def test_a_failed_generator_job_reruns_the_epoch_one_by_one(pair: tuple[WorkerSystem, WorkerSystem],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    real = op_batching.train_vae_stack
+    calls = []
+
+    def failing(template: object, starts: list, *args: object, **kwargs: object) -> tuple[list, list]:
+        ok, out = real(template, starts, *args, **kwargs)
+        calls.append(len(starts))
+        return [*ok[:-1], False], out
+
+    monkeypatch.setattr(op_batching, "train_vae_stack", failing)
+    ops = [("finetune", 0), ("finetune", 2), ("relay_down", 1)]
+    got, want = _start_both(pair, ops)
+    batched, serial = pair
+    assert calls == [2]
+    assert [r.ok for r in got] == [r.ok for r in want]
+    assert torch.equal(batched._gen.get_state(), serial._gen.get_state())
+    for a, b in zip(_pending_tensors(batched), _pending_tensors(serial), strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
