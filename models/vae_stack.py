@@ -20,8 +20,10 @@ engine does, :mod:`gaisnet_env.op_batching`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from gaisnet_env.models.batched_training import StackedAdam
 from gaisnet_env.models.layers import LoRADense
 from gaisnet_env.models.training import relu_backward
@@ -124,19 +126,50 @@ def _distil_grads(st: _Stack, zin: torch.Tensor, target: torch.Tensor, r: torch.
     return g_dec + g_out
 
 
-def _steps(schedules: Sequence[list], ns: Sequence[int], batch: int, elbo: bool,
-           device: torch.device) -> list[list[tuple[int, torch.Tensor, torch.Tensor | None]]]:
-    """Per global step: the (model, rows, noise) of each model still training."""
-    out: list[list[tuple[int, torch.Tensor, torch.Tensor | None]]] = []
+@dataclass
+class _Plan:
+    """The padded per-step mini-batches of all K models, laid out up front."""
+
+    bank: torch.Tensor  # (rows + 1, width): every model's inputs ([x or z, condition]), a zero row last
+    targets: torch.Tensor | None  # (rows + 1, 64): distillation targets, a zero row last
+    idx: torch.Tensor  # (S, K * batch) long: the bank row of each model's mini-batch row at step s
+    weight: torch.Tensor  # (S, K, batch, 1): 1 / nb on a model's real rows, 0 on padding
+    noise: torch.Tensor | None  # (S, K, batch, latent): the ELBO's noise, 0 on padding
+    steps: list[int]  # Adam steps of model k
+
+
+def _plan(inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor] | None, schedules: Sequence[list],
+          batch: int, latent: int | None) -> _Plan:
+    """Lay out every model's schedule (drawn in the serial order) as padded per-step mini-batches."""
+    k_models, dev = len(inputs), inputs[0].device
+    ns = [int(x.shape[0]) for x in inputs]
+    offsets = [0]
+    for n in ns:
+        offsets.append(offsets[-1] + n)
+    zero = offsets[-1]
+    bank = torch.cat([*inputs, inputs[0].new_zeros(1, inputs[0].shape[1])])
+    tbank = None if targets is None else torch.cat([*targets, targets[0].new_zeros(1, targets[0].shape[1])])
+    spe = [-(-n // batch) for n in ns]
+    steps = [len(sched) * s for sched, s in zip(schedules, spe, strict=True)]
+    n_steps = max(steps)
+    idx = torch.full((n_steps, k_models, batch), zero, dtype=torch.long)
+    weight = torch.zeros(n_steps, k_models, batch, 1)
+    noise = None if latent is None else torch.zeros(n_steps, k_models, batch, latent)
     for k, (sched, n) in enumerate(zip(schedules, ns, strict=True)):
-        s = 0
-        for perm, noise in sched:
-            for j, i in enumerate(range(0, n, batch)):
-                if s == len(out):
-                    out.append([])
-                out[s].append((k, perm[i : i + batch].to(device), noise[j].to(device) if elbo else None))
-                s += 1
-    return out
+        if not steps[k]:
+            continue
+        pad = spe[k] * batch - n
+        perms = F.pad(torch.stack([p for p, _ in sched]) + offsets[k], (0, pad), value=zero)
+        idx[: steps[k], k] = perms.view(-1, batch)
+        nb = torch.full((spe[k],), float(batch))
+        nb[-1] = n - (spe[k] - 1) * batch
+        per_step = torch.tensor([_inv(int(b)) for b in nb.tolist()]).repeat(len(sched))
+        weight[: steps[k], k] = (idx[: steps[k], k] != zero).unsqueeze(-1) * per_step.view(-1, 1, 1)
+        if noise is not None:
+            eps = torch.stack([F.pad(torch.cat(e), (0, 0, 0, pad)) for _, e in sched])  # (epochs, spe * batch, L)
+            noise[: steps[k], k] = eps.view(-1, batch, latent)
+    return _Plan(bank, tbank, idx.view(n_steps, -1).to(dev), weight.to(dev),
+                 None if noise is None else noise.to(dev), steps)
 
 
 @torch.no_grad()
@@ -148,37 +181,26 @@ def train_vae_stack(template: LoRACVAE, starts: Sequence[Sequence[torch.Tensor]]
     ``distil_decoder`` on (z (n_k, latent), y, style, target (n_k, 64)). Draws from ``gens[k]``. Returns
     per-model ok flags (False: non-finite at the end) and the trained adapters (on the template's device)."""
     st = _Stack(template, starts)
-    dev = st.params[0].device
-    conds = [template.condition(d[1], d[2]) for d in data]
-    inputs = [torch.cat([d[0], c], dim=1) for d, c in zip(data, conds, strict=True)]
-    targets = [d[3] for d in data] if distil else None
-    ns = [int(x.shape[0]) for x in inputs]
+    inputs = [torch.cat([d[0], template.condition(d[1], d[2])], dim=1) for d in data]
     latent = None if distil else template.latent
-    schedules = [vae_draw_schedule(g, n, epochs, batch, latent) for g, n in zip(gens, ns, strict=True)]
+    schedules = [vae_draw_schedule(g, int(x.shape[0]), epochs, batch, latent) for g, x in zip(gens, inputs,
+                                                                                              strict=True)]
+    plan = _plan(inputs, [d[3] for d in data] if distil else None, schedules, batch, latent)
     first_dec = sum(len(v) for v in st.views[:3])  # distillation trains the decoder's part only
-    trained = list(range(first_dec if distil else 0, len(st.params)))
-    adam = StackedAdam([st.params[j] for j in trained], lr)
-    width = inputs[0].shape[1]
-    for s, rows in enumerate(_steps(schedules, ns, batch, not distil, dev)):
-        a = torch.zeros(st.k, batch, width, device=dev)
-        r = torch.zeros(st.k, batch, 1, device=dev)
-        tgt = torch.zeros(st.k, batch, template.input_dim, device=dev) if distil else None
-        eps = None if distil else torch.zeros(st.k, batch, template.latent, device=dev)
-        for k, b, noise in rows:
-            nb = b.shape[0]
-            a[k, :nb] = inputs[k][b]
-            r[k, :nb] = _inv(nb)
-            if distil:
-                tgt[k, :nb] = targets[k][b]
-            else:
-                eps[k, :nb] = noise
-        grads = _distil_grads(st, a, tgt, r) if distil else _elbo_grads(st, a, eps, r)
-        active = [k for k, _, _ in rows]
-        sub = None if len(active) == st.k else torch.tensor(active, dtype=torch.long, device=dev)
+    adam = StackedAdam(st.params[first_dec:] if distil else st.params, lr)
+    shape = (st.k, batch, -1)
+    for s in range(plan.idx.shape[0]):
+        rows = plan.idx[s]
+        a = plan.bank.index_select(0, rows).view(shape)
+        if distil:
+            grads = _distil_grads(st, a, plan.targets.index_select(0, rows).view(shape), plan.weight[s])
+        else:
+            grads = _elbo_grads(st, a, plan.noise[s], plan.weight[s])
+        active = [k for k in range(st.k) if plan.steps[k] > s]
+        sub = None if len(active) == st.k else torch.tensor(active, dtype=torch.long, device=rows.device)
         adam.step(grads, s + 1, sub)  # the gradients of the trained tensors, in their order
     flat = torch.cat([p.reshape(st.k, -1) for p in st.params], dim=1)
-    ok = torch.isfinite(flat).all(1).tolist()
-    return ok, st.split()
+    return torch.isfinite(flat).all(1).tolist(), st.split()
 
 
 __all__ = ["train_vae_stack", "vae_draw_schedule"]
