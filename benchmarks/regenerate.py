@@ -120,6 +120,7 @@ REGISTRY: tuple[Result, ...] = (
            "python benchmarks/bench_vector.py --policy noop random --sizes 1 16 64 256 --random-sizes 1 8 16 "
            "--random-block 32 --random-rounds 5 --threads 1", 3, cheap=True),
     Result("bench_batched_ops", "python benchmarks/bench_batched_ops.py --threads 1", 3),
+    Result("bench_engine_ops", "python benchmarks/bench_engine_ops.py", 4),
     Result("bench_ops", "python benchmarks/bench_ops.py --threads 1 --profile-top 16", 1, cheap=True),
     # issue 13: today's code against the commit the issue was filed at (needs git), then the targets table
     # composed from the results above (run it last; its notes section is written by hand)

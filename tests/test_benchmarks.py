@@ -100,6 +100,16 @@ def test_bench_vae_training_runs(bench, tmp_path) -> None:
     assert "| relay_up | distil_decoder |" in (tmp_path / "bench_vae_training.md").read_text()
 
 
+def test_bench_engine_ops_runs_small(bench, tmp_path) -> None:
+    res = bench("bench_engine_ops").main(["--es", "1", "2", "--repeats", "1", "--ops", "relay_to_end",
+                                          "--out", str(tmp_path)])
+    rows = res["rows"]
+    assert [r["E"] for r in rows] == [1, 2]
+    assert rows[0]["max_abs_weight_diff"] == 0.0 and all(r["same_draws"] for r in rows)  # E = 1: the serial run
+    assert all(r["floor_ms_per_op"] > 0 and r["batched_ms_per_op"] > 0 for r in rows)
+    assert "| relay_to_end | 2 |" in (tmp_path / "bench_engine_ops.md").read_text()
+
+
 def test_bench_batched_ops_runs_small(bench, tmp_path) -> None:
     res = bench("bench_batched_ops").main(["--ks", "1", "2", "--repeats", "1", "--cases", "finetune", "relay_down",
                                            "--out", str(tmp_path)])
