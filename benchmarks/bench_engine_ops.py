@@ -114,8 +114,9 @@ def _table(rows: list[dict[str, Any]], gflops: float, threads: int, load: list[f
            "| op | E | serial ms/op | batched ms/op | speedup | FLOP floor ms/op | batched / floor | "
            "serial / floor | max abs weight diff | same draws |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     if any(r["max_abs_weight_diff"] > 1e-4 for r in rows):
-        out[0] = out[0].rstrip("\n") + (" A max abs weight diff above 1e-4 is one edge's chaotic training (its serial run moves as far "
-                   "when its start is scaled by 1 +- 1e-7; see the script's docstring).\n")
+        out[0] = out[0].rstrip("\n") + (" A max abs weight diff above 1e-4 is one edge's chaotic training (its "
+                                         "serial run moves as far when its start is scaled by 1 +- 1e-7; see the "
+                                         "script's docstring).\n")
     for r in rows:
         out.append(f"| {r['op']} | {r['E']} | {r['serial_ms_per_op']:.2f} | {r['batched_ms_per_op']:.2f} | "
                    f"{r['speedup']:.1f}x | {r['floor_ms_per_op']:.3f} | {r['batched_over_floor']:.1f}x | "
