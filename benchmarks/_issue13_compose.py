@@ -36,11 +36,20 @@ def vector_row(v: dict[str, Any] | None) -> dict[str, Any]:
     return row
 
 
-def batched_row(b: dict[str, Any] | None) -> dict[str, Any]:
-    """Batched ops at E = 64: >= 5x per op against serial for every kind, and within 3x of the FLOP floor."""
+def batched_row(b: dict[str, Any] | None, whole: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Batched ops at E = 64: >= 5x per op against serial for every kind, and within 3x of the FLOP floor.
+    Judged on whole ops (``bench_engine_ops``) where that result exists, else on the classifier part."""
     row: dict[str, Any] = {"target": "Batched ops at E = 64: >= 5x faster per op than serial for every op kind, "
                            "within 3x of the FLOP floor", "met": None, "numbers": "no bench_batched_ops result",
                            "why": "ops"}
+    if whole:
+        e64 = {r["op"]: r for r in whole["rows"] if r["E"] == 64}
+        parts = [f"{op} {r['speedup']:.1f}x, {r['batched_over_floor']:.1f}x the floor" for op, r in e64.items()]
+        row["met"] = bool(e64) and all(r["speedup"] >= 5.0 and r["batched_over_floor"] <= 3.0 for r in e64.values())
+        row["numbers"] = "; ".join(parts) + (f" (whole ops, the batched engine; relay_up is one round either way; "
+                                             f"bench_engine_ops, commit {_commit(whole)}, {whole['gflops']:.0f} "
+                                             "GFLOP/s)")
+        return row
     if not b:
         return row
     k64 = {r["case"]: r for r in b["rows"] if r["K"] == 64}
@@ -98,7 +107,7 @@ def ppo_row(s: dict[str, Any] | None, quoted: dict[str, Any]) -> dict[str, Any]:
 def compose_rows(src: dict[str, Any], tests: dict[str, tuple[bool, str]], has_arch: bool,
                  quoted: dict[str, Any]) -> list[dict[str, Any]]:
     """Every target's row, in the issue's order."""
-    rows = [vector_row(src["bench_vector"]), batched_row(src["bench_batched_ops"]),
+    rows = [vector_row(src["bench_vector"]), batched_row(src["bench_batched_ops"], src.get("bench_engine_ops")),
             *random_rows(src["issue13_random"], quoted), ppo_row(src["bench_speed"], quoted)]
     bit = tests.get("bit for bit")
     rows.append({"target": "Same seeds, same episodes bit for bit (copy i of the vector env = the single env)",

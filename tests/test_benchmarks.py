@@ -168,3 +168,15 @@ def test_issue13_targets_compose(bench, tmp_path) -> None:
     assert all(r["met"] is None for r in res["rows"][1:])  # no other result there
     md = (tmp_path / "issue13_targets.md").read_text()
     assert "| target | status | numbers |" in md and "Why the vector env" in md and "ncalls" in md
+
+
+def test_issue13_batched_target_is_judged_on_whole_ops(bench) -> None:
+    compose = bench("_issue13_compose")
+    row = {"E": 64, "speedup": 5.5, "batched_over_floor": 2.0}
+    whole = {"gflops": 90.0, "machine": {"commit": "abc"},
+             "rows": [{"op": op, **row} for op in ("finetune", "relay_down")] + [{"op": "x", **row, "E": 4}]}
+    got = compose.batched_row(None, whole)
+    assert got["met"] is True and "finetune 5.5x, 2.0x the floor" in got["numbers"] and "abc" in got["numbers"]
+    whole["rows"][1]["batched_over_floor"] = 3.5  # one kind beyond 3x its floor
+    assert compose.batched_row(None, whole)["met"] is False
+    assert compose.batched_row(None, None)["met"] is None
