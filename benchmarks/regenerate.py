@@ -63,6 +63,7 @@ REGISTRY: tuple[Result, ...] = (
            "benchmarks/results/agents/metro_ppo_mask_periodic_v2 --include-episodes "
            "benchmarks/results/metro_oracle_v04_episodes.csv --include-episodes "
            "benchmarks/results/metro_oracle24_v04_episodes.csv --jobs 2 --stem metro_benchmark_v04 --no-progress", 4),
+    Result("oracle_gap_metro", "python benchmarks/oracle_gap.py", 5),
     Result("suite_summary",
            "python train.py benchmark --suite --scenarios tiny drift-storm --seeds 10 --jobs 2 --policies periodic "
            "threshold cost-aware always-end always-edge oracle --no-progress", 16),
