@@ -231,8 +231,10 @@ def cmd_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
                   warm_start_episodes=args.warm_start_episodes, warm_start_jobs=args.warm_start_jobs,
                   note=args.note or "")
     if args.suite:
-        from gaisnet_env.suite import run_suite
+        from gaisnet_env.suite import run_suite, summary_from_files
 
+        if args.summary_only:
+            return summary_from_files(args.scenarios or BUILTIN_SCENARIOS, args.out, args.note or "")
         if args.include_episodes or args.stem:
             raise SystemExit("benchmark --suite: --include-episodes and --stem are per scenario; run the "
                              "scenario's benchmark on its own for them")
@@ -376,6 +378,8 @@ def _benchmark_parser(sub: Any, common: Any, warm: Any) -> None:
                    "replaced by each scenario's name")
     b.add_argument("--scenarios", nargs="+", default=None, choices=BUILTIN_SCENARIOS,
                    help="--suite: the scenarios (default all built-ins)")
+    b.add_argument("--summary-only", action="store_true", help="--suite: rebuild suite_summary from the "
+                   "<scenario>_suite_episodes.csv files under --out (runs nothing)")
     warm(b)
     b.set_defaults(func=cmd_benchmark)
 

@@ -91,4 +91,25 @@ def run_suite(scenarios: Sequence[str], policies: Sequence[str], out: str | Path
     return board
 
 
-__all__ = ["SCENARIO_PLACEHOLDER", "leaderboard_row", "run_suite", "scenario_policies", "write_summary"]
+def summary_from_files(scenarios: Sequence[str], out: str | Path, note: str = "") -> list[dict[str, Any]]:
+    """Rebuild the summary from the per-scenario episode files a suite wrote earlier
+    (``<out>/<scenario>_suite_episodes.csv``, from one run or several), with ``note`` under its title; a
+    missing file is a FileNotFoundError naming it. Returns the leaderboard rows."""
+    from gaisnet_env.report import aggregate, load_episodes
+
+    board = []
+    for name in scenarios:
+        path = Path(out) / f"{name}_suite_episodes.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"--summary-only: no {path}; run the suite on {name!r} first (or its "
+                                    f"benchmark with --stem {name}_suite)")
+        res = load_episodes(path)
+        board.append(leaderboard_row(name, aggregate(res), res))
+    header = f"# Benchmark suite: {', '.join(scenarios)}\n\n{provenance_line()}\n" + (f"\n{note}\n" if note else "")
+    md, cs = write_summary(board, out, header=header)
+    print(f"wrote {md}, {cs}")
+    return board
+
+
+__all__ = ["SCENARIO_PLACEHOLDER", "leaderboard_row", "run_suite", "scenario_policies", "summary_from_files",
+           "write_summary"]

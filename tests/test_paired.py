@@ -94,3 +94,21 @@ def test_benchmark_suite_command_runs_each_scenario(monkeypatch, tmp_path) -> No
     assert "| green | cost-aware |" in (tmp_path / "suite_summary.md").read_text()
     with pytest.raises(SystemExit, match="--stem"):
         cli.main(["benchmark", "--suite", "--stem", "x", "--out", str(tmp_path)])
+
+
+def test_summary_only_rebuilds_the_leaderboard_from_episode_files(tmp_path) -> None:
+    from gaisnet_env import cli
+    from gaisnet_env.report import aggregate, write_tables
+
+    for name, base in (("tiny", 0.0), ("green", 50.0)):  # as two separate suite runs left them
+        eps = _episodes({"cost-aware": [base + s for s in range(3)], "oracle": [base + s + 2 for s in range(3)],
+                         "m.zip": [base + s + 1 for s in range(3)]})
+        write_tables(aggregate(eps), eps, tmp_path, f"{name}_suite", "# x\n")
+    board = cli.main(["benchmark", "--suite", "--summary-only", "--scenarios", "tiny", "green", "--out",
+                      str(tmp_path), "--note", "Two runs, one table."])
+    md = (tmp_path / "suite_summary.md").read_text()
+    assert "| green | cost-aware |" in md and "Two runs, one table." in md and "| tiny |" in md
+    assert "0.50" in md  # (1 - 0) / (2 - 0)
+    with pytest.raises(FileNotFoundError, match="city_suite_episodes.csv"):
+        cli.main(["benchmark", "--suite", "--summary-only", "--scenarios", "city", "--out", str(tmp_path)])
+    assert board == 0
