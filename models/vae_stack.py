@@ -3,7 +3,7 @@ of one shared base) trained at once, each ending where :func:`~gaisnet_env.model
 :func:`~gaisnet_env.models.distil_decoder` ends on its own data and generator.
 
 The adapters are stacked along a leading K axis; each layer's forward and backward are
-``torch.baddbmm`` / ``bmm`` over the stack (the base product of all K models as one), and one fused Adam
+``torch.baddbmm`` / ``bmm`` over the stack (the shared frozen base broadcast over it), and one fused Adam
 call updates all models per step (:class:`~gaisnet_env.models.batched_training.StackedAdam`, models whose
 schedule has ended sit out). The gradients are :func:`~gaisnet_env.models.vae._elbo_grads` /
 ``_distil_grads`` term for term, with each row weighted by its model's ``1 / nb`` (0 on the padding rows of
