@@ -4,9 +4,10 @@
   rl-zoo3 format (top-level key = registered env id, e.g. ``gaisnet_env/GaisNet-metro-v0``);
   :func:`load_hyperparams` merges them over :data:`DEFAULTS`.
 * :func:`train` builds the vectorised training envs (seeds ``seed, seed+1, ...``), a
-  validation env (seeds from :data:`~gaisnet_env.agents.base.VALIDATION_SEED_BASE`, disjoint from the
-  benchmark's evaluation seeds), checkpoints, keeps the best model on the validation env and can resume
-  from a saved model.
+  validation env (reseeded with :data:`~gaisnet_env.agents.base.VALIDATION_SEED_BASE` before every
+  evaluation, so its episodes are disjoint from the benchmark's evaluation seeds; see
+  :func:`_ReseedingEval` for which episodes those are), checkpoints, keeps the best model on the
+  validation env and can resume from a saved model.
 * :class:`LearnedPolicy` adapts a trained model to the :class:`~gaisnet_env.agents.base.Policy`
   interface (deterministic actions; MaskablePPO gets ``info['action_mask']`` made flat, its layout).
 
@@ -248,8 +249,10 @@ def _callbacks(a: str, eval_env: Any, run_dir: Path, eval_every: int, checkpoint
 
 
 def _ReseedingEval(base: type) -> type:  # noqa: N802 - a class factory
-    """An EvalCallback subclass that reseeds its env before every evaluation, so each
-    evaluation runs the same held-out episodes (seed ``eval_seed`` onward)."""
+    """An EvalCallback subclass that reseeds its env before every evaluation, so each evaluation runs the
+    same validation episodes: the first on seed ``eval_seed``, the next ones continuing that env's random
+    stream after its autoreset (deterministic and the same at every evaluation, but not seeds
+    ``eval_seed + 1, ...``: ``train.py evaluate --seeds`` on those seeds plays other episodes)."""
 
     class ReseedingEval(base):  # type: ignore[misc, valid-type]
         def __init__(self, eval_env: Any, eval_seed: int = VALIDATION_SEED_BASE, **kwargs: Any) -> None:
