@@ -64,9 +64,60 @@ REGISTRY: tuple[Result, ...] = (
            "benchmarks/results/metro_oracle_v04_episodes.csv --include-episodes "
            "benchmarks/results/metro_oracle24_v04_episodes.csv --jobs 2 --stem metro_benchmark_v04 --no-progress", 4),
     Result("oracle_gap_metro", "python benchmarks/oracle_gap.py", 5),
+    # issue 16's suite: tiny and drift-storm in one run (heuristics tuned per scenario by the sweeps below),
+    # green on its own (the oracle with its best heuristic as rollout), then the summary over the three
+    Result("drift-storm_suite",
+           "python train.py benchmark --suite --scenarios tiny drift-storm --seeds 10 --jobs 1 --no-progress "
+           "--policies periodic threshold cost-aware always-end always-edge "
+           "cost-aware:acc_drop=0.25,cooldown=2,drift_finetune=0.6 periodic:j=4,k=5,m=0,n=5 "
+           "threshold:acc_drop=0.3,cooldown=1,drift_finetune=0.6 cost-aware:acc_drop=0.1,cooldown=4,drift_finetune=0.4 "
+           "periodic:j=2,k=0,m=0,n=1 benchmarks/results/agents/{scenario}_ppo_mask_tuned-teacher/best_model.zip oracle",
+           60),
+    Result("green_suite",
+           "python train.py benchmark --scenario green --seeds 10 --jobs 1 --no-progress --stem green_suite "
+           "--policies periodic threshold cost-aware always-end always-edge oracle oracle:rollout=always-end "
+           "benchmarks/results/agents/green_ppo_mask_always-end/best_model.zip", 40),
     Result("suite_summary",
-           "python train.py benchmark --suite --scenarios tiny drift-storm --seeds 10 --jobs 2 --policies periodic "
-           "threshold cost-aware always-end always-edge oracle --no-progress", 16),
+           "python train.py benchmark --suite --summary-only --scenarios tiny drift-storm green", 1),
+    Result("tiny_cost-aware_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --scenario tiny "
+           "--seeds 10 --jobs 1 --no-progress --grid acc_drop=0.05,0.1,0.15,0.25 cooldown=1,2,4,6 "
+           "drift_finetune=0.25,0.4,0.6 "
+           "--name tiny_cost-aware_sweep", 2),
+    Result("tiny_cost-aware_sweep_wide",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --scenario tiny "
+           "--seeds 10 --jobs 1 --no-progress --grid acc_drop=0.1,0.25,0.4 cooldown=1,2,4 "
+           "drift_finetune=0.6,0.8,1.0,2.0 "
+           "--name tiny_cost-aware_sweep_wide", 2),
+    Result("tiny_periodic_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --scenario tiny "
+           "--seeds 10 --jobs 1 --no-progress --grid j=2,3,5,8,12 k=0,5,10 m=0 n=1,2,5,10 "
+           "--name tiny_periodic_sweep", 2),
+    Result("tiny_periodic_sweep_wide",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --scenario tiny "
+           "--seeds 10 --jobs 1 --no-progress --grid j=3,4 k=3,4,5,7 m=0,5 n=4,5 --name tiny_periodic_sweep_wide", 2),
+    Result("tiny_threshold_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic threshold --scenario tiny "
+           "--seeds 10 --jobs 1 --no-progress --grid acc_drop=0.1,0.25,0.4 cooldown=2,4,8 drift_finetune=0.4,0.6,1.0 "
+           "--name tiny_threshold_sweep", 2),
+    Result("tiny_threshold_sweep_edge",
+           "python benchmarks/heuristic_sweep.py --heuristic threshold --scenario tiny "
+           "--seeds 10 --jobs 1 --no-progress --grid acc_drop=0.2,0.25,0.3 cooldown=0,1,2 drift_finetune=0.6 "
+           "--name tiny_threshold_sweep_edge", 2),
+    Result("drift-storm_cost-aware_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --scenario drift-storm "
+           "--seeds 10 --jobs 1 --no-progress --grid acc_drop=0.1,0.15,0.25 cooldown=4 drift_finetune=0.25,0.4,0.6 "
+           "--name drift-storm_cost-aware_sweep", 10),
+    Result("drift-storm_cost-aware_sweep_wide",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --scenario drift-storm "
+           "--seeds 10 --jobs 1 --no-progress --grid acc_drop=0.05,0.075,0.1 cooldown=2,4,6 drift_finetune=0.4 "
+           "--name drift-storm_cost-aware_sweep_wide", 10),
+    Result("drift-storm_periodic_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --scenario drift-storm "
+           "--seeds 10 --jobs 1 --no-progress --grid j=3,5,8 k=0,20 m=0 n=1 --name drift-storm_periodic_sweep", 10),
+    Result("drift-storm_periodic_sweep_edge",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --scenario drift-storm "
+           "--seeds 10 --jobs 1 --no-progress --grid j=2,3 k=0 m=0 n=1,3 --name drift-storm_periodic_sweep_edge", 10),
     Result("cost-aware_sweep",
            "python benchmarks/heuristic_sweep.py --heuristic cost-aware --seeds 10 --jobs 2 --no-progress "
            "--grid acc_drop=0.02,0.05,0.1 cooldown=1,2,4 drift_finetune=0.15,0.25", 12),
