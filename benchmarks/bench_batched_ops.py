@@ -34,6 +34,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,10 +167,25 @@ def run_case(name: str, cfg: WorkerConfig, ks: list[int], repeats: int, gflops: 
     return rows
 
 
+def rate_line(gflops: float, threads: int, load: list[float]) -> str:
+    """The results' first line: this machine's measured rate and the load average around the run."""
+    return (f"Measured float32 rate: {gflops:.1f} GFLOP/s (1024^3 matmul, median) at {threads} torch thread(s); "
+            f"1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end (other processes "
+            "on the machine make the times noisy: serial and batched alternate per repeat, medians).")
+
+
+def run_beside_floor(run: Callable[[float], list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], float, list[float]]:
+    """``run(gflops)``'s rows, this machine's measured float32 rate (GFLOP/s) and the 1-minute load average
+    before and after."""
+    load = [os.getloadavg()[0]]
+    gflops = measured_gflops()
+    rows = run(gflops)
+    load.append(os.getloadavg()[0])
+    return rows, gflops, load
+
+
 def _table(rows: list[dict[str, Any]], gflops: float, threads: int, load: list[float]) -> str:
-    out = [f"Measured float32 rate: {gflops:.1f} GFLOP/s (1024^3 matmul, median) at {threads} torch thread(s); "
-           f"1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end (other processes "
-           "on the machine make the times noisy: serial and batched alternate per repeat, medians).\n",
+    out = [rate_line(gflops, threads, load) + "\n",
            "| case | K | serial ms/op | batched ms/op | speedup | FLOP floor ms/op | batched / floor | "
            "serial / floor | max abs weight diff |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -193,10 +209,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from gaisnet_env.scenario import load_scenario
 
     cfg = load_scenario(args.scenario).workers
-    load = [os.getloadavg()[0]]
-    gflops = measured_gflops()
-    rows = [r for c in args.cases for r in run_case(c, cfg, args.ks, args.repeats, gflops)]
-    load.append(os.getloadavg()[0])
+    rows, gflops, load = run_beside_floor(
+        lambda gflops: [r for c in args.cases for r in run_case(c, cfg, args.ks, args.repeats, gflops)])
     data = {"machine": machine_info(), "scenario": args.scenario, "threads": args.threads, "gflops": gflops,
             "workers": {f: getattr(cfg, f) for f in ("edge_hidden", "end_hidden", "lora_rank", "feedback_buffer",
                                                      "batch_size", "finetune_epochs", "finetune_lr",

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, median, write_results  # noqa: E402
-from bench_batched_ops import measured_gflops  # noqa: E402
+from bench_batched_ops import rate_line, run_beside_floor  # noqa: E402
 
 from gaisnet_env.worker_config import N_CLASSES, STYLES, WorkerConfig  # noqa: E402
 from gaisnet_env.workers import WorkerSystem  # noqa: E402
@@ -108,9 +107,7 @@ def run_op(op: str, cfg: WorkerConfig, es: list[int], repeats: int, gflops: floa
 
 
 def _table(rows: list[dict[str, Any]], gflops: float, threads: int, load: list[float]) -> str:
-    out = [f"Measured float32 rate: {gflops:.1f} GFLOP/s (1024^3 matmul, median) at {threads} torch thread(s); "
-           f"1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end (serial and batched "
-           "alternate per repeat; medians). Whole ops: sampling, labelling, classifier and generator training.\n",
+    out = [rate_line(gflops, threads, load) + " Whole ops: sampling, labelling, classifier and generator training.\n",
            "| op | E | serial ms/op | batched ms/op | speedup | FLOP floor ms/op | batched / floor | "
            "serial / floor | max abs weight diff | same draws |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     if any(r["max_abs_weight_diff"] > 1e-4 for r in rows):
@@ -138,10 +135,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from gaisnet_env.scenario import load_scenario
 
     cfg = load_scenario(args.scenario).workers
-    load = [os.getloadavg()[0]]
-    gflops = measured_gflops()
-    rows = [r for op in args.ops for r in run_op(op, cfg, args.es, args.repeats, gflops)]
-    load.append(os.getloadavg()[0])
+    rows, gflops, load = run_beside_floor(
+        lambda gflops: [r for op in args.ops for r in run_op(op, cfg, args.es, args.repeats, gflops)])
     data = {"machine": machine_info(), "scenario": args.scenario, "threads": args.threads, "gflops": gflops,
             "load_average_1min": load, "rows": rows}
     write_results(args.name, data, _table(rows, gflops, args.threads, load), Path(args.out) if args.out else None)
