@@ -4,10 +4,10 @@
   rl-zoo3 format (top-level key = registered env id, e.g. ``gaisnet_env/GaisNet-metro-v0``);
   :func:`load_hyperparams` merges them over :data:`DEFAULTS`.
 * :func:`train` builds the vectorised training envs (seeds ``seed, seed+1, ...``), a
-  validation env (reseeded with :data:`~gaisnet_env.agents.base.VALIDATION_SEED_BASE` before every
-  evaluation, so its episodes are disjoint from the benchmark's evaluation seeds; see
-  :func:`_ReseedingEval` for which episodes those are), checkpoints, keeps the best model on the
-  validation env and can resume from a saved model.
+  validation env (one copy per validation episode, copy ``i`` reseeded with
+  :data:`~gaisnet_env.agents.base.VALIDATION_SEED_BASE` ``+ i`` before every evaluation, so its episodes
+  are seeds 20000, 20001, ..., disjoint from the benchmark's evaluation seeds), checkpoints, keeps the
+  best model on the validation env and can resume from a saved model.
 * :class:`LearnedPolicy` adapts a trained model to the :class:`~gaisnet_env.agents.base.Policy`
   interface (deterministic actions; MaskablePPO gets ``info['action_mask']`` made flat, its layout).
 
@@ -152,7 +152,8 @@ def train(
     run_dir = Path(logdir) / (run_name or f"{scenario}_{a}_s{seed}")
     run_dir.mkdir(parents=True, exist_ok=True)
     train_env = make_vec_env(scenario, n_envs, seed, wrapper, masked, subproc, env_kwargs)
-    eval_env = make_vec_env(scenario, 1, VALIDATION_SEED_BASE, wrapper, masked, False, env_kwargs)
+    # one copy per validation episode: copy i plays seed VALIDATION_SEED_BASE + i (DummyVecEnv.seed)
+    eval_env = make_vec_env(scenario, eval_episodes, VALIDATION_SEED_BASE, wrapper, masked, False, env_kwargs)
     horizon = int(train_env.get_attr("scenario")[0].horizon) if hasattr(train_env, "get_attr") else 200
 
     model, reset_steps, ws_stats = _build_model(
@@ -250,9 +251,8 @@ def _callbacks(a: str, eval_env: Any, run_dir: Path, eval_every: int, checkpoint
 
 def _ReseedingEval(base: type) -> type:  # noqa: N802 - a class factory
     """An EvalCallback subclass that reseeds its env before every evaluation, so each evaluation runs the
-    same validation episodes: the first on seed ``eval_seed``, the next ones continuing that env's random
-    stream after its autoreset (deterministic and the same at every evaluation, but not seeds
-    ``eval_seed + 1, ...``: ``train.py evaluate --seeds`` on those seeds plays other episodes)."""
+    same validation episodes: with one env copy per episode (as :func:`train` builds it), episode ``i`` is
+    seed ``eval_seed + i``, the episode ``train.py evaluate --seeds`` plays on that seed."""
 
     class ReseedingEval(base):  # type: ignore[misc, valid-type]
         def __init__(self, eval_env: Any, eval_seed: int = VALIDATION_SEED_BASE, **kwargs: Any) -> None:

@@ -183,3 +183,15 @@ def test_policy_labels_keep_oracles_of_different_settings_apart() -> None:
     assert cli.policy_label("oracle:horizon=10,max_candidates=24") == \
         "oracle:horizon=10,max_candidates=24,vary_edges=2,rollout=cost-aware,gamma=1.0 (upper ref.)"
     assert cli.policy_label("cost-aware:acc_drop=0.02") == "cost-aware:acc_drop=0.02"
+
+
+def test_validation_episode_i_is_seed_20000_plus_i(tmp_path: Path) -> None:
+    """The trainer's validation plays seeds 20000, 20001, ...: with a frozen policy (learning rate 0) its
+    first evaluation equals ``run_episode`` of the saved model on those seeds, episode by episode."""
+    _model, out = train("tiny", "ppo_mask", 16, logdir=tmp_path, progress=False, eval_episodes=2, eval_freq=10_000,
+                        env_kwargs={"horizon": 6}, hyperparams={"n_steps": 16, "learning_rate": 0.0})
+    first = np.load(out / "eval" / "evaluations.npz")["results"][0]
+    pol = load_policy(out / "final_model.zip")
+    expected = [run_episode(pol, GaisNetEnv("tiny", horizon=6), seed=20_000 + i).reward for i in range(2)]
+    assert first.tolist() == pytest.approx(expected, rel=1e-6)
+    assert expected[0] != pytest.approx(expected[1])  # two different episodes, not one played twice
