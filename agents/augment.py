@@ -64,3 +64,25 @@ class ObsAugmenter:
             [np.clip(self.best - acc_edge, 0, 1), self.best, np.clip(acc_edge - v.edge("accuracy_end"), 0, 1)], axis=1
         )
         return np.concatenate([np.asarray(observation, np.float32).ravel(), extra.ravel().astype(np.float32)])
+
+
+def edge_rows(observation: np.ndarray, augmenter: ObsAugmenter) -> np.ndarray:
+    """The edge-agent view of one flat observation: ``(E, 19 + 3 + 6)`` float32 rows, each an edge's own
+    features, its memory features (``augmenter``'s, see :class:`AugmentObservation`) and the global ones.
+    The same observation an agent of the multi-agent view sees, plus the memory (one shared policy acts
+    on every row; :mod:`gaisnet_env.agents.edge_agents`). ``augmenter`` is advanced by this call."""
+    from gaisnet_env.env import EDGE_FEATURES, GLOBAL_FEATURES
+
+    obs = np.asarray(observation, np.float32).ravel()
+    f, g = len(EDGE_FEATURES), len(GLOBAL_FEATURES)
+    E = ObsAugmenter.n_edges_of(obs.size)
+    memory = augmenter(obs)[obs.size :].reshape(E, AugmentObservation.N_FEATURES)
+    glob = np.broadcast_to(obs[E * f : E * f + g], (E, g))
+    return np.concatenate([obs[: E * f].reshape(E, f), memory, glob], axis=1)
+
+
+def edge_row_dim() -> int:
+    """Width of an :func:`edge_rows` row (28)."""
+    from gaisnet_env.env import EDGE_FEATURES, GLOBAL_FEATURES
+
+    return len(EDGE_FEATURES) + AugmentObservation.N_FEATURES + len(GLOBAL_FEATURES)

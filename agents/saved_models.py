@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from gaisnet_env.agents.algos import algo_class, canonical_algo
-from gaisnet_env.agents.augment import ObsAugmenter
+from gaisnet_env.agents.augment import ObsAugmenter, edge_row_dim, edge_rows
 
 from gaisnet_env.masks import flat_mask
 
@@ -82,6 +82,8 @@ class LearnedPolicy:
 
     def act(self, observation: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         n_model = int(np.prod(self.model.observation_space.shape))
+        if n_model == edge_row_dim() and np.asarray(observation).size != n_model:
+            return self._act_per_edge(observation, info)
         if n_model != np.asarray(observation).size:  # trained on AugmentObservation
             observation = self.augmenter(observation)
         kwargs: dict[str, Any] = {}
@@ -96,6 +98,16 @@ class LearnedPolicy:
                     raise ValueError("LearnedPolicy: a Discrete model needs info['action_mask'] to size the action")
                 self.flat_nvec = np.array([3, 5] * E, dtype=np.int64)
             return np.asarray(np.unravel_index(int(action), tuple(self.flat_nvec)), dtype=np.int64)
+        return np.asarray(action, dtype=np.int64).ravel()
+
+    def _act_per_edge(self, observation: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """A shared edge policy (:mod:`~gaisnet_env.agents.edge_agents`): one row per edge, one (route, op)
+        each, with the edge's own mask; the joint action edge by edge."""
+        rows = edge_rows(observation, self.augmenter)
+        kwargs: dict[str, Any] = {}
+        if self.masked and "action_mask" in info:
+            kwargs["action_masks"] = flat_mask(info["action_mask"]).reshape(rows.shape[0], -1)
+        action, _ = self.model.predict(rows, deterministic=self.deterministic, **kwargs)
         return np.asarray(action, dtype=np.int64).ravel()
 
 

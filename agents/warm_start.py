@@ -121,28 +121,38 @@ def behaviour_clone(
     ``G`` the discounted return (the model's gamma). Returns the teacher's mean episode reward,
     the number of samples and the final imitation accuracy (share of matching action parts).
     """
-    import torch
-
     gamma = float(getattr(model, "gamma", 0.99))
     obs_l, act_l, mask_l, ret_l, ep_rewards = _teacher_samples(scenario, teacher, episodes, seed, gamma, env_kwargs,
                                                                progress, augment, jobs)
+    stats = fit_to_teacher(model, np.asarray(obs_l), np.asarray(act_l), np.asarray(mask_l), np.asarray(ret_l),
+                           epochs=epochs, lr=lr)
+    return {"teacher_reward": float(np.mean(ep_rewards)), **stats}
+
+
+def fit_to_teacher(model: Any, obs: np.ndarray, acts: np.ndarray, masks: np.ndarray, rets: np.ndarray,
+                   epochs: int = 150, lr: float = 2e-3, batch_size: int = 128) -> dict[str, float]:
+    """Minimise ``-log pi(a | s) + 0.5 (V(s) - G)^2 / var(G)`` over the teacher's samples (``obs`` (n, d),
+    ``acts`` (n, k) MultiDiscrete parts route/op alternating, ``masks`` (n, 8k) bool, returns ``rets``
+    (n,)) for ``epochs`` passes; returns the number of samples, the imitation accuracy (share of matching
+    action parts) and the recall of the teacher's ops."""
+    import torch
+
     policy = model.policy
-    obs = torch.as_tensor(np.asarray(obs_l), dtype=torch.float32)
-    acts = torch.as_tensor(np.asarray(act_l), dtype=torch.int64)
-    masks = np.asarray(mask_l)
-    rets = torch.as_tensor(np.asarray(ret_l), dtype=torch.float32)
+    obs_t = torch.as_tensor(obs, dtype=torch.float32)
+    acts_t = torch.as_tensor(acts, dtype=torch.int64)
+    rets_t = torch.as_tensor(rets, dtype=torch.float32)
     masked = type(model).__name__ == "MaskablePPO"
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
-    ret_var = float(rets.var()) + 1e-6  # scale the value loss so it does not swamp the imitation
-    n = len(obs)
+    ret_var = float(rets_t.var()) + 1e-6  # scale the value loss so it does not swamp the imitation
+    n = len(obs_t)
     policy.set_training_mode(True)
     for _ in range(epochs):
         perm = torch.randperm(n)
-        for b in range(0, n, 128):
-            idx = perm[b : b + 128]
+        for b in range(0, n, batch_size):
+            idx = perm[b : b + batch_size]
             kw = {"action_masks": masks[idx.numpy()]} if masked else {}
-            values, log_prob, _ent = policy.evaluate_actions(obs[idx], acts[idx], **kw)
-            v_loss = torch.nn.functional.mse_loss(values.flatten(), rets[idx]) / ret_var
+            values, log_prob, _ent = policy.evaluate_actions(obs_t[idx], acts_t[idx], **kw)
+            v_loss = torch.nn.functional.mse_loss(values.flatten(), rets_t[idx]) / ret_var
             loss = -log_prob.mean() + 0.5 * v_loss
             opt.zero_grad()
             loss.backward()
@@ -150,11 +160,9 @@ def behaviour_clone(
     policy.set_training_mode(False)
     with torch.no_grad():
         kw = {"action_masks": masks} if masked else {}
-        pred, _ = model.predict(obs.numpy(), deterministic=True, **kw)
+        pred, _ = model.predict(obs, deterministic=True, **kw)
     pred = np.asarray(pred)
-    a_np = acts.numpy()
-    match = float((pred == a_np).mean())
-    op_t, op_p = a_np[:, 1::2], pred[:, 1::2]
+    match = float((pred == acts).mean())
+    op_t, op_p = acts[:, 1::2], pred[:, 1::2]
     recall = float(((op_p == op_t) & (op_t > 0)).sum() / max((op_t > 0).sum(), 1))
-    return {"teacher_reward": float(np.mean(ep_rewards)), "samples": float(n), "imitation_accuracy": match,
-            "op_recall": recall}
+    return {"samples": float(n), "imitation_accuracy": match, "op_recall": recall}
