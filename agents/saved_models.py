@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from gaisnet_env.agents.algos import algo_class, canonical_algo
-from gaisnet_env.agents.augment import ObsAugmenter, edge_row_dim, edge_rows
+from gaisnet_env.agents.augment import AugmentObservation, ObsAugmenter, edge_row_dim, edge_rows
 
 from gaisnet_env.masks import flat_mask
 
@@ -82,7 +82,9 @@ class LearnedPolicy:
 
     def act(self, observation: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         n_model = int(np.prod(self.model.observation_space.shape))
-        if n_model == edge_row_dim() and np.asarray(observation).size != n_model:
+        n_obs = np.asarray(observation).size
+        single = (n_obs, n_obs + AugmentObservation.N_FEATURES * ObsAugmenter.n_edges_of(n_obs))  # plain, augmented
+        if n_model == edge_row_dim() and n_model not in single:  # a shared edge policy (1 edge: the same)
             return self._act_per_edge(observation, info)
         if n_model != np.asarray(observation).size:  # trained on AugmentObservation
             observation = self.augmenter(observation)
