@@ -28,7 +28,7 @@ import numpy as np
 from gaisnet_env.agents.algos import HYPERPARAMS_DIR, algo_class, algo_kwargs, load_hyperparams
 from gaisnet_env.agents.augment import ObsAugmenter, edge_row_dim, edge_rows
 from gaisnet_env.agents.base import VALIDATION_SEED_BASE, run_episode
-from gaisnet_env.agents.warm_start import fit_to_teacher
+from gaisnet_env.agents.warm_start import bias_towards_no_op, fit_to_teacher
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
@@ -240,7 +240,7 @@ def train_edge_agents(
     scenario: str = "city", timesteps: int | None = None, seed: int = 0, logdir: str | Path = "runs",
     run_name: str | None = None, warm_start: str | None = None, warm_start_episodes: int = 4,
     eval_episodes: int = 4, eval_freq: int | None = None, hyperparams: dict[str, Any] | None = None,
-    env_kwargs: dict[str, Any] | None = None, verbose: int = 0,
+    env_kwargs: dict[str, Any] | None = None, verbose: int = 0, op_none_logit: float = 3.0,
 ) -> tuple[Any, Path]:
     """Train the shared edge policy (MaskablePPO) on ``scenario``; returns ``(model, run_dir)``.
 
@@ -248,7 +248,8 @@ def train_edge_agents(
     samples per env step); default the YAML's ``n_timesteps`` (:data:`EDGE_HYPERPARAMS`: rl-zoo3 keys
     plus ``n_copies``, ``reward_mode``, ``warm_start_epochs``, ``warm_start_batch``). With
     ``warm_start`` (a heuristic spec) the policy first imitates it on ``warm_start_episodes`` training
-    seeds (``seed + 50_000 + i``), edge by edge. The run directory gets ``best_model.zip`` (best system
+    seeds (``seed + 50_000 + i``), edge by edge; ``op_none_logit`` is added to op "none"'s initial logit
+    first (as in :func:`~gaisnet_env.agents.learned.train`). The run directory gets ``best_model.zip`` (best system
     reward on validation seeds 20000 + i), ``final_model.zip`` and ``meta.json``."""
     params = load_hyperparams("ppo_mask", scenario, path=EDGE_HYPERPARAMS)
     params.update(hyperparams or {})
@@ -263,6 +264,7 @@ def train_edge_agents(
     run_dir.mkdir(parents=True, exist_ok=True)
     model = algo_class("ppo_mask")(params["policy"], venv, seed=seed, verbose=verbose, device="cpu",
                                    tensorboard_log=str(run_dir / "tb"), **algo_kwargs(params))
+    bias_towards_no_op(model, op_none_logit)
     t0 = time.perf_counter()
     ws: dict[str, float] = {}
     if warm_start:
@@ -280,7 +282,8 @@ def train_edge_agents(
     model.save(str(run_dir / "final_model"))
     meta = {"algo": "ppo_mask", "view": "edges (shared policy)", "scenario": scenario, "seed": seed,
             "env_steps": env_steps, "num_timesteps": int(model.num_timesteps), "n_copies": n_copies,
-            "reward_mode": reward_mode, "hyperparams": params, "env_kwargs": env_kwargs or {},
+            "reward_mode": reward_mode, "op_none_logit": op_none_logit, "hyperparams": params,
+            "env_kwargs": env_kwargs or {},
             "warm_start": {"teacher": warm_start, "episodes": warm_start_episodes, "wall_s": ws_s, **ws}
             if warm_start else None,
             "validation": [{"num_timesteps": t, "system_reward": r} for t, r in val.history],
@@ -304,11 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--eval-episodes", type=int, default=4, help="validation episodes (seeds 20000 + i)")
     p.add_argument("--hyperparams", default=None, help="JSON overrides of the YAML entry")
     p.add_argument("--horizon", type=int, default=None, help="override the episode length (epochs)")
+    p.add_argument("--op-none-logit", type=float, default=3.0, help='initial logit bonus of op "none"')
     a = p.parse_args(argv)
     _model, run_dir = train_edge_agents(
         a.scenario, a.timesteps, a.seed, a.logdir, a.run_name, a.warm_start, a.warm_start_episodes, a.eval_episodes,
         a.eval_freq, json.loads(a.hyperparams) if a.hyperparams else None,
-        {"horizon": a.horizon} if a.horizon else None)
+        {"horizon": a.horizon} if a.horizon else None, op_none_logit=a.op_none_logit)
     meta = json.loads((run_dir / "meta.json").read_text())
     print(f"wrote {run_dir}: best validation system reward {meta['best_eval_reward']:.2f}, "
           f"training {meta['train_wall_s']:.0f} s")

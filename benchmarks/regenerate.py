@@ -73,12 +73,29 @@ REGISTRY: tuple[Result, ...] = (
            "threshold:acc_drop=0.3,cooldown=1,drift_finetune=0.6 cost-aware:acc_drop=0.1,cooldown=4,drift_finetune=0.4 "
            "periodic:j=2,k=0,m=0,n=1 benchmarks/results/agents/{scenario}_ppo_mask_tuned-teacher/best_model.zip oracle",
            60),
-    Result("green_suite",
-           "python train.py benchmark --scenario green --seeds 10 --jobs 1 --no-progress --stem green_suite "
+    Result("green_suite_base",
+           "python train.py benchmark --scenario green --seeds 10 --jobs 1 --no-progress --stem green_suite_base "
            "--policies periodic threshold cost-aware always-end always-edge oracle oracle:rollout=always-end "
            "benchmarks/results/agents/green_ppo_mask_always-end/best_model.zip", 40),
+    # green's tuned heuristics beside green_suite_base's episodes (run that first)
+    Result("green_suite",
+           "python train.py benchmark --scenario green --seeds 10 --jobs 1 --no-progress --stem green_suite "
+           "--policies periodic:j=0,k=0,m=0,n=80 cost-aware:acc_drop=0.4,cooldown=4,drift_finetune=0.4 "
+           "benchmarks/results/agents/green_ppo_mask_edges_scratch/best_model.zip "
+           "--include-episodes benchmarks/results/green_suite_base_episodes.csv", 2),
+    # city: the oracle (about 8.5 minutes an episode at 6 candidates and 2 epochs ahead) on its own, then the rest
+    Result("city_oracle",
+           "python train.py benchmark --scenario city --seeds 10 --jobs 1 --no-progress --stem city_oracle "
+           "--policies oracle:horizon=2,max_candidates=6,rollout=always-end", 85),
+    Result("city_suite",
+           "python train.py benchmark --scenario city --seeds 10 --jobs 1 --no-progress --stem city_suite "
+           "--policies always-end greedy-latency periodic:j=0,k=0,m=0,n=40 "
+           "cost-aware:acc_drop=0.25,cooldown=2,drift_finetune=0.6 "
+           "benchmarks/results/agents/city_ppo_mask_edges_always-end/best_model.zip "
+           "benchmarks/results/agents/city_ppo_mask_edges_scratch/best_model.zip "
+           "--include-episodes benchmarks/results/city_oracle_episodes.csv", 20),
     Result("suite_summary",
-           "python train.py benchmark --suite --summary-only --scenarios tiny drift-storm green", 1),
+           "python train.py benchmark --suite --summary-only --scenarios tiny drift-storm green city", 1),
     Result("tiny_cost-aware_sweep",
            "python benchmarks/heuristic_sweep.py --heuristic cost-aware --scenario tiny "
            "--seeds 10 --jobs 1 --no-progress --grid acc_drop=0.05,0.1,0.15,0.25 cooldown=1,2,4,6 "
@@ -118,6 +135,42 @@ REGISTRY: tuple[Result, ...] = (
     Result("drift-storm_periodic_sweep_edge",
            "python benchmarks/heuristic_sweep.py --heuristic periodic --scenario drift-storm "
            "--seeds 10 --jobs 1 --no-progress --grid j=2,3 k=0 m=0 n=1,3 --name drift-storm_periodic_sweep_edge", 10),
+    # issue 16, city and green: 5 validation seeds on city (an episode takes 15-40 s), 10 on green
+    Result("city_cost-aware_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --scenario city --seeds 5 --jobs 1 "
+           "--no-progress "
+           "--grid acc_drop=0.1,0.25 cooldown=2,4 drift_finetune=0.25,0.6 --name city_cost-aware_sweep", 15),
+    Result("city_cost-aware_sweep_wide",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --scenario city --seeds 5 --jobs 1 "
+           "--no-progress "
+           "--grid acc_drop=0.4,0.6 cooldown=2,8 drift_finetune=1.0,2.0 --name city_cost-aware_sweep_wide", 15),
+    Result("city_periodic_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --scenario city --seeds 5 --jobs 1 --no-progress "
+           "--grid j=0,10,30 k=0 m=0 n=1,5 --name city_periodic_sweep", 12),
+    Result("city_periodic_sweep_edge",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --scenario city --seeds 5 --jobs 1 --no-progress "
+           "--grid j=0,30 k=0 m=0 n=10,20,40 --name city_periodic_sweep_edge", 12),
+    Result("green_cost-aware_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --scenario green --seeds 10 --jobs 1 "
+           "--no-progress --grid acc_drop=0.15,0.25,0.4 cooldown=4,8,16 drift_finetune=0.6,1.0 "
+           "--name green_cost-aware_sweep", 6),
+    Result("green_cost-aware_sweep_wide",
+           "python benchmarks/heuristic_sweep.py --heuristic cost-aware --scenario green --seeds 10 --jobs 1 "
+           "--no-progress --grid acc_drop=0.15,0.4 cooldown=4,16 drift_finetune=0.2,0.3,0.4 "
+           "--name green_cost-aware_sweep_wide", 4),
+    Result("green_periodic_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --scenario green --seeds 10 --jobs 1 "
+           "--no-progress --grid j=0,10,30 k=0 m=0 n=1,5,20 --name green_periodic_sweep", 5),
+    Result("green_periodic_sweep_edge",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --scenario green --seeds 10 --jobs 1 "
+           "--no-progress --grid j=0 k=0 m=0 n=10,20,40,80 --name green_periodic_sweep_edge", 2),
+    Result("green_periodic_sweep_n",
+           "python benchmarks/heuristic_sweep.py --heuristic periodic --scenario green --seeds 10 --jobs 1 "
+           "--no-progress --grid j=0 k=0 m=0 n=0,160,400 --name green_periodic_sweep_n", 2),
+    Result("green_threshold_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic threshold --scenario green --seeds 10 --jobs 1 "
+           "--no-progress --grid acc_drop=0.25,0.4 cooldown=4,16 drift_finetune=0.6,1.0,2.0 "
+           "--name green_threshold_sweep", 2),
     Result("cost-aware_sweep",
            "python benchmarks/heuristic_sweep.py --heuristic cost-aware --seeds 10 --jobs 2 --no-progress "
            "--grid acc_drop=0.02,0.05,0.1 cooldown=1,2,4 drift_finetune=0.15,0.25", 12),
