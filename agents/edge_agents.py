@@ -30,10 +30,11 @@ from gaisnet_env.agents.augment import ObsAugmenter, edge_row_dim, edge_rows
 from gaisnet_env.agents.base import VALIDATION_SEED_BASE, run_episode
 from gaisnet_env.agents.warm_start import bias_towards_no_op, fit_to_teacher
 from gymnasium import spaces
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+from gaisnet_env.callbacks import EnvMetricsCallback
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.masks import flat_mask
 from gaisnet_env.worker_config import OPERATIONS, TIERS
@@ -49,8 +50,9 @@ class EdgeAgentsVecEnv(VecEnv):
 
     Slot ``c * E + e`` is edge ``e`` of copy ``c``. ``seed(s)`` seeds copy ``c`` with ``s + c`` at the
     next ``reset()``; a copy that ends is reset inside ``step`` (SB3's autoreset), its last rows kept in
-    each slot's ``infos[i]["terminal_observation"]``; the first slot of a copy carries the episode's
-    system reward as ``infos[i]["episode"]`` (what SB3 logs as ``rollout/ep_rew_mean``)."""
+    each slot's ``infos[i]["terminal_observation"]``; the first slot of a copy carries the copy's ``info``
+    (what :class:`~gaisnet_env.callbacks.EnvMetricsCallback` logs) and, at the end, the episode's system
+    reward as ``infos[i]["episode"]`` (what SB3 logs as ``rollout/ep_rew_mean``)."""
 
     def __init__(self, scenario: Any = "city", n_copies: int = 1, reward_mode: str = "per_edge",
                  **env_kwargs: Any) -> None:
@@ -117,12 +119,13 @@ class EdgeAgentsVecEnv(VecEnv):
             rews[s] = info["edge_reward"] if self.reward_mode == "per_edge" else reward
             self._returns[c] += float(reward)
             self._lengths[c] += 1
+            infos[s.start] = dict(info)  # the copy's info on its first slot (EnvMetricsCallback reads it)
             if terminated or truncated:
                 dones[s] = True
                 last = edge_rows(obs, self._augmenters[c])
                 for e in range(self.n_edges):
-                    infos[s.start + e] = {"terminal_observation": last[e],
-                                          "TimeLimit.truncated": bool(truncated and not terminated)}
+                    infos[s.start + e].update(terminal_observation=last[e],
+                                              **{"TimeLimit.truncated": bool(truncated and not terminated)})
                 infos[s.start]["episode"] = {"r": float(self._returns[c]), "l": int(self._lengths[c])}
                 self._reset_copy(c, None)
             else:
@@ -277,7 +280,8 @@ def train_edge_agents(
     every = max(1, (eval_freq or max(1, env_steps // 5)) // n_copies)
     val = _ValidateSystemReward(scenario, run_dir, every, eval_episodes, env_kwargs)
     t1 = time.perf_counter()
-    model.learn(total_timesteps=env_steps * E, callback=val, tb_log_name="ppo_mask_edges")
+    model.learn(total_timesteps=env_steps * E, callback=CallbackList([val, EnvMetricsCallback()]),
+                tb_log_name="ppo_mask_edges")
     wall = time.perf_counter() - t1
     model.save(str(run_dir / "final_model"))
     meta = {"algo": "ppo_mask", "view": "edges (shared policy)", "scenario": scenario, "seed": seed,

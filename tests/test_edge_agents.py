@@ -13,6 +13,7 @@ from gaisnet_env.agents.edge_agents import EdgeAgentsVecEnv, edge_teacher_sample
 from gaisnet_env.agents.heuristics import make_heuristic
 from gaisnet_env.agents.saved_models import load_policy
 
+from gaisnet_env.callbacks import info_metrics
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.masks import flat_mask
 
@@ -47,6 +48,7 @@ def test_slots_replay_the_joint_env_copy_by_copy() -> None:
         obs_info = [(o, i) for o, _r, _t, _tr, i in out]
     assert dones.all() and "terminal_observation" in infos[0] and "episode" in infos[0] and "episode" in infos[4]
     assert infos[0]["episode"]["l"] == 3
+    assert info_metrics(infos[0]) and info_metrics(infos[4]) and not info_metrics(infos[1])  # a copy's info, once
 
 
 def test_bad_arguments_name_the_field() -> None:
