@@ -259,7 +259,9 @@ def bench_ppo_vec(scenario: Any, args: argparse.Namespace) -> dict[str, Any]:
     from gaisnet_env.sb3_vec import make_sb3_vec_env
 
     torch.set_num_threads(args.threads)
-    venv = make_sb3_vec_env(scenario, n_envs=args.ppo_envs, seed=0, worker_system=getattr(args, "workers", "real"))
+    extra = {"workers": {"batched_ops": True}} if getattr(args, "batched_ops", False) else {}
+    venv = make_sb3_vec_env(scenario, n_envs=args.ppo_envs, seed=0, worker_system=getattr(args, "workers", "real"),
+                            **extra)  # batched_ops: the copies' ops train as one batch (gaisnet_env.copy_steps)
     clock = {"env": 0.0, "train": 0.0}
 
     def timed(owner: Any, name: str, key: str) -> None:

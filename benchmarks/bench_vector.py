@@ -15,6 +15,8 @@ medians over ``--rounds`` rounds and each variant's ratio to ``single gym.make``
 workers, timed in a separate pass) and cProfile's top functions (by own time) of the native env at the
 largest N (``--profile-top``; 0: none). The random policy runs its own, shorter rounds
 (``--random-sizes``, ``--random-block``, ``--random-rounds``); its profile is of the single env.
+``--batched-ops`` adds, for the random policy, the single env and every N with the batched training
+engine (``workers.batched_ops``; the vector env's copies then train their ops as one batch).
 ``--profile N`` prints cProfile's top functions of the native env at N copies instead. ``--threads``
 sets torch's intra-op threads (default 1) for every variant alike.
 
@@ -91,8 +93,11 @@ def _time_vector(envs: Any, steps: int, policy: Policy | None = None) -> float:
     return (time.perf_counter() - t0) / (steps * envs.num_envs)
 
 
-def build(scenario: str, sizes: list[int], policy: str = "noop") -> dict[str, tuple[Any, Policy]]:
-    """The variants and their policies, each reset and warmed up by a few steps."""
+def build(scenario: str, sizes: list[int], policy: str = "noop",
+          batched: bool = False) -> dict[str, tuple[Any, Policy]]:
+    """The variants and their policies, each reset and warmed up by a few steps; with ``batched`` also the
+    single env and each N with the batched training engine (``workers.batched_ops``: a vector env's copies
+    then train their ops as one batch, :mod:`gaisnet_env.copy_steps`)."""
     import gymnasium as gym
 
     import gaisnet_env
@@ -103,6 +108,11 @@ def build(scenario: str, sizes: list[int], policy: str = "noop") -> dict[str, tu
                             "single GaisNetEnv": GaisNetEnv(scenario)}
     for n in sizes:
         envs[f"native N={n}"] = GaisNetVectorEnv(n, scenario)
+    if batched:
+        engine = {"workers": {"batched_ops": True}}
+        envs["single GaisNetEnv batched_ops"] = GaisNetEnv(scenario, **engine)
+        for n in sizes:
+            envs[f"native N={n} batched_ops"] = GaisNetVectorEnv(n, scenario, **engine)
     out = {}
     for name, env in envs.items():
         env.reset(seed=0)
@@ -159,7 +169,7 @@ def run(args: argparse.Namespace, policy: str = "noop") -> dict[str, Any]:
     rnd = policy == "random"
     sizes, block, rounds = ((args.random_sizes, args.random_block, args.random_rounds) if rnd
                             else (args.sizes, args.block, args.rounds))
-    variants = build(args.scenario, sizes, policy)
+    variants = build(args.scenario, sizes, policy, rnd and args.batched_ops)
     times: dict[str, list[float]] = {k: [] for k in variants}
     order = np.random.default_rng(0)
     for _ in range(rounds):  # short interleaved blocks, in a shuffled order: load changes hit all alike
@@ -259,6 +269,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     p.add_argument("--steps", type=int, default=20, help="vector steps profiled with --profile")
     p.add_argument("--profile", type=int, default=None, metavar="N", help="print a profile of N copies instead")
+    p.add_argument("--batched-ops", action="store_true",
+                   help="random policy: also every variant with workers.batched_ops (the copies' ops as one batch)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--name", default="bench_vector", help="file name stem of the results")
     return p.parse_args(argv)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ from gaisnet_env.core.info import check_finite_info as _check_finite_info
 from gaisnet_env.core.state import SimState, add_totals, fill_operator_view, initial_state
 from gaisnet_env.env_arguments import ACCURACY_VIEWS, ENV_ARGUMENTS, RENDER_MODES, check_arguments
 from gaisnet_env.epoch import EpochPieces
+from gaisnet_env.op_batching import run_phases
 from gaisnet_env.readings import WORKER_METHODS, EnvReadings, check_workers
 from gaisnet_env.scenario import Scenario, check_override_keys, load_scenario
 from gaisnet_env.topology import backhaul_hops, build_topology
@@ -201,17 +203,28 @@ class GaisNetEnv(EpochPieces, EnvReadings, gym.Env):
         return self._observation(), dict(self._last_info)
 
     def step(self, action: Any):
+        return run_phases(self.step_phases(action), self._train_deferred)
+
+    def step_phases(self, action: Any, defer_ops: bool = False) -> Generator[list[Any], bool, tuple]:
+        """:meth:`step` as a generator: with ``defer_ops`` (stock workers with ``workers.batched_ops``) it
+        yields the epoch's deferred training jobs and takes back whether they all trained, so that the native
+        vector env trains its copies' jobs as one batch (:mod:`gaisnet_env.copy_steps`); returns the step's
+        ``(obs, reward, terminated, truncated, info)``. Without ``defer_ops`` it yields nothing."""
         if self.state is None:
             raise RuntimeError("step() called before reset()")
         # the fault multipliers of an epoch are computed once per step and shared by its pieces (masks,
         # observation); the scope ends with the step, so faults injected between steps always show
         self._faults_scope = {}
         try:
-            return self._step(action)
+            return (yield from self._step(action, defer_ops))
         finally:
             self._faults_scope = None
 
-    def _step(self, action: Any):
+    def _train_deferred(self, jobs: list[Any]) -> bool:
+        """Train this env's own deferred jobs (a step with ``defer_ops`` driven by :meth:`step`)."""
+        return self.workers.train_jobs(jobs)
+
+    def _step(self, action: Any, defer_ops: bool = False) -> Generator[list[Any], bool, tuple]:
         """One epoch: faults, ops started, requests served (queues, latency, energy), reward, feedback,
         ops advanced and committed; the pieces are the pure functions of :mod:`gaisnet_env.core`."""
         st, sc = self.state, self.scenario
@@ -228,7 +241,7 @@ class GaisNetEnv(EpochPieces, EnvReadings, gym.Env):
         f = self._faults(t)
         edge_down, ops_aborted, requests_dropped = self._faults_at_start(f)
         battery_empty = st.battery_j <= 0
-        starts = self._start_new_ops(op, f)
+        starts = yield from self._start_new_ops(op, f, defer_ops)
         # -- requests (generated here), queues and latency, energy and carbon (charged here)
         counts, n_req, N = requests.arrivals(rng, now.rates, sc.epoch_s, sc.workload.generate_share)
         acc_tier = self._tier_accuracy(class_mix, style_mix)  # (E, 3)

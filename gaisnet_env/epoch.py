@@ -5,6 +5,7 @@ functions of :mod:`gaisnet_env.core` that compute the numbers. A mixin of the en
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
@@ -40,14 +41,17 @@ class EpochPieces:
         dropped, st.edge_backlog_s = core_faults.drop_queues(edge_down, st.edge_backlog_s, work_per_edge_request)
         return edge_down, int(lost.sum()), dropped
 
-    def _start_new_ops(self, op: np.ndarray, f: dict[str, Any]) -> ops.Starts:
-        """Start this epoch's ops (real training happens now) and book them into the state."""
+    def _start_new_ops(self, op: np.ndarray, f: dict[str, Any],
+                       defer: bool = False) -> Generator[list[Any], bool, ops.Starts]:
+        """Start this epoch's ops (real training happens now) and book them into the state. A generator:
+        with ``defer`` it yields the workers' deferred training jobs (see :meth:`_start_ops`)."""
         st = self.state
         starts = ops.no_starts(self.n_edges)
         if not op.any():
             return starts
         started = [(OPERATIONS[op[e]], int(e)) for e in np.flatnonzero(op != OP_NONE)]
-        for (name, e), res in zip(started, self._start_ops(started), strict=True):
+        results = yield from self._start_ops(started, defer)
+        for (name, e), res in zip(started, results, strict=True):
             if not res.ok:
                 starts.failed += 1
                 continue
@@ -55,9 +59,13 @@ class EpochPieces:
         ops.close_round(st, starts.senders)
         return starts
 
-    def _start_ops(self, started: list[tuple[str, int]]) -> list[Any]:
+    def _start_ops(self, started: list[tuple[str, int]], defer: bool = False) -> Generator[list[Any], bool, list[Any]]:
         """Start this epoch's ops: ``workers.start_ops`` (relay_ups as one federated round) where the
-        workers have it, else ``start_op`` one by one."""
+        workers have it, else ``start_op`` one by one. With ``defer`` (the native vector env batching its
+        copies' ops, :mod:`gaisnet_env.copy_steps`) ``workers.start_ops_phased``, whose deferred training
+        jobs are yielded to the caller and trained there."""
+        if defer:
+            return (yield from self.workers.start_ops_phased(started, defer=True))
         many = getattr(self.workers, "start_ops", None)
         if many is not None:
             return list(many(started))

@@ -14,11 +14,17 @@ as the serial run. A classifier group of one is bit-identical to the serial call
 one is the serial call; larger groups differ only by the batched products' rounding (about 1e-7 to 1e-6
 in the weights). If a job's weights become non-finite, the generator is rewound and the epoch's ops rerun
 serially, so a failure draws exactly what the serial run draws. A mixin: the models, generator and
-pending results are the system's."""
+pending results are the system's.
+
+Across systems: :meth:`~gaisnet_env.op_lifecycle.OpLifecycle.start_ops_phased` yields an epoch's recorded
+jobs instead of training them, so that a caller holding several systems of one scenario (the native vector
+env's copies, :mod:`gaisnet_env.copy_steps`) trains all their jobs as one batch per kind
+(:func:`train_jobs_together`); each job still draws from its own recorded state."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,16 +120,18 @@ class BatchedStarts:
         self._deferred.append(job)
         return job
 
-    def _batches_worth_it(self, ops: list[tuple[str, int]]) -> bool:
-        """Whether some batched kind occurs twice among ``ops`` (with one of each, serial is the same)."""
+    def _batches_worth_it(self, ops: list[tuple[str, int]], defer: bool = False) -> bool:
+        """Whether some batched kind occurs twice among ``ops`` (with one of each, serial is the same); with
+        ``defer`` (a caller batching across systems) whether one occurs at all."""
         if not self.config.batched_ops:
             return False
         counts = Counter(op for op, _ in ops if op in BATCHED_OPS)
-        return any(n > 1 for n in counts.values())
+        return any(n > (0 if defer else 1) for n in counts.values())
 
-    def _start_batched(self, ops: list[tuple[str, int]]) -> dict[int, OpResult]:
-        """Start ``ops`` (no relay_up; all pass :meth:`_refusal`) with their classifier training batched;
-        the pending results are set as :meth:`start_op` sets them. Results by edge."""
+    def _start_batched(self, ops: list[tuple[str, int]]) -> Generator[list[Job], bool, dict[int, OpResult]]:
+        """Start ``ops`` (no relay_up; all pass :meth:`_refusal`) with their training deferred: yields the
+        recorded jobs, to be trained by the caller (:func:`train_jobs_together`), and takes back whether all
+        trained; then sets the pending results as :meth:`start_op` sets them. Results by edge."""
         state = self._gen.get_state()
         self._deferred = []
         try:
@@ -131,7 +139,7 @@ class BatchedStarts:
             jobs = self._deferred
         finally:
             self._deferred = None
-        if not self._train_jobs(jobs):  # a non-finite job: rerun serially from the same draws
+        if not (yield jobs):  # a non-finite job: rerun serially from the same draws
             self._gen.set_state(state)
             return {edge: self.start_op(op, edge) for op, edge in ops}
         out: dict[int, OpResult] = {}
@@ -141,60 +149,93 @@ class BatchedStarts:
             out[edge] = res
         return out
 
-    def _train_jobs(self, jobs: list[TrainingJob | GeneratorJob]) -> bool:
-        """Train the jobs, one batch per (target, soft, lr) group of classifier jobs and one per kind of
-        generator jobs; False if any job failed."""
-        groups: dict[tuple[Any, ...], list[TrainingJob]] = {}
-        gen_groups: dict[bool, list[GeneratorJob]] = {}
+    def train_jobs(self, jobs: list[Job]) -> bool:
+        """Train this system's deferred ``jobs`` (one batch per group, see :func:`train_jobs_together`);
+        False if any failed."""
+        return train_jobs_together([(self, jobs)])[0]
+
+
+Job = TrainingJob | GeneratorJob
+
+
+def run_phases(phases: Generator[list[Job], bool, Any], train: Callable[[list[Job]], bool]) -> Any:
+    """Drive a generator of phases (:meth:`~gaisnet_env.op_lifecycle.OpLifecycle.start_ops_phased`, the
+    env's ``step_phases``) to its return value, answering each list of jobs it yields with ``train(jobs)``."""
+    try:
+        jobs = next(phases)
+        while True:
+            jobs = phases.send(train(jobs))
+    except StopIteration as stop:
+        return stop.value
+
+
+def train_jobs_together(batches: Sequence[tuple[Any, list[Job]]]) -> list[bool]:
+    """Train the deferred jobs of several systems ``[(system, jobs), ...]`` of one scenario as one batch per
+    group: classifier jobs per (target, soft, lr, anchored), generator jobs per kind, and per model
+    architecture and base (systems of the same type, seed and config share them). Each job draws from its
+    own recorded generator state. Returns per system whether all of its jobs trained (finite weights); once a
+    job of a system fails, its later groups are skipped (the system reruns its ops serially)."""
+    ok = [True] * len(batches)
+    groups: dict[tuple[Any, ...], list[tuple[int, Job]]] = {}
+    for i, (system, jobs) in enumerate(batches):
+        base = (type(system), system.seed, repr(system.config))
         for job in jobs:
             if isinstance(job, GeneratorJob):
-                gen_groups.setdefault(job.distil, []).append(job)
+                key = (*base, "generator", job.distil)
             else:
-                groups.setdefault((job.target, job.soft, job.lr, job.anchor is not None), []).append(job)
-        if not all(self._train_generator_jobs(group) for group in gen_groups.values()):
-            return False
-        cfg = self.config
-        for (target, soft, lr, _), group in groups.items():
-            template = self._edge if target == "edge" else self._end
-            gens = [torch.Generator().set_state(job.gen_state) for job in group]
-            with run_on(self.device, template) as to:  # the stack lives where its template does
-                stack = ClassifierStack.from_template(template, [[to(t) for t in job.start] for job in group])
-                anchors = [None if j.anchor is None else (to(j.anchor[0]), to(j.anchor[1]), j.anchor[2])
-                           for j in group]
-                ok = train_stack(stack, [to(j.x) for j in group], [to(j.y) for j in group], soft=soft,
-                                 epochs=[j.epochs for j in group], lr=lr, batch=cfg.batch_size,
-                                 temperature=cfg.distill_temperature, gens=gens, centre=INPUT_CENTRE,
-                                 anchors=anchors)
-                if not all(ok):
-                    return False
-                for job, tensors in zip(group, stack.split(), strict=True):
-                    job.result = to_cpu(tensors)
-        return True
+                key = (*base, job.target, job.soft, job.lr, job.anchor is not None)
+            groups.setdefault(key, []).append((i, job))
+    for key, group in groups.items():
+        members = [(i, job) for i, job in group if ok[i]]  # a system with a failed job reruns serially
+        if not members:
+            continue
+        systems = [batches[i][0] for i, _ in members]
+        jobs = [job for _, job in members]
+        train = _train_generator_group if key[3] == "generator" else _train_classifier_group
+        for (i, _), flag in zip(members, train(systems, jobs), strict=True):
+            ok[i] = ok[i] and flag
+    return ok
 
 
-    def _train_generator_jobs(self, group: list[GeneratorJob]) -> bool:
-        """Train generator jobs of one kind: one alone as the serial call (bit for bit), more as one
-        :func:`~gaisnet_env.models.vae_stack.train_vae_stack`; False if any failed."""
-        cfg = self.config
-        gens = [torch.Generator().set_state(job.gen_state) for job in group]
-        if len(group) == 1:
-            job = group[0]
-            if job.distil:
-                job.result = self.gens.distil("edge", job.edge, *job.data, gens[0])
-            else:
-                job.result = self.gens.train_edge(job.edge, *job.data, job.epochs, gens[0])
-            return job.result is not None
-        template = self.gens.edge
-        with run_on(self.device, template) as to:
-            ok, trained = train_vae_stack(template, [[to(t) for t in job.start] for job in group],
-                                          [tuple(to(t) for t in job.data) for job in group], distil=group[0].distil,
-                                          epochs=group[0].epochs, lr=cfg.generator_lr,
-                                          batch=cfg.generator_batch_size, gens=gens)
-        if not all(ok):
-            return False
-        for job, tensors in zip(group, trained, strict=True):
-            job.result = to_cpu(tensors)
-        return True
+def _train_classifier_group(systems: list[Any], group: list[TrainingJob]) -> list[bool]:
+    """One stack of classifier jobs of one (target, soft, lr) group; per job whether it trained."""
+    lead, job0 = systems[0], group[0]
+    cfg = lead.config
+    template = lead._edge if job0.target == "edge" else lead._end
+    gens = [torch.Generator().set_state(job.gen_state) for job in group]
+    with run_on(lead.device, template) as to:  # the stack lives where its template does
+        stack = ClassifierStack.from_template(template, [[to(t) for t in job.start] for job in group])
+        anchors = [None if j.anchor is None else (to(j.anchor[0]), to(j.anchor[1]), j.anchor[2]) for j in group]
+        ok = train_stack(stack, [to(j.x) for j in group], [to(j.y) for j in group], soft=job0.soft,
+                         epochs=[j.epochs for j in group], lr=job0.lr, batch=cfg.batch_size,
+                         temperature=cfg.distill_temperature, gens=gens, centre=INPUT_CENTRE, anchors=anchors)
+        for job, tensors, flag in zip(group, stack.split(), ok, strict=True):
+            job.result = to_cpu(tensors) if flag else None
+    return list(ok)
+
+
+def _train_generator_group(systems: list[Any], group: list[GeneratorJob]) -> list[bool]:
+    """Generator jobs of one kind: one alone as its system's serial call (bit for bit), more as one
+    :func:`~gaisnet_env.models.vae_stack.train_vae_stack`; per job whether it trained."""
+    lead = systems[0]
+    cfg = lead.config
+    gens = [torch.Generator().set_state(job.gen_state) for job in group]
+    if len(group) == 1:
+        job = group[0]
+        if job.distil:
+            job.result = lead.gens.distil("edge", job.edge, *job.data, gens[0])
+        else:
+            job.result = lead.gens.train_edge(job.edge, *job.data, job.epochs, gens[0])
+        return [job.result is not None]
+    template = lead.gens.edge
+    with run_on(lead.device, template) as to:
+        ok, trained = train_vae_stack(template, [[to(t) for t in job.start] for job in group],
+                                      [tuple(to(t) for t in job.data) for job in group], distil=group[0].distil,
+                                      epochs=group[0].epochs, lr=cfg.generator_lr,
+                                      batch=cfg.generator_batch_size, gens=gens)
+    for job, tensors, flag in zip(group, trained, ok, strict=True):
+        job.result = to_cpu(tensors) if flag else None
+    return list(ok)
 
 
 def _filled(pending: _Pending) -> _Pending:
@@ -206,4 +247,4 @@ def _filled(pending: _Pending) -> _Pending:
     return pending
 
 
-__all__ = ["BATCHED_OPS", "BatchedStarts", "GeneratorJob", "TrainingJob"]
+__all__ = ["BATCHED_OPS", "BatchedStarts", "GeneratorJob", "Job", "TrainingJob", "run_phases", "train_jobs_together"]

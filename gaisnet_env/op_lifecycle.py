@@ -4,8 +4,12 @@ ones) and abort. A mixin: the pending results and models are the system's."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 import numpy as np
 
+from gaisnet_env.op_batching import run_phases
 from gaisnet_env.op_records import OpResult, _Pending, _pending_finite
 from gaisnet_env.worker_config import OPERATIONS
 
@@ -42,6 +46,15 @@ class OpLifecycle:
         distillation overwrites another's. With ``batched_ops`` the classifier training of the other ops
         is batched per kind (:mod:`gaisnet_env.op_batching`; the same draws, weights to float rounding).
         Results are in the order of ``ops``."""
+        return run_phases(self.start_ops_phased(ops), self.train_jobs)
+
+    def start_ops_phased(self, ops: list[tuple[str, int]],
+                         defer: bool = False) -> Generator[list[Any], bool, list[OpResult]]:
+        """:meth:`start_ops` as a generator: where the engine defers training it yields the recorded jobs
+        and takes back whether they all trained (their ``result`` filled), so that a caller can train the
+        jobs of several systems as one batch (:func:`~gaisnet_env.op_batching.train_jobs_together`).
+        ``defer``: defer even a batched kind that occurs once (the caller batches across systems). Returns
+        the results in the order of ``ops``."""
         edges = [edge for _, edge in ops]
         if len(set(edges)) != len(edges):
             raise ValueError(f"start_ops: at most one operation per edge, got edges {edges}")
@@ -55,8 +68,8 @@ class OpLifecycle:
                 senders.append(edge)
             else:
                 plain.append((op, edge))
-        if self._batches_worth_it(plain):  # the classifier training of each kind as one batch
-            out.update(self._start_batched(plain))
+        if self._batches_worth_it(plain, defer):  # the classifier training of each kind as one batch
+            out.update((yield from self._start_batched(plain)))
         else:
             for op, edge in plain:
                 out[edge] = self.start_op(op, edge)

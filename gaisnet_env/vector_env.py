@@ -21,6 +21,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from gaisnet_env.copy_steps import step_copies
 from gaisnet_env.core import actions as actions_core
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.env_arguments import ENV_ARGUMENTS, RENDER_MODES
@@ -143,12 +144,13 @@ class GaisNetVectorEnv(VectorEnv):
             )
         infos = []
         obs, rew, term, trunc = self._obs, self._rewards, self._terminations, self._truncations
+        stepped = step_copies(self.envs, acts, np.flatnonzero(~self._autoreset).tolist())
         for i, env in enumerate(self.envs):
             if self._autoreset[i]:
                 obs[i], info = env.reset()
                 rew[i], term[i], trunc[i] = 0.0, False, False
             else:
-                obs[i], rew[i], term[i], trunc[i], info = _step_copy(env, acts[i], i)
+                obs[i], rew[i], term[i], trunc[i], info = stepped[i]
             infos.append(info)
         np.logical_or(term, trunc, out=self._autoreset)
         return obs.copy(), rew.copy(), term.copy(), trunc.copy(), stack_infos(infos)
@@ -176,8 +178,9 @@ class GaisNetVectorEnv(VectorEnv):
         to ``info["final_obs"]`` / ``info["final_info"]`` (as ``SyncVectorEnv``)."""
         infos: dict[str, Any] = {}
         obs, rew, term, trunc = self._obs, self._rewards, self._terminations, self._truncations
+        stepped = step_copies(self.envs, acts, range(self.num_envs))
         for i, env in enumerate(self.envs):
-            obs[i], rew[i], term[i], trunc[i], info = _step_copy(env, acts[i], i)
+            obs[i], rew[i], term[i], trunc[i], info = stepped[i]
             if term[i] or trunc[i]:
                 infos = add_info(infos, {"final_obs": obs[i].copy(), "final_info": info}, i, self.num_envs)
                 obs[i], info = env.reset()
@@ -234,14 +237,6 @@ class GaisNetVectorEnv(VectorEnv):
     def np_random(self) -> tuple[np.random.Generator, ...]:
         """The copies' random generators."""
         return tuple(env.np_random for env in self.envs)
-
-
-def _step_copy(env: GaisNetEnv, action: np.ndarray, i: int) -> tuple:
-    """One copy's step; a ValueError (a masked action with ``masked_action="raise"``) names the copy."""
-    try:
-        return env.step(action)
-    except ValueError as e:
-        raise ValueError(f"actions[{i}] (copy {i}): {e}") from None
 
 
 def _copy_attr(env: GaisNetEnv, name: str) -> Any:
