@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from gaisnet_env.core import exact_sums
 from gaisnet_env.data import DigitsData
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.worker_config import N_CLASSES, STYLES, WorkerConfig
@@ -157,8 +158,9 @@ class CNNWorkers:
             with torch.no_grad():
                 pred = self._model(tier, edge)(self._x_eval).argmax(1)
             correct = (pred == self._y_eval).numpy().reshape(len(STYLES), self._n_test).astype(np.float64)
-            self._tables[key] = correct @ self._class_avg
-        return float(np.asarray(style_mix) @ self._tables[key] @ np.asarray(class_mix))
+            # exact_sums rather than ``@``: numpy's BLAS kernel (and its rounding) varies between machines
+            self._tables[key] = exact_sums.matmul(correct, self._class_avg)
+        return float(exact_sums.domain_mean(self._tables[key], style_mix, class_mix))
 
     def generation_table(self, where: str, edge: int = 0) -> np.ndarray:
         """This worker has no generator: a fixed quality (n_styles, 10) in [0, 1] per (style, class)."""

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from gaisnet_env.core import exact_sums
 from gaisnet_env.worker_config import ENGINE_FIELDS, N_CLASSES, STYLES, WorkerConfig
 from gaisnet_env.workers import CLASSIFIER_TIERS, OpResult, WorkerSystem, _Pending
 
@@ -130,7 +131,7 @@ class ResponseModel:
         h = features
         last = len(self.layers[op]) - 1
         for i, (w, b) in enumerate(self.layers[op]):
-            h = h @ w + b
+            h = exact_sums.matmul(h, w) + b  # no BLAS: the same bits on every machine
             if i < last:
                 h = np.maximum(h, 0.0)
         return h[:, 0]
@@ -194,7 +195,7 @@ class ResponseModel:
 
 def domain_accuracy(table: np.ndarray, class_hist: np.ndarray, style_hist: np.ndarray) -> float:
     """Expected accuracy of a table on a domain (the env's accuracy of a tier on a cell)."""
-    return float(np.asarray(style_hist) @ table @ np.asarray(class_hist))
+    return float(exact_sums.domain_mean(table, style_hist, class_hist))
 
 
 def evaluate_fit(model: ResponseModel, transitions: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

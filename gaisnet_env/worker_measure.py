@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gaisnet_env.core import exact_sums
 from gaisnet_env.models import (
     classifier_flops,
 )
@@ -51,7 +52,7 @@ class Measurements:
         with torch.no_grad():
             pred = model(self._x_eval).argmax(1)
         correct = (pred == self._y_eval).numpy().reshape(len(STYLES), self._n_test).astype(np.float64)
-        return correct @ self._class_avg
+        return exact_sums.matmul(correct, self._class_avg)  # the same bits on every machine (no BLAS)
 
     def accuracy_table(self, tier: str, edge: int, use_cache: bool = True) -> np.ndarray:
         """(n_styles, 10) accuracy per (style, class) on the held-out test pool, of ``tier``'s current
@@ -77,17 +78,17 @@ class Measurements:
     def accuracy(self, tier: str, edge: int, class_mix: np.ndarray, style_mix: np.ndarray) -> float:
         """Expected accuracy on a domain: ``sum_s style_mix[s] * sum_c class_mix[c] * table[s, c]``."""
         table = self.accuracy_table(tier, edge)
-        return float(np.asarray(style_mix) @ table @ np.asarray(class_mix))
+        return float(exact_sums.domain_mean(table, style_mix, class_mix))
 
     def accuracy_all(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
         """(E, 3) expected accuracy of the end, edge and cloud classifiers (``CLASSIFIER_TIERS`` order) of
         every edge on its domain: row ``e`` is :meth:`accuracy` of each tier at ``e`` with ``class_mix[e]``
-        (E, 10) and ``style_mix[e]`` (E, n_styles), in two batched matmuls over a stacked table that is
-        rebuilt only for the weights that changed (equal up to floating-point summation order)."""
+        (E, 10) and ``style_mix[e]`` (E, n_styles), over a stacked table that is rebuilt only for the weights
+        that changed (the same sums as :meth:`accuracy`, :func:`~gaisnet_env.core.exact_sums.domain_mean`)."""
         tables = self._stacked_tables()  # (E, 3, S, 10)
-        sm = np.asarray(style_mix, dtype=np.float64)[:, None, None, :]
-        cm = np.asarray(class_mix, dtype=np.float64)[:, None, :, None]
-        return np.matmul(np.matmul(sm, tables), cm)[:, :, 0, 0]
+        sm = np.asarray(style_mix, dtype=np.float64)[:, None, :]
+        cm = np.asarray(class_mix, dtype=np.float64)[:, None, :]
+        return exact_sums.domain_mean(tables, sm, cm)
 
     def _stacked_tables(self) -> np.ndarray:
         """The accuracy tables of every (edge, tier), (E, 3, S, 10), kept in sync with the weight tokens."""

@@ -6,7 +6,10 @@ seeds and hashes, step by step, the observation, reward, terminated, truncated a
 order; arrays by dtype, shape and bytes; floats exactly). A refactor must keep every digest.
 
 To re-record after a deliberate change of behaviour (never for a refactor):
-``GAISNET_GOLDEN_RECORD=1 pytest tests/test_core_golden.py``.
+``GAISNET_GOLDEN_RECORD=1 pytest tests/test_core_golden.py``. Re-recorded once (2026-12-06) when the env's
+numpy contractions stopped going through BLAS (:mod:`gaisnet_env.core.exact_sums`): the digests of 08d6255
+held only where numpy's OpenBLAS ran its Haswell kernel; since then they hold under every kernel
+(``test_episodes_do_not_depend_on_the_blas_kernel``).
 """
 
 from __future__ import annotations
@@ -166,3 +169,19 @@ def test_golden_episode(name: str) -> None:
     )
     for k in ("obs", "reward", "terminated", "truncated", "info"):
         assert got[k] == want[k], f"{name}: {k} differs from the golden episode"
+
+
+def test_episodes_do_not_depend_on_the_blas_kernel() -> None:
+    """The same episode under other OpenBLAS kernels (``OPENBLAS_CORETYPE``, as another machine would pick):
+    the env's numpy sums do not go through BLAS, whose kernels round differently."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys; sys.path.insert(0, 'tests'); import test_core_golden as g; "
+            "print(json.dumps(g.run_case('tiny-fast-faults-batteries')))")
+    here = run_case("tiny-fast-faults-batteries")
+    for kernel in ("Prescott", "Haswell"):  # SSE3 and AVX2 kernels: any x86-64 machine of these years has them
+        env = {**os.environ, "OPENBLAS_CORETYPE": kernel}
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                             check=True, timeout=600)
+        assert json.loads(out.stdout.strip().splitlines()[-1]) == here, kernel

@@ -73,8 +73,8 @@ def add_traffic(en: Energy, N: np.ndarray, route: np.ndarray, at_cloud_n: np.nda
     on_access[1] = True
     # request bytes per direction (E,)
     n_access, n_backhaul = N * on_access * finite, at_cloud_n * finite
-    in_access, out_access = n_access.T @ in_b, n_access.T @ out_b
-    in_backhaul, out_backhaul = n_backhaul.T @ in_b, n_backhaul.T @ out_b
+    in_access, out_access = _bytes(n_access, in_b), _bytes(n_access, out_b)
+    in_backhaul, out_backhaul = _bytes(n_backhaul, in_b), _bytes(n_backhaul, out_b)
     en.radio_access = (cost.radio_energy_j(in_access, radio.access_up)
                        + cost.radio_energy_j(out_access, radio.access_down))
     en.radio_backhaul = (cost.radio_energy_j(in_backhaul, radio.backhaul_up)
@@ -102,3 +102,9 @@ def drain_batteries(battery_j: np.ndarray, en: Energy, recharge_w: float, epoch_
         return battery_j
     drain = en.end_cell + en.radio_access
     return np.clip(battery_j - drain + recharge_w * epoch_s, 0.0, capacity_j)
+
+
+def _bytes(n: np.ndarray, per_request: tuple) -> np.ndarray:
+    """(E,) bytes of the requests ``n`` (2, E: classify, generate) at ``per_request`` bytes each kind (written
+    out rather than ``n.T @ per_request``, whose BLAS kernel would round differently on other machines)."""
+    return n[0] * per_request[0] + n[1] * per_request[1]
