@@ -42,9 +42,10 @@ BATCHED_OPS: frozenset[str] = frozenset({"finetune", "relay_down", "relay_to_end
 
 @dataclass
 class TrainingJob:
-    """One deferred classifier training: ``target`` "edge" (an edge's LoRA adapter) or "end" (an end
-    device's MLP), from the trainable tensors ``start``, on ``x`` (n, 64) and ``y`` (labels or probabilities
-    with ``soft``), drawing from a generator in the recorded ``gen_state``. ``result``: the trained tensors
+    """One deferred classifier training: ``target`` "edge" (an edge's LoRA adapter), "end" (an end device's
+    MLP) or "cloud" (the dense cloud teacher, a relay_up round's distillation), from the trainable tensors
+    ``start``, on ``x`` (n, 64) and ``y`` (labels or probabilities with ``soft``) in mini-batches of
+    ``batch``, drawing from a generator in the recorded ``gen_state``. ``result``: the trained tensors
     (None until trained, or when training failed)."""
 
     target: str
@@ -56,6 +57,7 @@ class TrainingJob:
     lr: float
     anchor: tuple[torch.Tensor, torch.Tensor, float] | None
     gen_state: torch.Tensor
+    batch: int
     result: list[torch.Tensor] | None = None
 
 
@@ -98,9 +100,15 @@ class BatchedStarts:
             new = model.get_adapter() if target == "edge" else model.get_weights()
             return new if ok and _finite(new) else None
         start = model.get_adapter() if target == "edge" else model.get_weights()
-        job = TrainingJob(target, start, x, y, soft, int(epochs), float(lr), anchor, self._gen.get_state())
+        return self._defer_training(target, start, x, y, soft, epochs, lr, anchor, cfg.batch_size)
+
+    def _defer_training(self, target: str, start: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, soft: bool,
+                        epochs: int, lr: float, anchor: tuple[torch.Tensor, torch.Tensor, float] | None,
+                        batch: int) -> TrainingJob:
+        """Record a classifier training (see :class:`TrainingJob`) and advance the generator past its draws."""
+        job = TrainingJob(target, start, x, y, soft, int(epochs), float(lr), anchor, self._gen.get_state(), int(batch))
         n_loc = None if anchor is None else int(anchor[0].shape[0])
-        draw_schedule(self._gen, int(x.shape[0]), n_loc, int(epochs), cfg.batch_size)
+        draw_schedule(self._gen, int(x.shape[0]), n_loc, int(epochs), int(batch))
         self._deferred.append(job)
         return job
 
@@ -128,20 +136,25 @@ class BatchedStarts:
         counts = Counter(op for op, _ in ops if op in BATCHED_OPS)
         return any(n > (0 if defer else 1) for n in counts.values())
 
-    def _start_batched(self, ops: list[tuple[str, int]]) -> Generator[list[Job], bool, dict[int, OpResult]]:
-        """Start ``ops`` (no relay_up; all pass :meth:`_refusal`) with their training deferred: yields the
-        recorded jobs, to be trained by the caller (:func:`train_jobs_together`), and takes back whether all
-        trained; then sets the pending results as :meth:`start_op` sets them. Results by edge."""
+    def _start_batched(self, ops: list[tuple[str, int]],
+                       senders: list[int] | None = None) -> Generator[list[Job], bool, dict[int, OpResult]]:
+        """Start ``ops`` (no relay_up; all pass :meth:`_refusal`), then the federated round of ``senders`` if
+        any, with their training deferred: yields the recorded jobs, to be trained by the caller
+        (:func:`train_jobs_together`), and takes back whether all trained; then sets the pending results as
+        :meth:`start_op` sets them. Results by edge."""
         state = self._gen.get_state()
         self._deferred = []
         try:
             runs = [(edge, *self._run_op(op, edge)) for op, edge in ops]
+            if senders:  # the round's distillation into the dense cloud model is deferred too
+                runs += [(edge, *run) for edge, run in self._run_round(senders).items()]
             jobs = self._deferred
         finally:
             self._deferred = None
         if not (yield jobs):  # a non-finite job: rerun serially from the same draws
             self._gen.set_state(state)
-            return {edge: self.start_op(op, edge) for op, edge in ops}
+            out = {edge: self.start_op(op, edge) for op, edge in ops}
+            return {**out, **self._start_round(senders or [])}
         out: dict[int, OpResult] = {}
         for edge, res, pending in runs:
             if res.ok:
@@ -171,10 +184,11 @@ def run_phases(phases: Generator[list[Job], bool, Any], train: Callable[[list[Jo
 
 def train_jobs_together(batches: Sequence[tuple[Any, list[Job]]]) -> list[bool]:
     """Train the deferred jobs of several systems ``[(system, jobs), ...]`` of one scenario as one batch per
-    group: classifier jobs per (target, soft, lr, anchored), generator jobs per kind, and per model
+    group: classifier jobs per (target, soft, lr, batch, anchored), generator jobs per kind, and per model
     architecture and base (systems of the same type, seed and config share them). Each job draws from its
-    own recorded generator state. Returns per system whether all of its jobs trained (finite weights); once a
-    job of a system fails, its later groups are skipped (the system reruns its ops serially)."""
+    own recorded generator state (a group of one trains bit for bit as the serial call). Returns per system
+    whether all of its jobs trained (finite weights); once a job of a system fails, its later groups are
+    skipped (the system reruns its ops serially)."""
     ok = [True] * len(batches)
     groups: dict[tuple[Any, ...], list[tuple[int, Job]]] = {}
     for i, (system, jobs) in enumerate(batches):
@@ -183,7 +197,7 @@ def train_jobs_together(batches: Sequence[tuple[Any, list[Job]]]) -> list[bool]:
             if isinstance(job, GeneratorJob):
                 key = (*base, "generator", job.distil)
             else:
-                key = (*base, job.target, job.soft, job.lr, job.anchor is not None)
+                key = (*base, job.target, job.soft, job.lr, job.batch, job.anchor is not None)
             groups.setdefault(key, []).append((i, job))
     for key, group in groups.items():
         members = [(i, job) for i, job in group if ok[i]]  # a system with a failed job reruns serially
@@ -201,13 +215,13 @@ def _train_classifier_group(systems: list[Any], group: list[TrainingJob]) -> lis
     """One stack of classifier jobs of one (target, soft, lr) group; per job whether it trained."""
     lead, job0 = systems[0], group[0]
     cfg = lead.config
-    template = lead._edge if job0.target == "edge" else lead._end
+    template = {"edge": lead._edge, "end": lead._end, "cloud": lead._teacher}[job0.target]
     gens = [torch.Generator().set_state(job.gen_state) for job in group]
     with run_on(lead.device, template) as to:  # the stack lives where its template does
         stack = ClassifierStack.from_template(template, [[to(t) for t in job.start] for job in group])
         anchors = [None if j.anchor is None else (to(j.anchor[0]), to(j.anchor[1]), j.anchor[2]) for j in group]
         ok = train_stack(stack, [to(j.x) for j in group], [to(j.y) for j in group], soft=job0.soft,
-                         epochs=[j.epochs for j in group], lr=job0.lr, batch=cfg.batch_size,
+                         epochs=[j.epochs for j in group], lr=job0.lr, batch=job0.batch,
                          temperature=cfg.distill_temperature, gens=gens, centre=INPUT_CENTRE, anchors=anchors)
         for job, tensors, flag in zip(group, stack.split(), ok, strict=True):
             job.result = to_cpu(tensors) if flag else None

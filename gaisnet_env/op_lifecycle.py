@@ -68,19 +68,27 @@ class OpLifecycle:
                 senders.append(edge)
             else:
                 plain.append((op, edge))
-        if self._batches_worth_it(plain, defer):  # the classifier training of each kind as one batch
-            out.update((yield from self._start_batched(plain)))
+        # across copies (``defer``) the round's distillation into the dense cloud model is deferred as well
+        round_too = defer and bool(senders) and self.config.batched_ops and self._mixture is None
+        if round_too or self._batches_worth_it(plain, defer):  # the training of each kind as one batch
+            out.update((yield from self._start_batched(plain, senders if round_too else None)))
         else:
             for op, edge in plain:
                 out[edge] = self.start_op(op, edge)
-        if len(senders) == 1:
-            out[senders[0]] = self.start_op("relay_up", senders[0])
-        elif senders:
-            for edge, (res, pending) in self._run_round(senders).items():
-                out[edge] = res
-                if res.ok:
-                    self._pending[edge] = pending
+        if not round_too:
+            out.update(self._start_round(senders))
         return [out[edge] for _, edge in ops]
+
+    def _start_round(self, senders: list[int]) -> dict[int, OpResult]:
+        """Start the relay_ups of ``senders`` (checks done) as one federated round; results by edge."""
+        if len(senders) <= 1:
+            return {e: self.start_op("relay_up", e) for e in senders}
+        out = {}
+        for edge, (res, pending) in self._run_round(senders).items():
+            out[edge] = res
+            if res.ok:
+                self._pending[edge] = pending
+        return out
 
     def _refusal(self, op: str, edge: int) -> OpResult | None:
         """Why ``op`` cannot start at ``edge`` (an unstarted result), or None if it can; raises on a bad

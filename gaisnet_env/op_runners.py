@@ -285,6 +285,9 @@ class OpRunners:
             new = model.gate.get_weights()
         else:
             self._load_teacher()
+            if self._deferred is not None:  # the engine trains it with the other copies' rounds
+                return self._defer_training("cloud", self._teacher.get_weights(), x, soft, True, cfg.distill_epochs,
+                                            cfg.cloud_lr, None, cfg.cloud_batch_size)
             ok = _train(self._teacher, x, soft, soft=True, epochs=cfg.distill_epochs, lr=cfg.cloud_lr,
                         batch=cfg.cloud_batch_size, temperature=cfg.distill_temperature, gen=self._gen,
                         device=self.device)

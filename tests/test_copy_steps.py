@@ -60,6 +60,29 @@ def test_the_copies_ops_train_as_one_batch_and_episodes_are_deterministic(monkey
         assert np.array_equal(a, b)
 
 
+def test_the_copies_relay_up_rounds_distil_into_their_cloud_models_as_one_batch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each copy's federated round distils into its own dense cloud model; across copies those trainings are
+    one stack (target "cloud"), with the same draws as the single env (the generator-state test below)."""
+    groups: list[tuple[str, int]] = []
+    real = op_batching._train_classifier_group
+
+    def spy(systems: list, group: list) -> list[bool]:
+        groups.append((group[0].target, len(group)))
+        return real(systems, group)
+
+    monkeypatch.setattr(op_batching, "_train_classifier_group", spy)
+    venv = GaisNetVectorEnv(N_COPIES, "tiny", **ENGINE)
+    venv.reset(seed=0)
+    while venv.envs[0].workers._fb_count[0] == 0 or venv.envs[1].workers._fb_count[0] == 0:
+        venv.step(np.array([[1, 0]] * N_COPIES))
+    _, _, _, _, info = venv.step(np.array([[1, 3], [1, 3], [1, 0]]))  # copies 0 and 1 relay up
+    assert ("cloud", 2) in groups
+    assert list(info["ops_started"]) == [1, 1, 0]
+    assert all(venv.envs[i].workers.pending_op(0) == "relay_up" or venv.envs[i].workers._ver_cloud == 1
+               for i in (0, 1))
+
+
 def test_without_the_engine_the_copies_step_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
     sizes = _stack_sizes(monkeypatch)
     venv = GaisNetVectorEnv(N_COPIES, "tiny")
