@@ -110,7 +110,8 @@ def test_batched_episodes_are_deterministic_and_batch_for_real() -> None:
         calls: list[int] = []
         engine_calls.append(calls)
         real = env.workers._start_batched
-        env.workers._start_batched = lambda ops, *rest, real=real, calls=calls: calls.append(len(ops)) or real(ops, *rest)
+        env.workers._start_batched = (lambda ops, *rest, real=real, calls=calls:
+                                      calls.append(len(ops)) or real(ops, *rest))
         env.reset(seed=4)
         env.action_space.seed(4)
         rewards = []
