@@ -104,11 +104,45 @@ def ppo_row(s: dict[str, Any] | None, quoted: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def hardware_bounds(rows: list[dict[str, Any]], hb: dict[str, Any] | None, engine: dict[str, Any] | None) -> None:
+    """Add to each speed row the bound this machine sets (``hardware_bounds``, ``bench_engine_ops``): a
+    target past it cannot be met by any code on this hardware (``bound``: "beyond the hardware")."""
+    vector, batched, metro, city, ppo = rows[:5]
+    if engine:
+        e64 = [r for r in engine["rows"] if r["E"] == 64]
+        past = [f"{r['op']} {r['serial_over_floor']:.1f}x" for r in e64 if r["serial_over_floor"] < 5.0]
+        if past:
+            batched["bound"] = "beyond the hardware"
+            batched["numbers"] += ("; bound: serial is already within 5x of its FLOP floor for " + ", ".join(past)
+                                   + ", so 5x faster than serial would be faster than the floor")
+    if not hb:
+        return
+    pc = hb["per_copy"]
+    vector["numbers"] += (f"; bound: today's workers make per-copy calls of {pc['per_copy_us']:.0f} µs in a "
+                          f"{pc['breakdown_us']['step']:.0f} µs step, so a core batched around them reaches at most "
+                          f"{pc['max_vector_speedup']:.1f}x (hardware_bounds, commit {_commit(hb)})")
+    for row, name, need in ((metro, "metro", 2.5), (city, "city", 10.0)):
+        r, base = hb["random"].get(name), hb["baseline_steps_per_s"].get(name)
+        if r and base:
+            most = r["steps_per_s_at_floor"] / base
+            row["numbers"] += (f"; bound: {r['gflop_per_step']:.2f} GFLOP per step, floor {r['floor_ms']:.1f} ms "
+                               f"({r['steps_per_s_at_floor']:.0f} steps/s, {most:.1f}x the issue's code)")
+            if most < need:
+                row["bound"] = "beyond the hardware"
+    share = hb.get("min_env_share_metro")
+    if share is not None:
+        ppo["numbers"] += (f"; bound: with metro's random step at its FLOP floor and PPO's own "
+                           f"{hb['ppo']['ms_per_env_step']:.2f} ms per step, the env would be {100 * share:.0f}%")
+        if share > 0.5:
+            ppo["bound"] = "beyond the hardware"
+
+
 def compose_rows(src: dict[str, Any], tests: dict[str, tuple[bool, str]], has_arch: bool,
                  quoted: dict[str, Any]) -> list[dict[str, Any]]:
     """Every target's row, in the issue's order."""
     rows = [vector_row(src["bench_vector"]), batched_row(src["bench_batched_ops"], src.get("bench_engine_ops")),
             *random_rows(src["issue13_random"], quoted), ppo_row(src["bench_speed"], quoted)]
+    hardware_bounds(rows, src.get("hardware_bounds"), src.get("bench_engine_ops"))
     bit = tests.get("bit for bit")
     rows.append({"target": "Same seeds, same episodes bit for bit (copy i of the vector env = the single env)",
                  "met": None if bit is None else bit[0], "why": None,
@@ -195,7 +229,8 @@ def compose_table(data: dict[str, Any], src: dict[str, Any], met: Callable[[bool
              + ", ".join(f"{k} {c}" for k, c in data["sources"].items()) + ").", "",
              "| target | status | numbers |", "|---|---|---|"]
     for r in data["rows"]:
-        lines.append(f"| {r['target']} | {met(r['met'])} | {r['numbers']} |")
+        status = met(r["met"]) + (f" ({r['bound']})" if r.get("bound") else "")
+        lines.append(f"| {r['target']} | {status} | {r['numbers']} |")
     lines += _ops_table(src["bench_ops"], src["bench_batched_ops"])
     why = why_sections(src, data["rows"])
     if why:

@@ -10,8 +10,9 @@ Two steps (each a few minutes on 2 cores):
   a ``git archive`` of that commit with its ``models/``, ``agents/`` and ``scenarios/`` linked into its
   ``gaisnet_env/`` as its install maps them, and a copy of the weight cache. Writes ``issue13_random``.
 * ``compose``: reads ``bench_vector``, ``bench_speed`` (its ``ppo-vec`` mode), ``issue13_random``,
-  ``bench_ops`` and ``bench_batched_ops`` under ``benchmarks/results/`` (or ``--results``), runs the tests
-  that check the bit-for-bit and structure targets (``--no-tests``: skip them) and writes
+  ``bench_ops``, ``bench_batched_ops``, ``bench_engine_ops`` and ``hardware_bounds`` (the floors this
+  machine sets: a target past one is marked "beyond the hardware") under ``benchmarks/results/`` (or
+  ``--results``), runs the tests that check the bit-for-bit and structure targets (``--no-tests``: skip them) and writes
   ``issue13_targets``: one row per target (MET / NOT MET, its numbers) and, where one is not met, the
   profile that shows why (the benchmarks' cProfile top entries and step-time breakdowns).
 
@@ -163,7 +164,7 @@ def _met(ok: bool | None) -> str:
 def compose_main(args: argparse.Namespace) -> dict[str, Any]:
     results = Path(args.results) if args.results else RESULTS
     src = {n: _load(results, n) for n in ("bench_vector", "bench_speed", "issue13_random", "bench_ops",
-                                            "bench_batched_ops", "bench_engine_ops")}
+                                            "bench_batched_ops", "bench_engine_ops", "hardware_bounds")}
     tests = {} if args.no_tests else {k: run_tests(k) for k in TESTS}
     readme = (ROOT / "README.md").read_text()
     rows = compose_rows(src, tests, "### Architecture" in readme, QUOTED)

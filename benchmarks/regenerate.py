@@ -223,7 +223,8 @@ REGISTRY: tuple[Result, ...] = (
     Result("bench_vae_training", "python benchmarks/bench_vae_training.py", 1),
     Result("bench_vector",
            "python benchmarks/bench_vector.py --policy noop random --sizes 1 16 64 256 --random-sizes 1 8 16 "
-           "--random-block 32 --random-rounds 5 --threads 1", 3, cheap=True),
+           "--random-block 32 --random-rounds 5 --batched-ops --threads 1", 4, cheap=True),
+    Result("hardware_bounds", "python benchmarks/hardware_bounds.py", 2, cheap=True),
     Result("bench_batched_ops", "python benchmarks/bench_batched_ops.py --threads 1", 3),
     Result("bench_engine_ops", "python benchmarks/bench_engine_ops.py", 4),
     Result("bench_ops", "python benchmarks/bench_ops.py --threads 1 --profile-top 16", 1, cheap=True),

@@ -132,6 +132,22 @@ def test_bench_vector_random_policy_runs_on_tiny(bench, tmp_path) -> None:
     assert "## random policy" in md and "torch threads: 1" in md
 
 
+def test_bench_vector_batched_ops_variants(bench, tmp_path) -> None:
+    res = bench("bench_vector").main(["--scenario", "tiny", "--policy", "random", "--random-sizes", "2",
+                                      "--random-block", "2", "--random-rounds", "1", "--profile-top", "0",
+                                      "--batched-ops", "--out", str(tmp_path)])
+    assert {"single GaisNetEnv batched_ops", "native N=2 batched_ops"} <= set(res["random"]["rows"])
+
+
+def test_hardware_bounds_runs_small(bench, tmp_path) -> None:
+    res = bench("hardware_bounds").main(["--scenarios", "tiny", "--steps", "4", "--warmup", "10", "--ppo-envs", "2",
+                                         "--ppo-steps", "256", "--noop-steps", "20", "--out", str(tmp_path)])
+    r = res["random"]["tiny"]
+    assert r["gflop_per_step"] > 0 and 0 < r["floor_ms"] and r["measured_over_floor"] > 0
+    assert res["ppo"]["ms_per_env_step"] > 0 and res["per_copy"]["max_vector_speedup"] > 1
+    assert "## Env share of PPO training at the FLOP floor" in (tmp_path / "hardware_bounds.md").read_text()
+
+
 def test_bench_speed_ppo_vec_mode(bench, tmp_path) -> None:
     res = bench("bench_speed").main(["--scenarios", "tiny", "--modes", "ppo-vec", "--ppo-scenarios", "tiny",
                                      "--ppo-envs", "2", "--ppo-vec-steps", "16", "--ppo-vec-n-steps", "8",

@@ -1,0 +1,192 @@
+"""What this machine allows: issue 13's speed targets beside the floors that no code change can pass.
+
+* **Random policy at the FLOP floor.** Per scenario, a masked random policy (seeded) runs ``--steps`` env
+  steps timed, then the same steps again from a snapshot under ``torch.utils.flop_counter.FlopCounterMode``
+  (the env is deterministic: the same ops), so the counted FLOPs are those of the timed steps: real op
+  training, accuracy and quality tables. Floor per step = counted FLOPs / this machine's measured float32
+  rate (a 1024^3 matmul at ``--threads``). The best rate any implementation reaches is 1 / floor; divided by
+  the rate of the issue's code (08d6255, measured side by side with today's in ``issue13_random.json``) it
+  is the largest speed-up the hardware allows, beside the targets (metro 2.5x, city 10x).
+* **PPO's own time.** SB3 PPO (``MlpPolicy``, as ``bench_speed.py --modes ppo-vec``: ``--ppo-envs`` copies,
+  ``n_steps`` 128, batch 64) on a free env with metro's spaces (zeros, no simulation): its seconds per env
+  step. With the env at its FLOP floor, the env's share of training is floor / (floor + PPO), the least any
+  env with the real workers can take, beside the target (<= 50%).
+* **Per-copy calls of the vector env.** In a metro no-op step, the time of the calls that are per copy in
+  today's workers (feedback draw, label scoring, domain reports: ``bench_vector.breakdown``): a core that
+  batched everything else across copies would still make them, so single step / their sum bounds the
+  native vector env's speed-up (target 25x) until the workers are batched across copies too.
+
+Usage::
+
+    python benchmarks/hardware_bounds.py                    # metro and city, writes results/hardware_bounds.*
+    python benchmarks/hardware_bounds.py --scenarios tiny --steps 4 --ppo-steps 256 --out /tmp/hb
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, MaskedRandomPolicy, machine_info, median, write_results  # noqa: E402
+from bench_batched_ops import measured_gflops  # noqa: E402
+from bench_vector import breakdown  # noqa: E402
+
+TARGETS = {"metro": 2.5, "city": 10.0}  # random policy, x the issue's code
+BASELINE_KEY = "08d6255"
+
+
+def random_floor(scenario: str, steps: int, warmup: int, gflops: float) -> dict[str, Any]:
+    """Measured and FLOP-floor time per step of the masked random policy on ``scenario``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from gaisnet_env.env import GaisNetEnv
+
+    env = GaisNetEnv(scenario)
+    env.reset(seed=0)
+    policy = MaskedRandomPolicy(env, seed=0)
+    for _ in range(warmup):
+        env.step(policy(None))
+    snap, rng_state = env.snapshot(), policy.rng.bit_generator.state
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        env.step(policy(None))
+        times.append(time.perf_counter() - t0)
+    env.restore(snap)
+    policy.rng.bit_generator.state = rng_state
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(steps):
+            env.step(policy(None))
+    flops = counter.get_total_flops() / steps
+    floor_s = flops / (gflops * 1e9)
+    at_floor = 1.0 / floor_s if floor_s > 0 else float("inf")  # no training counted: no floor
+    return {"steps": steps, "ms_per_step": 1e3 * float(np.mean(times)), "median_ms": 1e3 * median(times),
+            "gflop_per_step": flops / 1e9, "floor_ms": 1e3 * floor_s, "steps_per_s_at_floor": at_floor,
+            "measured_over_floor": float(np.mean(times)) * at_floor}
+
+
+def ppo_seconds_per_step(n_envs: int, total: int, threads: int) -> dict[str, Any]:
+    """SB3 PPO's own wall time per env step on a free env with metro's spaces."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from gaisnet_env.env import GaisNetEnv
+
+    spaces = GaisNetEnv("metro")
+    obs_space, act_space = spaces.observation_space, spaces.action_space
+
+    class FreeEnv(gym.Env):
+        """metro's spaces, no simulation: zeros, reward 0, 200-step episodes."""
+
+        observation_space, action_space = obs_space, act_space
+
+        def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+            super().reset(seed=seed)
+            self.t = 0
+            return np.zeros(obs_space.shape, np.float32), {}
+
+        def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+            self.t += 1
+            return np.zeros(obs_space.shape, np.float32), 0.0, False, self.t >= 200, {}
+
+    torch.set_num_threads(threads)
+    venv = DummyVecEnv([FreeEnv for _ in range(n_envs)])
+    model = PPO("MlpPolicy", venv, n_steps=128, batch_size=min(64, 128 * n_envs), seed=0, device="cpu", verbose=0)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=total)
+    wall = time.perf_counter() - t0
+    return {"n_envs": n_envs, "steps": int(model.num_timesteps), "wall_s": wall,
+            "ms_per_env_step": 1e3 * wall / model.num_timesteps}
+
+
+def per_copy_calls(steps: int) -> dict[str, Any]:
+    """metro no-op step and its per-copy worker calls, µs per step (bench_vector.breakdown)."""
+    from gaisnet_env.env import GaisNetEnv
+
+    env = GaisNetEnv("metro")
+    env.reset(seed=0)
+    parts = breakdown(env, steps)
+    per_copy = sum(v for k, v in parts.items() if k.startswith("workers."))
+    return {"breakdown_us": parts, "per_copy_us": per_copy, "max_vector_speedup": parts["step"] / per_copy}
+
+
+def _baseline_rates() -> dict[str, float]:
+    """Random-policy steps/s of the issue's code per scenario (``issue13_random.json``, side by side)."""
+    path = RESULTS / "issue13_random.json"
+    summary = json.loads(path.read_text()).get("summary", {}) if path.exists() else {}
+    return {name: float(row["baseline"]) for name, row in summary.items() if row.get("baseline")}
+
+
+def table(data: dict[str, Any]) -> str:
+    """The markdown: one row per target with the bound this machine sets."""
+    g, lines = data["gflops"], []
+    lines += [f"Measured float32 rate: {g:.1f} GFLOP/s (1024^3 matmul, median, {data['threads']} torch "
+              "thread(s)). Floors: counted FLOPs / that rate; every figure below is from this one run.", "",
+              "## Masked random policy, real workers", "",
+              "| scenario | measured ms/step | counted GFLOP/step | floor ms/step | measured / floor | steps/s at the "
+              "floor | issue's code steps/s | most speed-up the hardware allows | target |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in data["random"].items():
+        base = data["baseline_steps_per_s"].get(name)
+        most = f"{r['steps_per_s_at_floor'] / base:.1f}x" if base else "-"
+        lines.append(f"| {name} | {r['ms_per_step']:.1f} | {r['gflop_per_step']:.3f} | {r['floor_ms']:.1f} "
+                     f"| {r['measured_over_floor']:.1f}x | {r['steps_per_s_at_floor']:.0f} | "
+                     f"{base if base is None else f'{base:.2f}'} | {most} | {TARGETS.get(name, '-')}x |")
+    ppo = data["ppo"]
+    lines += ["", "## Env share of PPO training at the FLOP floor", "",
+              f"SB3 PPO on a free env with metro's spaces, {ppo['n_envs']} copies, {ppo['steps']} steps: "
+              f"{ppo['ms_per_env_step']:.2f} ms of PPO per env step."]
+    if "metro" in data["random"]:
+        floor = data["random"]["metro"]["floor_ms"]
+        share = floor / (floor + ppo["ms_per_env_step"])
+        data["min_env_share_metro"] = share
+        lines.append(f"metro's random step at its floor ({floor:.1f} ms) would still be **{100 * share:.0f}%** of "
+                     "training wall time (target: at most 50%).")
+    pc = data["per_copy"]
+    lines += ["", "## Native vector env, no operations: the per-copy calls of today's workers", "",
+              "| piece | µs per step |", "|---|---:|"]
+    lines += [f"| {k} | {v:,.1f} |" for k, v in pc["breakdown_us"].items()]
+    lines += ["", f"Per-copy worker calls: {pc['per_copy_us']:.0f} µs of a {pc['breakdown_us']['step']:.0f} µs step: "
+              f"a core batched across copies around today's workers reaches at most "
+              f"**{pc['max_vector_speedup']:.1f}x** per env-step (target 25x); past that the workers' feedback "
+              "buffers, label tables and domain reports must be batched across copies too."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scenarios", nargs="+", default=["metro", "city"])
+    p.add_argument("--steps", type=int, default=12, help="random-policy steps timed and counted per scenario")
+    p.add_argument("--warmup", type=int, default=6)
+    p.add_argument("--ppo-envs", type=int, default=8)
+    p.add_argument("--ppo-steps", type=int, default=4096)
+    p.add_argument("--noop-steps", type=int, default=400)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data: dict[str, Any] = {"threads": args.threads, "gflops": measured_gflops(),
+                            "baseline_steps_per_s": _baseline_rates(), "baseline": BASELINE_KEY}
+    data["random"] = {name: random_floor(name, args.steps, args.warmup, data["gflops"]) for name in args.scenarios}
+    data["ppo"] = ppo_seconds_per_step(args.ppo_envs, args.ppo_steps, args.threads)
+    data["per_copy"] = per_copy_calls(args.noop_steps)
+    data["machine"] = machine_info()
+    md = table(data)
+    write_results("hardware_bounds", data, md, args.out)
+    print(md)
+    return data
+
+
+if __name__ == "__main__":
+    main()
