@@ -143,6 +143,12 @@ def compose_rows(src: dict[str, Any], tests: dict[str, tuple[bool, str]], has_ar
     rows = [vector_row(src["bench_vector"]), batched_row(src["bench_batched_ops"], src.get("bench_engine_ops")),
             *random_rows(src["issue13_random"], quoted), ppo_row(src["bench_speed"], quoted)]
     hardware_bounds(rows, src.get("hardware_bounds"), src.get("bench_engine_ops"))
+    engine = src.get("ppo_vec_engine")
+    if engine:  # PPO with the copies' ops trained as one batch, beside the copies one by one (same runs)
+        med = engine["median_steps_per_s"]
+        rows[4]["numbers"] += (f"; copies' ops as one batch (batched_ops): {med['batched']:.1f} vs {med['serial']:.1f} "
+                               f"steps/s one by one ({engine['ratio']:.2f}x), env "
+                               f"{100 * engine['batched_env_share']:.1f}% (ppo_vec_engine, commit {_commit(engine)})")
     bit = tests.get("bit for bit")
     rows.append({"target": "Same seeds, same episodes bit for bit (copy i of the vector env = the single env)",
                  "met": None if bit is None else bit[0], "why": None,

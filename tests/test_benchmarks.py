@@ -148,6 +148,12 @@ def test_hardware_bounds_runs_small(bench, tmp_path) -> None:
     assert "## Env share of PPO training at the FLOP floor" in (tmp_path / "hardware_bounds.md").read_text()
 
 
+def test_ppo_vec_engine_composes_the_committed_runs(bench, tmp_path) -> None:
+    res = bench("ppo_vec_engine").main(["--compose", "--out", str(tmp_path)])
+    assert set(res["median_steps_per_s"]) == {"serial", "batched"} and res["ratio"] > 0
+    assert "| batched1 |" in (tmp_path / "ppo_vec_engine.md").read_text()
+
+
 def test_bench_speed_ppo_vec_mode(bench, tmp_path) -> None:
     res = bench("bench_speed").main(["--scenarios", "tiny", "--modes", "ppo-vec", "--ppo-scenarios", "tiny",
                                      "--ppo-envs", "2", "--ppo-vec-steps", "16", "--ppo-vec-n-steps", "8",
