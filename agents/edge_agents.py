@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from gaisnet_env.callbacks import EnvMetricsCallback
+from gaisnet_env.copy_steps import step_copies
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.masks import flat_mask
 from gaisnet_env.worker_config import OPERATIONS, TIERS
@@ -113,9 +114,11 @@ class EdgeAgentsVecEnv(VecEnv):
         rews = np.zeros(self.num_envs, dtype=np.float32)
         dones = np.zeros(self.num_envs, dtype=bool)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        for c, env in enumerate(self.envs):
+        per_copy = acts.reshape(len(self.envs), 2 * self.n_edges)  # copy c's edges are slots c*E .. c*E+E-1
+        stepped = step_copies(self.envs, per_copy, range(len(self.envs)))  # batched_ops: ops as one batch
+        for c in range(len(self.envs)):
             s = self._slots(c)
-            obs, reward, terminated, truncated, info = env.step(acts[s].reshape(-1))
+            obs, reward, terminated, truncated, info = stepped[c]
             rews[s] = info["edge_reward"] if self.reward_mode == "per_edge" else reward
             self._returns[c] += float(reward)
             self._lengths[c] += 1
