@@ -87,9 +87,25 @@ def run_side(root: Path, env: dict[str, str], scenario: str, steps: int, repeats
     return {**res["random"], "torch_threads": data["machine"].get("torch_threads")}
 
 
+def run_vector_side(env: dict[str, str], scenario: str, copies: int, block: int, out: Path,
+                    threads: int) -> dict[str, Any]:
+    """Today's code: the masked random policy over ``copies`` copies of the native vector env with the batched
+    engine (their ops as one batch, ``bench_vector.py --batched-ops``): env-steps/s of that variant."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_vector.py"), "--scenario", scenario, "--policy", "random",
+           "--random-sizes", str(copies), "--random-block", str(block), "--random-rounds", "1", "--profile-top", "0",
+           "--batched-ops", "--threads", str(threads), "--out", str(out), "--name", "side"]
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if p.returncode:
+        raise RuntimeError(f"bench_vector failed:\n{p.stderr[-3000:]}")
+    rows = json.loads((out / "side.json").read_text())["random"]["rows"]
+    us = rows[f"native N={copies} batched_ops"]["us_per_env_step"]
+    return {"steps_per_s_env": 1e6 / us, "copies": copies, "torch_threads": threads}
+
+
 def random_main(args: argparse.Namespace) -> dict[str, Any]:
     """Today's code and ``--baseline``'s, masked random policy, alternating per round; writes issue13_random."""
     steps = dict(item.split("=") for item in args.random_steps)
+    vector = dict(item.split("=") for item in args.vector_copies)
     from gaisnet_env.model_cache import default_cache_dir
 
     with tempfile.TemporaryDirectory(prefix="issue13-") as tmp:
@@ -99,7 +115,8 @@ def random_main(args: argparse.Namespace) -> dict[str, Any]:
         shutil.copytree(src, base_cache) if src.is_dir() else base_cache.mkdir()
         sides = {"today": (ROOT, _side_env(ROOT, src, args.threads), args.threads),
                  "baseline": (base_root, _side_env(base_root, base_cache, args.threads), None),
-                 "batched": (ROOT, _side_env(ROOT, src, args.threads), args.threads)}
+                 "batched": (ROOT, _side_env(ROOT, src, args.threads), args.threads),
+                 "vector": (ROOT, _side_env(ROOT, src, args.threads), args.threads)}
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {k: [] for k in sides} for s in args.scenarios}
         for r in range(args.rounds):
             for scenario in args.scenarios:
@@ -107,8 +124,13 @@ def random_main(args: argparse.Namespace) -> dict[str, Any]:
                 for side in order:
                     root, env, threads = sides[side]
                     n = int(steps.get(scenario, args.default_steps))
-                    res = run_side(root, env, scenario, n, args.repeats, Path(tmp) / side, threads,
-                                   batched=side == "batched")
+                    if side == "vector":
+                        copies = int(vector.get(scenario, 8))
+                        res = run_vector_side(env, scenario, copies, max(copies, n // 2), Path(tmp) / side,
+                                              args.threads)
+                    else:
+                        res = run_side(root, env, scenario, n, args.repeats, Path(tmp) / side, threads,
+                                       batched=side == "batched")
                     runs[scenario][side].append(res)
                     print(f"[issue13 random] round {r} {scenario} {side}: {res['steps_per_s_env']:.2f} steps/s "
                           f"(torch threads {res['torch_threads']})", flush=True)
@@ -118,6 +140,8 @@ def random_main(args: argparse.Namespace) -> dict[str, Any]:
         summary[scenario] = {"today": rate["today"], "baseline": rate["baseline"],
                              "ratio": rate["today"] / rate["baseline"], "batched": rate["batched"],
                              "batched_ratio": rate["batched"] / rate["baseline"],
+                             "vector": rate["vector"], "vector_ratio": rate["vector"] / rate["baseline"],
+                             "vector_copies": int(vector.get(scenario, 8)),
                              "today_breakdown_us": by_side["today"][-1]["breakdown_us_per_step"],
                              "baseline_breakdown_us": by_side["baseline"][-1]["breakdown_us_per_step"]}
     data = {"baseline": args.baseline, "rounds": args.rounds, "repeats": args.repeats, "steps": steps,
@@ -132,14 +156,18 @@ def random_table(data: dict[str, Any]) -> str:
              f"process per side running its own `bench_speed.py --modes random` ({data['repeats']} timed runs, "
              "median); medians over the rounds.", "",
              "| scenario | steps per run | today steps/s | baseline steps/s | today / baseline | "
-             "today, batched_ops, steps/s | batched / baseline |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "today, batched_ops, steps/s | batched / baseline | today, vector env + batched_ops, env-steps/s | "
+             "vector / baseline |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s, r in data["summary"].items():
         b = (f"{r['batched']:.2f} | {r['batched_ratio']:.2f}x" if "batched" in r else "- | -")
+        v = (f"{r['vector']:.2f} (N = {r['vector_copies']}) | {r['vector_ratio']:.2f}x" if "vector" in r else "- | -")
         lines.append(f"| {s} | {data['steps'].get(s, '-')} | {r['today']:.2f} | {r['baseline']:.2f} | "
-                     f"{r['ratio']:.2f}x | {b} |")
+                     f"{r['ratio']:.2f}x | {b} | {v} |")
     lines += ["", "`batched_ops`: today's code with the opt-in batched training engine (`workers.batched_ops: "
-              "true`, `bench_speed.py --batched-ops`); the default is one op after another."]
+              "true`, `bench_speed.py --batched-ops`); the default is one op after another. `vector`: N copies of "
+              "the native vector env with the batched engine, their ops trained as one batch (`bench_vector.py "
+              "--batched-ops`, one block of interleaved variants per round), env-steps/s on the same core."]
     return "\n".join(lines)
 
 
@@ -186,6 +214,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     r.add_argument("--scenarios", nargs="+", default=["metro", "city"])
     r.add_argument("--random-steps", nargs="*", default=["metro=60", "city=8"], metavar="NAME=N")
     r.add_argument("--default-steps", type=int, default=30)
+    r.add_argument("--vector-copies", nargs="*", default=["metro=16", "city=4"], metavar="NAME=N",
+                   help="copies of the native vector env (batched engine) in the 'vector' side")
     r.add_argument("--repeats", type=int, default=3)
     r.add_argument("--rounds", type=int, default=3)
     r.add_argument("--threads", type=int, default=1)

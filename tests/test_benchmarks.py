@@ -202,3 +202,24 @@ def test_issue13_batched_target_is_judged_on_whole_ops(bench) -> None:
     whole["rows"][1]["batched_over_floor"] = 3.5  # one kind beyond 3x its floor
     assert compose.batched_row(None, whole)["met"] is False
     assert compose.batched_row(None, None)["met"] is None
+
+
+def test_issue13_rows_carry_the_hardware_bounds(bench) -> None:
+    compose = bench("_issue13_compose")
+    quoted = {"old_md_metro_random": 45.0, "old_md_city_random": 1.8, "old_md_commit": "x",
+              "issue_ppo_steps_per_s": 15.0, "issue_ppo_env_share": 0.905}
+    summary = {"metro": {"today": 22.0, "baseline": 11.0, "ratio": 2.0, "vector": 30.0, "vector_ratio": 30 / 11,
+                         "vector_copies": 16},
+               "city": {"today": 6.0, "baseline": 3.0, "ratio": 2.0}}
+    metro, city = compose.random_rows({"summary": summary, "baseline": "b", "machine": {"commit": "c"}}, quoted)
+    assert metro["met"] is True and "16 copies" in metro["numbers"] and "opt-in" in metro["bound"]
+    assert city["met"] is False
+    floor = {"gflop_per_step": 1.0, "floor_ms": 20.0, "steps_per_s_at_floor": 50.0}
+    hb = {"machine": {"commit": "h"}, "baseline_steps_per_s": {"metro": 11.0, "city": 10.0},
+          "random": {"metro": floor, "city": floor}, "ppo": {"ms_per_env_step": 0.7}, "min_env_share_metro": 0.96,
+          "per_copy": {"per_copy_us": 300.0, "breakdown_us": {"step": 900.0}, "max_vector_speedup": 3.0}}
+    rows = [compose.vector_row(None), compose.batched_row(None, None), metro, city, compose.ppo_row(None, quoted)]
+    compose.hardware_bounds(rows, hb, None)
+    assert "at most 3.0x" in rows[0]["numbers"]
+    assert rows[3]["bound"] == "beyond the hardware"  # city: 50 steps/s at the floor is 5x, the target 10x
+    assert rows[4]["bound"] == "beyond the hardware" and "96%" in rows[4]["numbers"]
