@@ -126,7 +126,7 @@ def random_main(args: argparse.Namespace) -> dict[str, Any]:
                     n = int(steps.get(scenario, args.default_steps))
                     if side == "vector":
                         copies = int(vector.get(scenario, 8))
-                        res = run_vector_side(env, scenario, copies, max(copies, n // 2), Path(tmp) / side,
+                        res = run_vector_side(env, scenario, copies, max(4 * copies, n), Path(tmp) / side,
                                               args.threads)
                     else:
                         res = run_side(root, env, scenario, n, args.repeats, Path(tmp) / side, threads,
