@@ -233,7 +233,7 @@ REGISTRY: tuple[Result, ...] = (
     # composed from the results above (run it last; its notes section is written by hand)
     Result("issue13_random",
            "python benchmarks/issue13_targets.py random --scenarios metro city --random-steps metro=60 city=8 "
-           "--repeats 3 --rounds 3 --threads 1", 5),
+           "--repeats 3 --rounds 3 --threads 1", 15),
     Result("issue13_targets", "python benchmarks/issue13_targets.py compose", 1),
     Result("bench_memory", "python benchmarks/bench_memory.py --scenario metro --steps 1000000 --max-seconds 1500", 25),
     Result("soak_tiny",
