@@ -94,7 +94,7 @@ def _time_vector(envs: Any, steps: int, policy: Policy | None = None) -> float:
 
 
 def build(scenario: str, sizes: list[int], policy: str = "noop",
-          batched: bool = False) -> dict[str, tuple[Any, Policy]]:
+          batched: bool = False, warmup: int | None = None) -> dict[str, tuple[Any, Policy]]:
     """The variants and their policies, each reset and warmed up by a few steps; with ``batched`` also the
     single env and each N with the batched training engine (``workers.batched_ops``: a vector env's copies
     then train their ops as one batch, :mod:`gaisnet_env.copy_steps`)."""
@@ -118,9 +118,9 @@ def build(scenario: str, sizes: list[int], policy: str = "noop",
         env.reset(seed=0)
         pol = Policy(policy, env)
         if name.startswith("native"):
-            _time_vector(env, 1 if policy == "random" else 3, pol)
+            _time_vector(env, warmup or (1 if policy == "random" else 3), pol)
         else:
-            _time_single(env, 2 if policy == "random" else 5, pol)
+            _time_single(env, warmup or (2 if policy == "random" else 5), pol)
         out[name] = (env, pol)
     return out
 
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace, policy: str = "noop") -> dict[str, Any]:
     rnd = policy == "random"
     sizes, block, rounds = ((args.random_sizes, args.random_block, args.random_rounds) if rnd
                             else (args.sizes, args.block, args.rounds))
-    variants = build(args.scenario, sizes, policy, rnd and args.batched_ops)
+    variants = build(args.scenario, sizes, policy, rnd and args.batched_ops, args.random_warmup if rnd else None)
     times: dict[str, list[float]] = {k: [] for k in variants}
     order = np.random.default_rng(0)
     for _ in range(rounds):  # short interleaved blocks, in a shuffled order: load changes hit all alike
@@ -269,6 +269,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     p.add_argument("--steps", type=int, default=20, help="vector steps profiled with --profile")
     p.add_argument("--profile", type=int, default=None, metavar="N", help="print a profile of N copies instead")
+    p.add_argument("--random-warmup", type=int, default=None,
+                   help="random policy: steps of every variant before the timing (default 1 vector / 2 single)")
     p.add_argument("--batched-ops", action="store_true",
                    help="random policy: also every variant with workers.batched_ops (the copies' ops as one batch)")
     p.add_argument("--out", type=Path, default=None)

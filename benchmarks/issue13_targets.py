@@ -90,10 +90,11 @@ def run_side(root: Path, env: dict[str, str], scenario: str, steps: int, repeats
 def run_vector_side(env: dict[str, str], scenario: str, copies: int, block: int, out: Path,
                     threads: int) -> dict[str, Any]:
     """Today's code: the masked random policy over ``copies`` copies of the native vector env with the batched
-    engine (their ops as one batch, ``bench_vector.py --batched-ops``): env-steps/s of that variant."""
+    engine (their ops as one batch, ``bench_vector.py --batched-ops``): env-steps/s of that variant, after 5
+    vector steps (the single-env sides warm up 5 steps too: an episode's first epochs start the most ops)."""
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_vector.py"), "--scenario", scenario, "--policy", "random",
            "--random-sizes", str(copies), "--random-block", str(block), "--random-rounds", "1", "--profile-top", "0",
-           "--batched-ops", "--threads", str(threads), "--out", str(out), "--name", "side"]
+           "--batched-ops", "--random-warmup", "5", "--threads", str(threads), "--out", str(out), "--name", "side"]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if p.returncode:
         raise RuntimeError(f"bench_vector failed:\n{p.stderr[-3000:]}")
