@@ -110,9 +110,11 @@ def ppo_row(s: dict[str, Any] | None, quoted: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def hardware_bounds(rows: list[dict[str, Any]], hb: dict[str, Any] | None, engine: dict[str, Any] | None) -> None:
+def hardware_bounds(rows: list[dict[str, Any]], hb: dict[str, Any] | None, engine: dict[str, Any] | None,
+                    random: dict[str, Any] | None = None) -> None:
     """Add to each speed row the bound this machine sets (``hardware_bounds``, ``bench_engine_ops``): a
-    target past it cannot be met by any code on this hardware (``bound``: "beyond the hardware")."""
+    target past it cannot be met by any code on this hardware (``bound``: "beyond the hardware"). The issue's
+    code's rate is the one of ``random`` (``issue13_random``) where given, else the one ``hb`` read."""
     vector, batched, metro, city, ppo = rows[:5]
     if engine:
         e64 = [r for r in engine["rows"] if r["E"] == 64]
@@ -127,8 +129,10 @@ def hardware_bounds(rows: list[dict[str, Any]], hb: dict[str, Any] | None, engin
     vector["numbers"] += (f"; bound: today's workers make per-copy calls of {pc['per_copy_us']:.0f} µs in a "
                           f"{pc['breakdown_us']['step']:.0f} µs step, so a core batched around them reaches at most "
                           f"{pc['max_vector_speedup']:.1f}x (hardware_bounds, commit {_commit(hb)})")
+    bases = {**hb["baseline_steps_per_s"],
+             **{k: v["baseline"] for k, v in (random or {}).get("summary", {}).items() if v.get("baseline")}}
     for row, name, need in ((metro, "metro", 2.5), (city, "city", 10.0)):
-        r, base = hb["random"].get(name), hb["baseline_steps_per_s"].get(name)
+        r, base = hb["random"].get(name), bases.get(name)
         if r and base:
             most = r["steps_per_s_at_floor"] / base
             row["numbers"] += (f"; bound: {r['gflop_per_step']:.2f} GFLOP per step, floor {r['floor_ms']:.1f} ms "
@@ -148,7 +152,7 @@ def compose_rows(src: dict[str, Any], tests: dict[str, tuple[bool, str]], has_ar
     """Every target's row, in the issue's order."""
     rows = [vector_row(src["bench_vector"]), batched_row(src["bench_batched_ops"], src.get("bench_engine_ops")),
             *random_rows(src["issue13_random"], quoted), ppo_row(src["bench_speed"], quoted)]
-    hardware_bounds(rows, src.get("hardware_bounds"), src.get("bench_engine_ops"))
+    hardware_bounds(rows, src.get("hardware_bounds"), src.get("bench_engine_ops"), src.get("issue13_random"))
     engine = src.get("ppo_vec_engine")
     if engine:  # PPO with the copies' ops trained as one batch, beside the copies one by one (same runs)
         med = engine["median_steps_per_s"]
