@@ -1,12 +1,13 @@
 """What this machine allows: issue 13's speed targets beside the floors that no code change can pass.
 
-* **Random policy at the FLOP floor.** Per scenario, a masked random policy (seeded) runs ``--steps`` env
-  steps timed, then the same steps again from a snapshot under ``torch.utils.flop_counter.FlopCounterMode``
-  (the env is deterministic: the same ops), so the counted FLOPs are those of the timed steps: real op
-  training, accuracy and quality tables. Floor per step = counted FLOPs / this machine's measured float32
-  rate (a 1024^3 matmul at ``--threads``). The best rate any implementation reaches is 1 / floor; divided by
-  the rate of the issue's code (08d6255, measured side by side with today's in ``issue13_random.json``) it
-  is the largest speed-up the hardware allows, beside the targets (metro 2.5x, city 10x).
+* **Random policy at the FLOP floor.** Per scenario, a masked random policy (seeded) plays ``--steps`` env
+  steps from a snapshot ``--repeats`` times, each replay timed right after a measurement of the float32 matmul
+  rate (a 1024^3 matmul at ``--threads``; this VM's rate drifts, 73 to 92 GFLOP/s in one day), then once more
+  under ``torch.utils.flop_counter.FlopCounterMode`` (the env is deterministic: the same ops), so the counted
+  FLOPs are those of the timed steps: real op training, accuracy and quality tables. Floor per step = counted
+  FLOPs / the rate; medians over the replays. The largest speed-up the hardware allows over the issue's code
+  (08d6255) is today's measured / floor times today's rate over the issue's code (side by side in
+  ``issue13_random.json``), beside the targets (metro 2.5x, city 10x).
 * **PPO's own time.** SB3 PPO (``MlpPolicy``, as ``bench_speed.py --modes ppo-vec``: ``--ppo-envs`` copies,
   ``n_steps`` 128, batch 64) on a free env with metro's spaces (zeros, no simulation): its seconds per env
   step. With the env at its FLOP floor, the env's share of training is floor / (floor + PPO), the least any
@@ -42,8 +43,10 @@ TARGETS = {"metro": 2.5, "city": 10.0}  # random policy, x the issue's code
 BASELINE_KEY = "08d6255"
 
 
-def random_floor(scenario: str, steps: int, warmup: int, gflops: float) -> dict[str, Any]:
-    """Measured and FLOP-floor time per step of the masked random policy on ``scenario``."""
+def random_floor(scenario: str, steps: int, warmup: int, repeats: int) -> dict[str, Any]:
+    """Measured and FLOP-floor time per step of the masked random policy on ``scenario``: the same ``steps``
+    steps (from a snapshot) ``repeats`` times, each timed right after a measurement of the matmul rate, and
+    once under the FLOP counter; medians over the repeats."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from gaisnet_env.env import GaisNetEnv
@@ -54,22 +57,32 @@ def random_floor(scenario: str, steps: int, warmup: int, gflops: float) -> dict[
     for _ in range(warmup):
         env.step(policy(None))
     snap, rng_state = env.snapshot(), policy.rng.bit_generator.state
-    times = []
-    for _ in range(steps):
+
+    def replay() -> float:
+        env.restore(snap)
+        policy.rng.bit_generator.state = rng_state
         t0 = time.perf_counter()
-        env.step(policy(None))
-        times.append(time.perf_counter() - t0)
+        for _ in range(steps):
+            env.step(policy(None))
+        return (time.perf_counter() - t0) / steps
+
+    rates, times = [], []
+    for _ in range(repeats):
+        rates.append(measured_gflops())
+        times.append(replay())
     env.restore(snap)
     policy.rng.bit_generator.state = rng_state
     with FlopCounterMode(display=False) as counter:
         for _ in range(steps):
             env.step(policy(None))
     flops = counter.get_total_flops() / steps
+    over = [t * g * 1e9 / flops if flops else float("inf") for t, g in zip(times, rates, strict=True)]
+    gflops = median(rates)
     floor_s = flops / (gflops * 1e9)
-    at_floor = 1.0 / floor_s if floor_s > 0 else float("inf")  # no training counted: no floor
-    return {"steps": steps, "ms_per_step": 1e3 * float(np.mean(times)), "median_ms": 1e3 * median(times),
-            "gflop_per_step": flops / 1e9, "floor_ms": 1e3 * floor_s, "steps_per_s_at_floor": at_floor,
-            "measured_over_floor": float(np.mean(times)) * at_floor}
+    return {"steps": steps, "repeats": repeats, "ms_per_step": 1e3 * median(times), "ms_runs": [1e3 * t for t in times],
+            "gflops": gflops, "gflops_runs": rates, "gflop_per_step": flops / 1e9, "floor_ms": 1e3 * floor_s,
+            "steps_per_s_at_floor": 1.0 / floor_s if floor_s > 0 else float("inf"),
+            "measured_over_floor": median(over)}
 
 
 def ppo_seconds_per_step(n_envs: int, total: int, threads: int) -> dict[str, Any]:
@@ -119,28 +132,41 @@ def per_copy_calls(steps: int) -> dict[str, Any]:
     return {"breakdown_us": parts, "per_copy_us": per_copy, "max_vector_speedup": parts["step"] / per_copy}
 
 
-def _baseline_rates() -> dict[str, float]:
-    """Random-policy steps/s of the issue's code per scenario (``issue13_random.json``, side by side)."""
+def _baseline_ratios() -> dict[str, float]:
+    """Today's random-policy rate over the issue's code's per scenario (``issue13_random.json``: both measured
+    side by side in one run)."""
     path = RESULTS / "issue13_random.json"
     summary = json.loads(path.read_text()).get("summary", {}) if path.exists() else {}
-    return {name: float(row["baseline"]) for name, row in summary.items() if row.get("baseline")}
+    return {name: float(row["ratio"]) for name, row in summary.items() if row.get("ratio")}
+
+
+def most_speedup(measured_over_floor: float, today_over_issue: float | None) -> float | None:
+    """The most a random step could gain over the issue's code on this machine: today's step is
+    ``measured_over_floor`` times its floor, and ``today_over_issue`` times the issue's code's rate (each ratio
+    from one run, so a machine whose speed drifts between runs does not bias it)."""
+    return None if today_over_issue is None else measured_over_floor * today_over_issue
 
 
 def table(data: dict[str, Any]) -> str:
     """The markdown: one row per target with the bound this machine sets."""
     g, lines = data["gflops"], []
-    lines += [f"Measured float32 rate: {g:.1f} GFLOP/s (1024^3 matmul, median, {data['threads']} torch "
-              "thread(s)). Floors: counted FLOPs / that rate; every figure below is from this one run.", "",
+    lines += [f"Measured float32 rate: {g:.1f} GFLOP/s at the start (1024^3 matmul, median, {data['threads']} torch "
+              "thread(s)); each scenario's floor uses the rate measured right before each of its timed replays "
+              "(medians over the replays). Every figure below is from this one run.", "",
               "## Masked random policy, real workers", "",
               "| scenario | measured ms/step | counted GFLOP/step | floor ms/step | measured / floor | steps/s at the "
-              "floor | issue's code steps/s | most speed-up the hardware allows | target |",
+              "floor | today / issue's code (issue13_random) | most speed-up the hardware allows | target |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in data["random"].items():
-        base = data["baseline_steps_per_s"].get(name)
-        most = f"{r['steps_per_s_at_floor'] / base:.1f}x" if base else "-"
+        ratio = data["today_over_issue"].get(name)
+        most = most_speedup(r["measured_over_floor"], ratio)
         lines.append(f"| {name} | {r['ms_per_step']:.1f} | {r['gflop_per_step']:.3f} | {r['floor_ms']:.1f} "
                      f"| {r['measured_over_floor']:.1f}x | {r['steps_per_s_at_floor']:.0f} | "
-                     f"{base if base is None else f'{base:.2f}'} | {most} | {TARGETS.get(name, '-')}x |")
+                     f"{'-' if ratio is None else f'{ratio:.2f}x'} | {'-' if most is None else f'{most:.1f}x'} "
+                     f"| {TARGETS.get(name, '-')}x |")
+    lines += ["", "Most speed-up = (measured / floor) x (today / the issue's code): each ratio from one run, so the "
+              "machine's speed drifting between runs (its matmul rate moved between 73 and 92 GFLOP/s on 2026-12-06) "
+              "does not enter."]
     ppo = data["ppo"]
     lines += ["", "## Env share of PPO training at the FLOP floor", "",
               f"SB3 PPO on a free env with metro's spaces, {ppo['n_envs']} copies, {ppo['steps']} steps: "
@@ -169,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--scenarios", nargs="+", default=["metro", "city"])
     p.add_argument("--steps", type=int, default=12, help="random-policy steps timed and counted per scenario")
     p.add_argument("--warmup", type=int, default=6)
+    p.add_argument("--repeats", type=int, default=3, help="timed replays of the same steps (medians)")
     p.add_argument("--ppo-envs", type=int, default=8)
     p.add_argument("--ppo-steps", type=int, default=4096)
     p.add_argument("--noop-steps", type=int, default=400)
@@ -177,9 +204,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data: dict[str, Any] = {"threads": args.threads, "gflops": measured_gflops(),
-                            "baseline_steps_per_s": _baseline_rates(), "baseline": BASELINE_KEY}
-    data["random"] = {name: random_floor(name, args.steps, args.warmup, data["gflops"]) for name in args.scenarios}
-    data["ppo"] = ppo_seconds_per_step(args.ppo_envs, args.ppo_steps, args.threads)
+                            "today_over_issue": _baseline_ratios(), "baseline": BASELINE_KEY}
+    data["random"] = {name: random_floor(name, args.steps, args.warmup, args.repeats) for name in args.scenarios}
+    runs = [ppo_seconds_per_step(args.ppo_envs, args.ppo_steps, args.threads) for _ in range(2)]
+    data["ppo"] = {**runs[0], "ms_per_env_step": median([r["ms_per_env_step"] for r in runs]),
+                   "ms_runs": [r["ms_per_env_step"] for r in runs]}
     data["per_copy"] = per_copy_calls(args.noop_steps)
     data["machine"] = machine_info()
     md = table(data)

@@ -214,12 +214,13 @@ def test_issue13_rows_carry_the_hardware_bounds(bench) -> None:
     metro, city = compose.random_rows({"summary": summary, "baseline": "b", "machine": {"commit": "c"}}, quoted)
     assert metro["met"] is True and "16 copies" in metro["numbers"] and "opt-in" in metro["bound"]
     assert city["met"] is False
-    floor = {"gflop_per_step": 1.0, "floor_ms": 20.0, "steps_per_s_at_floor": 50.0}
-    hb = {"machine": {"commit": "h"}, "baseline_steps_per_s": {"metro": 11.0, "city": 10.0},
+    floor = {"gflop_per_step": 1.0, "floor_ms": 20.0, "steps_per_s_at_floor": 50.0, "measured_over_floor": 2.5}
+    hb = {"machine": {"commit": "h"}, "today_over_issue": {"metro": 2.0, "city": 2.0},
           "random": {"metro": floor, "city": floor}, "ppo": {"ms_per_env_step": 0.7}, "min_env_share_metro": 0.96,
           "per_copy": {"per_copy_us": 300.0, "breakdown_us": {"step": 900.0}, "max_vector_speedup": 3.0}}
     rows = [compose.vector_row(None), compose.batched_row(None, None), metro, city, compose.ppo_row(None, quoted)]
     compose.hardware_bounds(rows, hb, None)
     assert "at most 3.0x" in rows[0]["numbers"]
-    assert rows[3]["bound"] == "beyond the hardware"  # city: 50 steps/s at the floor is 5x, the target 10x
+    assert rows[3]["bound"] == "beyond the hardware"  # city: 2.5x its floor x 2.0x the issue's = 5x < 10x
+    assert "bound" not in rows[2] or "opt-in" in rows[2]["bound"]  # metro: 5x >= 2.5x
     assert rows[4]["bound"] == "beyond the hardware" and "96%" in rows[4]["numbers"]
