@@ -164,9 +164,10 @@ def table(data: dict[str, Any]) -> str:
                      f"| {r['measured_over_floor']:.1f}x | {r['steps_per_s_at_floor']:.0f} | "
                      f"{'-' if ratio is None else f'{ratio:.2f}x'} | {'-' if most is None else f'{most:.1f}x'} "
                      f"| {TARGETS.get(name, '-')}x |")
+    rates = [g for r in data["random"].values() for g in r["gflops_runs"]]
     lines += ["", "Most speed-up = (measured / floor) x (today / the issue's code): each ratio from one run, so the "
-              "machine's speed drifting between runs (its matmul rate moved between 73 and 92 GFLOP/s on 2026-12-06) "
-              "does not enter."]
+              f"machine's speed drifting between runs does not enter (the matmul rate ranged {min(rates):.0f} to "
+              f"{max(rates):.0f} GFLOP/s over this run's replays)."]
     ppo = data["ppo"]
     lines += ["", "## Env share of PPO training at the FLOP floor", "",
               f"SB3 PPO on a free env with metro's spaces, {ppo['n_envs']} copies, {ppo['steps']} steps: "
