@@ -2,7 +2,7 @@
 
 * **Random policy at the FLOP floor.** Per scenario, a masked random policy (seeded) plays ``--steps`` env
   steps from a snapshot ``--repeats`` times, each replay timed right after a measurement of the float32 matmul
-  rate (a 1024^3 matmul at ``--threads``; this VM's rate drifts, 73 to 92 GFLOP/s in one day), then once more
+  rate (a 1024^3 matmul at ``--threads``; this VM's rate drifts from one minute to the next), then once more
   under ``torch.utils.flop_counter.FlopCounterMode`` (the env is deterministic: the same ops), so the counted
   FLOPs are those of the timed steps: real op training, accuracy and quality tables. Floor per step = counted
   FLOPs / the rate; medians over the replays. The largest speed-up the hardware allows over the issue's code

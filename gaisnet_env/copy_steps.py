@@ -7,8 +7,9 @@ step runs up to the start of its ops, which record their training jobs with the 
 (:meth:`GaisNetEnv.step_phases <gaisnet_env.env.GaisNetEnv.step_phases>`); the jobs of all copies are then
 trained as one batch per kind (:func:`~gaisnet_env.op_batching.train_jobs_together`), and each copy
 finishes its step. Each job still draws exactly the serial draws, so a copy's weights equal the single
-env's to float rounding (the batched products' order, about 1e-7 to 1e-6), not bit for bit, and a copy's
-episode can depend on which ops the other copies started in the same epoch. Episodes stay deterministic:
+env's to float rounding (the batched products' order: about 1e-7, which a chaotic job's training can grow
+to 1e-3, measured in ``tests/test_copy_steps.py``), not bit for bit, and a copy's episode can depend on
+which ops the other copies started in the same epoch. Episodes stay deterministic:
 the same seeds and actions for all copies give the same episodes. Otherwise (the default serial workers,
 custom workers, one copy) the copies step one after another and copy ``i`` equals the single env bit for
 bit.

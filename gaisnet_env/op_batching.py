@@ -212,7 +212,8 @@ def train_jobs_together(batches: Sequence[tuple[Any, list[Job]]]) -> list[bool]:
 
 
 def _train_classifier_group(systems: list[Any], group: list[TrainingJob]) -> list[bool]:
-    """One stack of classifier jobs of one (target, soft, lr) group; per job whether it trained."""
+    """One stack of classifier jobs of one (target, soft, lr, batch, anchored) group; per job whether it
+    trained."""
     lead, job0 = systems[0], group[0]
     cfg = lead.config
     template = {"edge": lead._edge, "end": lead._end, "cloud": lead._teacher}[job0.target]
