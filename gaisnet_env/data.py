@@ -267,6 +267,15 @@ class DigitsData:
         (k,) the draws per edge. Returns (global indices int64 (sum n,), styles int64 (sum n,), the
         edge of each draw (sum n,)), edge by edge in the order of ``edges``.
         """
+        n = np.asarray(n, dtype=np.int64)
+        return self.pick_private(edges, class_mix, style_mix, n, rng.random(3 * int(n.sum())))
+
+    def pick_private(
+        self, edges: np.ndarray, class_mix: np.ndarray, style_mix: np.ndarray, n: np.ndarray, u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`sample_private_batch` from its uniforms ``u`` (``3 * n.sum()``: per edge of ``edges`` in
+        turn its ``n`` class draws, ``n`` picks, ``n`` styles). The native vector env concatenates its
+        copies' uniforms (each drawn from its copy's generator) and picks them all at once."""
         edges = np.asarray(edges, dtype=np.int64)
         n = np.asarray(n, dtype=np.int64)
         counts = self._counts[edges]  # (k, 10)
@@ -282,7 +291,6 @@ class DigitsData:
         cdf_s = ps.cumsum(axis=1)
         cdf_s /= cdf_s[:, -1:]
         total = int(n.sum())
-        u = rng.random(3 * total)
         row = np.repeat(np.arange(edges.size), n)  # position in ``edges`` of each draw
         start = np.cumsum(n) - n
         nr = n[row]

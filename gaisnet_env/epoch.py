@@ -26,6 +26,22 @@ class EpochPieces:
     n_edges: int
     accuracy_view: str
 
+    @property
+    def _last_info(self) -> dict[str, Any]:
+        """The info of the last reset or step (a quiet vector step leaves its row of the vector info, made
+        into the dict on first read: :func:`gaisnet_env.quiet_info.info_row`)."""
+        d = self.__dict__
+        row = d.get("_last_info_row")
+        if row is not None:
+            from gaisnet_env.quiet_info import info_row
+
+            d["_last_info_value"], d["_last_info_row"] = info_row(*row), None
+        return d["_last_info_value"]
+
+    @_last_info.setter
+    def _last_info(self, value: dict[str, Any]) -> None:
+        self.__dict__["_last_info_value"], self.__dict__["_last_info_row"] = value, None
+
     def _faults_at_start(self, f: dict[str, Any]) -> tuple[np.ndarray | None, int, float]:
         """Faults at the start of the epoch: an op in flight is lost when its edge is down or the link it
         transfers over is out (its cost stays charged); a down edge's queue is dropped (those requests

@@ -151,7 +151,7 @@ class OpRunners:
             idx, style = self._feedback(edge)
             x_loc, y_loc = self._views[edge].get(idx, style)
             anchor = (x_loc, y_loc, float(cfg.relay_down_local_weight))
-        res = self.op_result("relay_down", edge, self._fb_count[edge], n_shipped, n_kd)
+        res = self.op_result("relay_down", edge, int(self._fb_count[edge]), n_shipped, n_kd)
         if not (_finite([x, soft])):
             return self._nan(res)
         if n_kd < n:
@@ -229,7 +229,7 @@ class OpRunners:
         n_unknown = int(unknown.sum()) if cfg.relay_up_aggregation == "experts" and cfg.generator_relay else 0
         results = {}
         for e in senders:
-            res = self.op_result("relay_up", e, self._fb_count[e], n_edge_rendered=n_unknown, n_entries=len(store),
+            res = self.op_result("relay_up", e, int(self._fb_count[e]), n_edge_rendered=n_unknown, n_entries=len(store),
                                  round_size=len(senders))
             res.message = (f"cloud aggregated {len(store)} edge upload(s) ({cfg.relay_up_aggregation}) in a round of "
                            f"{len(senders)} sender(s) and distilled them into the {cfg.cloud_model} cloud model")

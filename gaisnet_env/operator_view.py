@@ -102,11 +102,11 @@ def domain_drift(class_mix: np.ndarray, style_mix: np.ndarray, adapted_class: np
                  adapted_style: np.ndarray) -> np.ndarray:
     """Drift indicator in [0, 1] per edge: the mean of the total-variation distances between the class
     mixes and between the style mixes, ``0.5 * (TV(class) + TV(style))``, of a domain and of the domain an
-    edge's model was last adapted to. Arrays ``(E, 10)`` and ``(E, n_styles)`` of shares; the operator's
+    edge's model was last adapted to. Arrays ``(..., E, 10)`` and ``(..., E, n_styles)`` of shares; the operator's
     view passes the edges' domain reports (histograms of their labelled feedback), the oracle view the
     true domains."""
-    tv_class = 0.5 * np.abs(class_mix - adapted_class).sum(axis=1)
-    tv_style = 0.5 * np.abs(style_mix - adapted_style).sum(axis=1)
+    tv_class = 0.5 * np.abs(class_mix - adapted_class).sum(axis=-1)
+    tv_style = 0.5 * np.abs(style_mix - adapted_style).sum(axis=-1)
     return np.clip(0.5 * (tv_class + tv_style), 0.0, 1.0)
 
 

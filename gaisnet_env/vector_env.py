@@ -25,6 +25,7 @@ from gaisnet_env.copy_steps import step_copies
 from gaisnet_env.core import actions as actions_core
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.env_arguments import ENV_ARGUMENTS, RENDER_MODES
+from gaisnet_env.quiet_steps import QuietSteps
 from gaisnet_env.scenario import Scenario, check_override_keys
 from gaisnet_env.vector_info import add_info, copy_seeds, reset_mask, stack_infos
 
@@ -104,6 +105,9 @@ class GaisNetVectorEnv(VectorEnv):
         self._truncations = np.zeros(n, dtype=np.bool_)
         self._autoreset = np.zeros(n, dtype=np.bool_)
         self._was_reset = False
+        #: step the quiet copies together (gaisnet_env.quiet_steps): the same episodes bit for bit either way
+        self.quiet_steps = True
+        self._quiet = QuietSteps(self.envs)
 
     # ------------------------------------------------------------------------------------
     # Gymnasium's VectorEnv API
@@ -144,16 +148,41 @@ class GaisNetVectorEnv(VectorEnv):
             )
         infos = []
         obs, rew, term, trunc = self._obs, self._rewards, self._terminations, self._truncations
-        stepped = step_copies(self.envs, acts, np.flatnonzero(~self._autoreset).tolist())
+        stepped, quiet_info = self._step_copies(acts, np.flatnonzero(~self._autoreset).tolist())
+        if quiet_info is not None and all(i in stepped and stepped[i][4] is None for i in range(self.num_envs)):
+            # every copy stepped quiet: their vector info
+            np.logical_or(term, trunc, out=self._autoreset)
+            return obs.copy(), rew.copy(), term.copy(), trunc.copy(), quiet_info
         for i, env in enumerate(self.envs):
             if self._autoreset[i]:
                 obs[i], info = env.reset()
                 rew[i], term[i], trunc[i] = 0.0, False, False
             else:
                 obs[i], rew[i], term[i], trunc[i], info = stepped[i]
-            infos.append(info)
+            infos.append(info if info is not None else env._last_info)
         np.logical_or(term, trunc, out=self._autoreset)
         return obs.copy(), rew.copy(), term.copy(), trunc.copy(), stack_infos(infos)
+
+    def _step_copies(self, acts: np.ndarray, which: list[int]) -> tuple[dict[int, tuple], dict[str, Any] | None]:
+        """Step the copies ``which``: the quiet ones together (:mod:`gaisnet_env.quiet_steps`), the others one
+        by one (:func:`step_copies`). Returns ``{i: (obs, reward, terminated, truncated, info)}`` (``info``
+        None for a quiet copy: its row of the second value, the quiet copies' vector info; the arrays
+        ``self._obs`` ... already hold their results)."""
+        n, E = self.num_envs, self.n_edges
+        pairs = np.asarray(acts).reshape(n, E, 2)
+        quiet = self._quiet.select(pairs, which) if self.quiet_steps else []
+        rest = [i for i in which if i not in set(quiet)]
+        if quiet and any(self.envs[i].masked_action == "raise" for i in rest):
+            quiet, rest = [], which  # a copy may raise: the copies before it step first, as one by one
+        stepped = step_copies(self.envs, acts, rest)
+        if not quiet:
+            return stepped, None
+        obs, rew, trunc, info = self._quiet.step(pairs, quiet)
+        self._obs[quiet], self._rewards[quiet], self._truncations[quiet] = obs, rew, trunc
+        self._terminations[quiet] = False
+        for k, i in enumerate(quiet):
+            stepped[i] = (self._obs[i].copy(), float(rew[k]), False, bool(trunc[k]), None)
+        return stepped, {k: v.copy() for k, v in info.items()}
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         """``actions`` as an array of N rows, or ValueError (naming the copy) before any copy steps."""

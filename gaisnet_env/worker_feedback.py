@@ -48,26 +48,11 @@ class FeedbackBuffers:
         if edges.size == 0:
             return
         idx, style, _ = self.data.sample_private_batch(edges, class_mix, style_mix, n, rng)
-        cap = self.config.feedback_buffer
-        end = np.cumsum(n)
-        for e, k, stop in zip(edges.tolist(), n.tolist(), end.tolist(), strict=True):
-            lo = stop - min(k, cap)
-            m = stop - lo
-            ptr = self._fb_ptr[e]
-            if ptr + m <= cap:
-                self._fb_idx[e][ptr : ptr + m] = idx[lo:stop]
-                self._fb_style[e][ptr : ptr + m] = style[lo:stop]
-            else:
-                pos = (ptr + np.arange(m)) % cap
-                self._fb_idx[e][pos] = idx[lo:stop]
-                self._fb_style[e][pos] = style[lo:stop]
-            self._fb_ptr[e] = (ptr + m) % cap
-            self._fb_count[e] = min(self._fb_count[e] + m, cap)
-            self._fb_new[e] += k
+        write_rings((self._fb_idx, self._fb_style, self._fb_ptr, self._fb_count, self._fb_new), edges, n, idx, style)
 
     def feedback_count(self, edge: int) -> int:
         """Samples in the edge's feedback buffer."""
-        return self._fb_count[edge]
+        return int(self._fb_count[edge])
 
     def label_hits(self, edge: int, n: int) -> np.ndarray:
         """Correct predictions (3,) of the end, edge and cloud classifiers (``CLASSIFIER_TIERS`` order) of
@@ -150,20 +135,7 @@ class FeedbackBuffers:
     def _newest_batch(self, edges: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``n[r]`` newest feedback samples of each ``edges[r]`` (at most its buffer), edge by edge in
         the order of ``edges``, each oldest first: (row r of each sample, global indices, styles)."""
-        cnt = np.minimum(n, np.asarray(self._fb_count, dtype=np.int64)[edges])
-        cnt = np.maximum(cnt, 0)
-        if not cnt.any():
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty
-        cap = self.config.feedback_buffer
-        ptr = np.asarray(self._fb_ptr, dtype=np.int64)[edges]
-        j = np.arange(int(cnt.max()))
-        valid = j[None, :] < cnt[:, None]
-        ring_pos = (ptr[:, None] - cnt[:, None] + j[None, :]) % cap
-        rows = np.broadcast_to(np.arange(edges.size)[:, None], valid.shape)
-        idx = np.stack([self._fb_idx[e] for e in edges.tolist()])[rows, ring_pos][valid]
-        style = np.stack([self._fb_style[e] for e in edges.tolist()])[rows, ring_pos][valid]
-        return rows[valid], idx, style
+        return newest_in_rings(self._fb_idx, self._fb_style, self._fb_ptr, self._fb_count, edges, n)
 
     def _live_logits(self, tier: str, edge: int, x: torch.Tensor) -> torch.Tensor:
         """Logits of ``tier``'s live classifier at ``edge`` on ``x`` (N, 64), straight from the stored weights
@@ -189,16 +161,9 @@ class FeedbackBuffers:
     def domain_reports(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`domain_report` of every edge at once: class histograms (E, 10) and style histograms
         (E, n_styles), float32 shares of each feedback buffer, and the samples in it (E,) int64."""
-        cnt = np.asarray(self._fb_count, dtype=np.int64)
-        E, cap = self.n_edges, self.config.feedback_buffer  # noqa: N806
-        valid = np.arange(cap)[None, :] < cnt[:, None]
-        idx = np.stack(self._fb_idx)[valid]
-        owner = np.repeat(np.arange(E), cnt)
+        owner, idx, style = ring_samples(self._fb_idx, self._fb_style, self._fb_count)
         self._check_own_pool(idx, owner, "domain_reports")
-        ch = np.bincount(owner * N_CLASSES + self.data.y[idx], minlength=E * N_CLASSES).reshape(E, N_CLASSES)
-        sh = np.bincount(owner * len(STYLES) + np.stack(self._fb_style)[valid], minlength=E * len(STYLES))
-        n = np.maximum(cnt, 1)[:, None]
-        return ((ch / n).astype(np.float32), (sh.reshape(E, len(STYLES)) / n).astype(np.float32), cnt)
+        return ring_histograms(owner, self.data.y[idx], style, self._fb_count)
 
     def domain_report(self, edge: int) -> tuple[np.ndarray, np.ndarray, int]:
         """What the edge may tell the cloud about its domain: class histogram (10,) and style histogram
@@ -211,3 +176,60 @@ class FeedbackBuffers:
         ch = (np.bincount(labels, minlength=N_CLASSES) / n).astype(np.float32)
         sh = (np.bincount(style, minlength=len(STYLES)) / n).astype(np.float32)
         return ch, sh, n
+
+
+def write_rings(rings: tuple[np.ndarray, ...], rows: np.ndarray, n: np.ndarray, idx: np.ndarray,
+                style: np.ndarray) -> None:
+    """Append ``n[k]`` drawn samples (global indices ``idx``, styles ``style``, row by row in the order of
+    ``rows``) to ring ``rows[k]`` of ``rings`` = (indices (R, cap), styles (R, cap), pointers, counts,
+    uploads (R,)), in place; a ring keeps its ``cap`` newest. ``rows`` are distinct (one edge's ring, or
+    one (copy, edge) ring of the native vector env)."""
+    ring_idx, ring_style, ptr, count, new = rings
+    cap = ring_idx.shape[-1]
+    kept = np.minimum(n, cap)
+    draw_row = np.repeat(np.arange(rows.size), n)
+    skip = (n - kept)[draw_row]
+    j = np.arange(idx.size) - (np.cumsum(n) - n)[draw_row] - skip  # position among the kept, < 0: dropped
+    keep = j >= 0
+    r = rows[draw_row[keep]]
+    pos = (ptr[r] + j[keep]) % cap
+    ring_idx[r, pos] = idx[keep]
+    ring_style[r, pos] = style[keep]
+    ptr[rows] = (ptr[rows] + kept) % cap
+    count[rows] = np.minimum(count[rows] + kept, cap)
+    new[rows] += n
+
+
+def newest_in_rings(ring_idx: np.ndarray, ring_style: np.ndarray, ptr: np.ndarray, count: np.ndarray,
+                    rows: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``n[k]`` newest samples of ring ``rows[k]`` (at most its count), ring by ring in the order of
+    ``rows``, each oldest first: (k of each sample, global indices, styles)."""
+    cnt = np.maximum(np.minimum(n, count[rows]), 0)
+    if not cnt.any():
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    cap = ring_idx.shape[-1]
+    j = np.arange(int(cnt.max()))
+    valid = j[None, :] < cnt[:, None]
+    ring_pos = (ptr[rows][:, None] - cnt[:, None] + j[None, :]) % cap
+    k = np.broadcast_to(np.arange(rows.size)[:, None], valid.shape)
+    r = np.broadcast_to(rows[:, None], valid.shape)
+    return k[valid], ring_idx[r, ring_pos][valid], ring_style[r, ring_pos][valid]
+
+
+def ring_samples(ring_idx: np.ndarray, ring_style: np.ndarray,
+                 count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every sample held in rings (R, cap) of ``count`` (R,) samples: (ring of each, global indices, styles)."""
+    valid = np.arange(ring_idx.shape[-1])[None, :] < count[:, None]
+    return np.repeat(np.arange(count.shape[0]), count), ring_idx[valid], ring_style[valid]
+
+
+def ring_histograms(owner: np.ndarray, labels: np.ndarray, style: np.ndarray,
+                    count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Domain reports of R rings from their samples (ring ``owner``, ``labels`` and ``style`` of each):
+    class (R, 10) and style (R, n_styles) float32 shares of each ring, and its samples ``count`` (R,)."""
+    R = count.shape[0]  # noqa: N806
+    ch = np.bincount(owner * N_CLASSES + labels, minlength=R * N_CLASSES).reshape(R, N_CLASSES)
+    sh = np.bincount(owner * len(STYLES) + style, minlength=R * len(STYLES)).reshape(R, len(STYLES))
+    n = np.maximum(count, 1)[:, None]
+    return (ch / n).astype(np.float32), (sh / n).astype(np.float32), count.astype(np.int64)

@@ -136,8 +136,13 @@ class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners, Batche
         #: label scoring's tables (``_correct_tables``): "correct", "filled" and the weight tokens "uids"
         self._correct_memo: dict[str, np.ndarray] = {}
         cap = config.feedback_buffer
-        self._fb_idx = [np.zeros(cap, dtype=np.int64) for _ in range(self.n_edges)]
-        self._fb_style = [np.zeros(cap, dtype=np.int64) for _ in range(self.n_edges)]
+        # feedback rings (E, cap) and their pointers, counts and uploads (E,): written in place only, so
+        # that the native vector env may hold them as rows of its copies' arrays (gaisnet_env.copy_feedback)
+        self._fb_idx = np.zeros((self.n_edges, cap), dtype=np.int64)
+        self._fb_style = np.zeros((self.n_edges, cap), dtype=np.int64)
+        self._fb_ptr = np.zeros(self.n_edges, dtype=np.int64)
+        self._fb_count = np.zeros(self.n_edges, dtype=np.int64)
+        self._fb_new = np.zeros(self.n_edges, dtype=np.int64)  # labelled samples since the last upload (uncapped)
         pre_key = (self._key, self.seed)
         if pre_key not in _PRE_TABLES:
             _PRE_TABLES[pre_key] = {tier: self._compute_table(tier, -1) for tier in CLASSIFIER_TIERS}
@@ -160,9 +165,8 @@ class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners, Batche
         self._ver_cloud = 0
         self._ver_edge = [0] * self.n_edges
         self._ver_end = [0] * self.n_edges
-        self._fb_ptr = [0] * self.n_edges
-        self._fb_count = [0] * self.n_edges
-        self._fb_new = [0] * self.n_edges  # labelled samples received since the last upload (uncapped)
+        for ring in (self._fb_ptr, self._fb_count, self._fb_new):
+            ring[:] = 0
         self._pending: list[_Pending | None] = [None] * self.n_edges
         self.gens.reset()
 
@@ -183,11 +187,11 @@ class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners, Batche
             "uid_cloud": self._uid_cloud,
             "uid_edge": list(self._uid_edge),
             "uid_end": list(self._uid_end),
-            "fb_idx": [a.copy() for a in self._fb_idx],
-            "fb_style": [a.copy() for a in self._fb_style],
-            "fb_ptr": list(self._fb_ptr),
-            "fb_count": list(self._fb_count),
-            "fb_new": list(self._fb_new),
+            "fb_idx": self._fb_idx.copy(),
+            "fb_style": self._fb_style.copy(),
+            "fb_ptr": self._fb_ptr.copy(),
+            "fb_count": self._fb_count.copy(),
+            "fb_new": self._fb_new.copy(),
             "pending": copy.deepcopy(self._pending),
             "gen_state": self._gen.get_state().clone(),
             "generators": self.gens.state_dict(),
@@ -210,11 +214,12 @@ class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners, Batche
         self._uid_cloud = s["uid_cloud"]
         self._uid_edge = s["uid_edge"]
         self._uid_end = s["uid_end"]
-        self._fb_idx = s["fb_idx"]
-        self._fb_style = s["fb_style"]
-        self._fb_ptr = s["fb_ptr"]
-        self._fb_count = s["fb_count"]
-        self._fb_new = s.get("fb_new", [0] * self.n_edges)
+        # in place (see __init__); a snapshot of an older release holds lists
+        self._fb_idx[...] = np.asarray(s["fb_idx"], dtype=np.int64)
+        self._fb_style[...] = np.asarray(s["fb_style"], dtype=np.int64)
+        self._fb_ptr[...] = np.asarray(s["fb_ptr"], dtype=np.int64)
+        self._fb_count[...] = np.asarray(s["fb_count"], dtype=np.int64)
+        self._fb_new[...] = np.asarray(s.get("fb_new", 0), dtype=np.int64)
         self._pending = s["pending"]
         self._gen.set_state(s["gen_state"])
         self.gens.load_state_dict(s["generators"])

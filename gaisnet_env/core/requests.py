@@ -76,8 +76,9 @@ def work(N: np.ndarray, route: np.ndarray, sv: Serving, battery_empty: np.ndarra
     n_cls, n_gen = N[..., 0, :], N[..., 1, :]
     edge_work = n_cls * (route == ROUTE_EDGE) * t_classify["edge"] + n_gen * ~sv.gen_cloud * t_generate["edge"]
     at_cloud_n = N * np.stack((sv.at_cloud, sv.gen_cloud), axis=-2)
-    cloud_total = (at_cloud_n[..., 0, :].sum(axis=-1) * t_classify["cloud"]
-                   + at_cloud_n[..., 1, :].sum(axis=-1) * t_generate["cloud"])
+    # keepdims: per-copy times may come as (..., 1) columns (the native vector env's quiet steps)
+    cloud_total = (at_cloud_n[..., 0, :].sum(axis=-1, keepdims=True) * t_classify["cloud"]
+                   + at_cloud_n[..., 1, :].sum(axis=-1, keepdims=True) * t_generate["cloud"])[..., 0]
     end_busy = n_cls * ((route == ROUTE_END) & ~battery_empty) * t_classify["end"]
     return Work(edge_work, at_cloud_n, cloud_total, end_busy)
 

@@ -1,0 +1,120 @@
+"""The labelled feedback of N env copies' stock workers as arrays over the copies.
+
+Each copy's :class:`~gaisnet_env.workers.WorkerSystem` keeps its feedback rings ((E, cap) sample indices
+and styles, (E,) pointers, counts, uploads) and its label-scoring tables ((3, E, n_styles, pool) answers
+right, (3, E, n_styles) rows filled) as arrays it writes in place only. :class:`CopyFeedback` makes them
+rows of ``(N, ...)`` arrays, so that the native vector env adds the copies' feedback, scores their labels
+and reads their domain reports in one call each, the same numbers as each copy's own methods
+(:mod:`gaisnet_env.worker_feedback`): the samples come from the uniforms each copy draws from its own
+generator, in its own order. A copy whose arrays were replaced since (a new workers object) is installed
+again on the next call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from gaisnet_env.worker_feedback import newest_in_rings, ring_histograms, ring_samples, write_rings
+from gaisnet_env.workers import WorkerSystem
+
+_RING_NAMES = ("_fb_idx", "_fb_style", "_fb_ptr", "_fb_count", "_fb_new")
+
+
+def shares_feedback(workers: Sequence[Any]) -> bool:
+    """Whether :class:`CopyFeedback` can hold these workers: each exactly a :class:`WorkerSystem` (a
+    subclass may change how feedback is kept), all of the same data split and feedback buffer."""
+    w0 = workers[0]
+    if type(w0) is not WorkerSystem:
+        return False
+    key = (w0.n_edges, w0.data.seed, w0.config.feedback_buffer)
+    return all(type(w) is WorkerSystem and (w.n_edges, w.data.seed, w.config.feedback_buffer) == key
+               for w in workers)
+
+
+class CopyFeedback:
+    """Feedback rings and label-scoring tables of N copies' workers as rows of ``(N, ...)`` arrays."""
+
+    def __init__(self, workers: Sequence[WorkerSystem]) -> None:
+        w0 = workers[0]
+        n, E, cap = len(workers), w0.n_edges, w0.config.feedback_buffer
+        self.n_edges = E
+        self.data = w0.data  # the copies share its split (shares_feedback)
+        self.owner, self.pool_pos = w0._pool_index
+        self.rings = (np.zeros((n, E, cap), np.int64), np.zeros((n, E, cap), np.int64),
+                      np.zeros((n, E), np.int64), np.zeros((n, E), np.int64), np.zeros((n, E), np.int64))
+        self.flat = tuple(a.reshape(n * E, *a.shape[2:]) for a in self.rings)  # (copy, edge) rows
+        correct, filled = w0._correct_tables()
+        self.correct = np.zeros((n, *correct.shape), dtype=bool)
+        self.filled = np.zeros((n, *filled.shape), dtype=bool)
+        self.workers: list[Any] = [None] * n
+        self._views: list[tuple | None] = [None] * n  # each copy's ring rows as installed
+        self._tables: list[tuple] = [(None, None)] * n  # each copy's table rows as installed
+        self._uids: list[Any] = [None] * n  # the weight tokens its tables were made current for
+
+    def sync(self, workers: Sequence[WorkerSystem]) -> None:
+        """Make every copy's rings and tables rows of the shared arrays (installing a copy the first time, or
+        when its workers or arrays were replaced), its tables current for its weights."""
+        for i, w in enumerate(workers):
+            views = self._views[i]
+            if views is None or w is not self.workers[i] or any(
+                getattr(w, name) is not v for name, v in zip(_RING_NAMES, views, strict=True)
+            ):
+                views = self._views[i] = tuple(shared[i] for shared in self.rings)
+                for name, shared, v in zip(_RING_NAMES, self.rings, views, strict=True):
+                    shared[i] = getattr(w, name)
+                    setattr(w, name, v)
+                self.workers[i], self._uids[i] = w, None
+            key = (w._uid_cloud, *w._uid_edge, *w._uid_end)
+            memo = w._correct_memo
+            if self._uids[i] != key or memo.get("correct") is not self._tables[i][0]:
+                correct, filled = w._correct_tables()  # marks the rows of changed weights unfilled
+                if correct is not self._tables[i][0]:
+                    self._tables[i] = (self.correct[i], self.filled[i])
+                    self.correct[i], self.filled[i] = correct, filled
+                    memo["correct"], memo["filled"] = self._tables[i]
+                self._uids[i] = key
+
+    def add(self, rows: np.ndarray, class_mix: np.ndarray, style_mix: np.ndarray, n: np.ndarray,
+            u: np.ndarray) -> None:
+        """Add ``n[k]`` labelled samples to ring ``rows[k]`` (copy * E + edge), drawn from that edge's private
+        pool with the domain mixes of the row and the uniforms ``u`` (the copies' draws concatenated in the
+        order of ``rows``; :meth:`DigitsData.pick_private`)."""
+        idx, style, _ = self.data.pick_private(rows % self.n_edges, class_mix, style_mix, n, u)
+        write_rings(self.flat, rows, n, idx, style)
+
+    def label_hits(self, rows: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Correct answers (k, 3) of the end, edge and cloud classifiers of each ring's copy and edge on its
+        ``n[k]`` newest samples (:meth:`WorkerSystem.label_hits_batch`, copy by copy)."""
+        out = np.zeros((rows.size, 3))
+        k, idx, style = newest_in_rings(*self.flat[:2], self.flat[2], self.flat[3], rows, n)
+        if idx.size == 0:
+            return out
+        copy, edge = np.divmod(rows[k], self.n_edges)
+        self._check_own_pool(idx, edge)
+        pos = self.pool_pos[idx]
+        for t in range(3):
+            missing = ~self.filled[copy, t, edge, style]
+            if missing.any():
+                for c, e, s in set(zip(copy[missing].tolist(), edge[missing].tolist(), style[missing].tolist(),
+                                       strict=True)):
+                    self.workers[c]._fill_correct(t, e, s)  # writes the shared row
+            out[:, t] = np.bincount(k, weights=self.correct[copy, t, edge, style, pos], minlength=rows.size)
+        return out
+
+    def domain_reports(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every copy's :meth:`WorkerSystem.domain_reports`, float64: class (N, E, 10) and style (N, E, S)
+        histograms and whether each edge has feedback (N, E) bool."""
+        n, E = self.rings[2].shape
+        ring, idx, style = ring_samples(self.flat[0], self.flat[1], self.flat[3])
+        self._check_own_pool(idx, ring % E)
+        ch, sh, cnt = ring_histograms(ring, self.data.y[idx], style, self.flat[3])
+        return (ch.astype(np.float64).reshape(n, E, -1), sh.astype(np.float64).reshape(n, E, -1),
+                (cnt > 0).reshape(n, E))
+
+    def _check_own_pool(self, idx: np.ndarray, edges: np.ndarray) -> None:
+        if not np.array_equal(self.owner[idx], edges):
+            raise PermissionError("copy feedback: a feedback buffer holds samples outside its edge's pool")
+

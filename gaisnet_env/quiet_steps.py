@@ -1,0 +1,288 @@
+"""Quiet epochs of the native vector env's copies, stepped as arrays over the copies.
+
+Most epochs of most copies start no op, commit none and have no fault in force: then the workers only
+take labelled feedback and score it, and everything else is arithmetic on the state. :class:`QuietSteps`
+steps those copies together: each copy draws its random numbers from its own generator in the single
+env's order (arrivals, returned labels, the labelled samples), and the rest runs once over ``(N, E)``
+arrays (:mod:`gaisnet_env.core` with a leading env axis, :mod:`gaisnet_env.core.batch` for the
+reductions, :mod:`gaisnet_env.copy_feedback` for the workers' feedback). Copy ``i`` ends the epoch in the
+state, observation, reward and info the single env computes, bit for bit (``tests/test_quiet_steps.py``).
+A copy is quiet when its workers are the stock :class:`~gaisnet_env.workers.WorkerSystem` (shared data
+split), its action starts no op on a route that is feasible, no op of it completes this epoch, and no fault
+is in force at this epoch or the next; the other copies step one by one (:mod:`gaisnet_env.copy_steps`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from gaisnet_env import operator_view
+from gaisnet_env.copy_feedback import CopyFeedback, shares_feedback
+from gaisnet_env.core import batch, feedback, latency, requests, reward
+from gaisnet_env.core.faults import multipliers
+from gaisnet_env.core.layout import ROUTE_CLOUD, ROUTE_END
+from gaisnet_env.quiet_info import Epoch, vector_info
+
+_STATE_ROWS = ("edge_backlog_s", "op_kind", "op_remaining_s", "op_cloud_share", "since_op", "battery_j",
+               "label_hits", "label_seen", "label_prior", "reported_class_mix", "reported_style_mix")
+
+
+class QuietSteps:
+    """Steps the quiet copies of a list of :class:`~gaisnet_env.env.GaisNetEnv` together."""
+
+    def __init__(self, envs: Sequence[Any]) -> None:
+        self.envs = envs
+        self.feedback: CopyFeedback | None = None
+
+    def select(self, actions: np.ndarray, which: Sequence[int]) -> list[int]:
+        """The copies of ``which`` that are quiet this epoch with their rows of ``actions`` (N, E, 2)."""
+        envs = self.envs
+        if len(which) < 2 or not shares_feedback([env.workers for env in envs]):
+            return []
+        idx = np.asarray(which, dtype=np.intp)
+        acts = actions[idx]
+        ok = ~acts[..., 1].any(axis=1)
+        op_kind = np.stack([envs[i].state.op_kind for i in which])
+        remaining = np.stack([envs[i].state.op_remaining_s for i in which])
+        epoch_s = np.array([[envs[i].scenario.epoch_s] for i in which])
+        ok &= ~((op_kind > 0) & (remaining - epoch_s <= 0)).any(axis=1)  # no op completes
+        battery = np.stack([envs[i].state.battery_j for i in which])
+        ok &= ~((acts[..., 0] == ROUTE_END) & (battery <= 0)).any(axis=1)  # the end route is feasible
+        return [i for i, good in zip(which, ok.tolist(), strict=True) if good and _no_fault(envs[i])]
+
+    def step(self, actions: np.ndarray, which: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Step the quiet copies ``which`` (from :meth:`select`): ``(obs (k, n_obs), rewards (k,), truncated
+        (k,), info)`` with ``info`` in Gymnasium's vector format over those copies."""
+        envs = [self.envs[i] for i in which]
+        if self.feedback is None:
+            self.feedback = CopyFeedback([env.workers for env in self.envs])
+        self.feedback.sync([env.workers for env in self.envs])
+        acts = np.array(actions[np.asarray(which)], dtype=np.int64)
+        ep = _draw(envs, acts[..., 0])
+        st = _gather(envs)
+        fg = _figures(envs)
+        out = self._epoch(ep, st, fg, np.asarray(which))
+        for k, env in enumerate(envs):
+            env._last_actions = acts[k]
+            env.__dict__["_last_info_row"] = (out[3], k)  # its info, made on first read (GaisNetEnv._last_info)
+        return out
+
+    def _epoch(self, ep: Epoch, st: SimpleNamespace, fg: batch.Figures,
+               which: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """The epoch of the gathered copies, in the order of :meth:`GaisNetEnv._step`."""
+        n, E = ep.route.shape
+        sv = requests.serve(ep.route, None, None, None, ep.acc_tier, ep.gen_quality)
+        battery_empty = st.battery_j <= 0
+        work = requests.work(ep.N, ep.route, sv, battery_empty, fg.t_dicts[0], fg.t_dicts[1])
+        lat, share, edge_capacity, new_backlog = _latency(ep, st, fg, sv, work, battery_empty)
+        served = np.where(lat.finite, sv.served, 0.0)
+        en = batch.energy(fg, work.edge, edge_capacity, share, 1.0, work.at_cloud_n, work.end_busy, ep.N, ep.route,
+                          lat.finite, ep.ci_edge[:, 0], ep.ci_cloud[:, 0])
+        has_battery = np.isfinite(st.battery_j).any(axis=1, keepdims=True)
+        drained = np.clip(st.battery_j - (en.end_cell + en.radio_access) + fg.recharge_w * fg.epoch_s, 0.0,
+                          fg.battery_cap_or_inf)
+        st.battery_j = np.where(has_battery, drained, st.battery_j)
+        m = batch.metrics(ep.N, ep.n_req, served, lat)
+        r = batch.reward_terms(fg.weights, m, en.total, en.carbon_g, fg.energy_ref_j[:, 0], fg.carbon_ref_g[:, 0])
+        st.last_violation, st.last_latency_ratio = reward.cell_figures(m, ep.n_req, fg.rw.latency_clip)
+        st.edge_backlog_s = new_backlog[:, :E].copy()
+        st.cloud_backlog_s = new_backlog[:, E].tolist()
+        edge_reward = reward.edge_reward(fg.rw, m, ep.n_req, served, en, ep.ci_edge, ep.ci_cloud, st.last_violation,
+                                         st.last_latency_ratio, fg.energy_ref_j, fg.carbon_ref_g)
+        self._feedback(ep, st, fg, which)
+        in_flight = st.op_kind > 0
+        st.op_remaining_s = np.where(in_flight, st.op_remaining_s - fg.epoch_s, 0.0)
+        st.since_op = st.since_op + 1.0
+        envs = [self.envs[i] for i in which.tolist()]
+        _scatter(envs, st)
+        infos = vector_info(envs, ep, m, en, r, lat, edge_reward, battery_empty, st)
+        obs = self._observation(envs, which, st, fg)
+        truncated = np.array([env.state.epoch >= env.scenario.horizon for env in envs])
+        return obs, r["total"], truncated, infos
+
+    def _feedback(self, ep: Epoch, st: SimpleNamespace, fg: batch.Figures, which: np.ndarray) -> None:
+        """The labelled feedback of the epoch into the copies' rings; the estimated view scores it."""
+        n, E = ep.route.shape
+        rows_k, fb_edges = np.nonzero(ep.n_fb > 0)
+        if rows_k.size:
+            rows = which[rows_k] * E + fb_edges
+            n_fb = ep.n_fb[rows_k, fb_edges]
+            self.feedback.add(rows, ep.class_mix[rows_k, fb_edges], ep.style_mix[rows_k, fb_edges], n_fb,
+                              np.concatenate(ep.uniforms))
+        estimated = np.array([self.envs[i].accuracy_view == "estimated" for i in which.tolist()])
+        if not estimated.any():
+            return
+        new_hits, new_seen = np.zeros((n, E, 3)), np.zeros((n, E, 3))
+        if rows_k.size:
+            k = np.minimum(n_fb, fg.feedback_cap[rows_k, 0])  # label_hits scores at most the buffer
+            new_hits[rows_k, fb_edges] = self.feedback.label_hits(rows, k)
+            new_seen[rows_k, fb_edges] = k[:, None]
+        seen = np.zeros((n, E, 3), dtype=bool)
+        seen[rows_k, fb_edges, :2] = True
+        seen[rows_k, fb_edges, 2] = ep.route[rows_k, fb_edges] == ROUTE_CLOUD
+        hits, seen_n = operator_view.observe(st.label_hits, st.label_seen, new_hits, new_seen, seen)
+        est = estimated[:, None, None]
+        st.label_hits = np.where(est, hits, st.label_hits)
+        st.label_seen = np.where(est, seen_n, st.label_seen)
+
+    def _observation(self, envs: list[Any], which: np.ndarray, st: SimpleNamespace, fg: Any) -> np.ndarray:
+        """The copies' next observations (:meth:`GaisNetEnv._observation`, batched)."""
+        estimated = np.array([env.accuracy_view == "estimated" for env in envs])
+        if estimated.any():
+            rc, rs, has = (a[which] for a in self.feedback.domain_reports())
+            accuracy = operator_view.estimate(st.label_hits, st.label_seen, st.label_prior)
+            drift = np.where(has, operator_view.domain_drift(rc, rs, st.reported_class_mix, st.reported_style_mix),
+                             0.0)
+        else:
+            accuracy, drift = np.empty((len(envs), *st.label_hits.shape[1:])), np.empty(st.edge_backlog_s.shape)
+        figs = []
+        for k, env in enumerate(envs):
+            t = env.state.epoch
+            now = env._figures(t)
+            cm, sm = env._domains_at(min(t, env.scenario.horizon))
+            env._domain = (cm, sm)
+            figs.append(now)
+            if not estimated[k]:  # the oracle view
+                accuracy[k], drift[k] = env._tier_accuracy(cm, sm), env._drift(cm, sm)
+        ci = np.array([env._carbon_intensity(now) for env, now in zip(envs, figs, strict=True)])
+        ones = np.ones(st.edge_backlog_s.shape)
+        f = {"access": ones, "backhaul": ones, "edge_up": ones, "cloud_capacity": [1.0] * len(envs)}
+        return batch.observation(st, np.stack([now.rates for now in figs]), fg.mean_rate, accuracy, drift, f,
+                                 ci[:, :1], ci[:, 1:], [now.hour for now in figs], fg.battery_cap, fg.epoch_s,
+                                 [env.scenario.horizon for env in envs])
+
+
+def _no_fault(env: Any) -> bool:
+    """No fault in force at the copy's epoch or the next (the observation's)."""
+    faults, t, E = env.scenario.faults, env.state.epoch, env.n_edges
+    if not (faults.links or faults.edges_down or faults.cloud_overload):
+        return True
+    return multipliers(faults, E, t)["active"] == 0 and multipliers(faults, E, t + 1)["active"] == 0
+
+
+def _draw(envs: list[Any], route: np.ndarray) -> Epoch:
+    """Each copy's figures of its epoch and its random draws, in the single env's order: arrivals
+    (:func:`requests.arrivals`), the returned labels (:func:`feedback.labels`), the labelled samples'
+    uniforms (:meth:`DigitsData.sample_private_batch`)."""
+    no_fault = {"active": 0}
+    cols: dict[str, list] = {k: [] for k in ("class_mix", "style_mix", "acc_tier", "gen_quality", "counts",
+                                             "n_req", "N", "n_fb", "uniforms", "ci")}
+    for env in envs:
+        sc, t, rng = env.scenario, env.state.epoch, env.np_random
+        now = env._figures(t)
+        cm, sm = env._domains_at(t)
+        env._domain = (cm, sm)
+        wl = sc.workload
+        counts, n_req, N = requests.arrivals(rng, now.rates, sc.epoch_s, wl.generate_share)
+        n_fb, fb_edges = feedback.labels(rng, counts, N[1], wl.label_rate, wl.feedback_per_epoch, no_fault)
+        if fb_edges.size:
+            cols["uniforms"].append(rng.random(3 * int(n_fb[fb_edges].sum())))
+        for key, value in (("class_mix", cm), ("style_mix", sm), ("acc_tier", env._tier_accuracy(cm, sm)),
+                           ("gen_quality", env._generation_quality(cm, sm)), ("counts", counts), ("n_req", n_req),
+                           ("N", N), ("n_fb", n_fb), ("ci", env._carbon_intensity(now))):
+            cols[key].append(value)
+    ci = np.array(cols.pop("ci"))
+    uniforms = cols.pop("uniforms")
+    return Epoch(route=route, uniforms=uniforms, ci_edge=ci[:, :1], ci_cloud=ci[:, 1:],
+                 **{k: np.stack(v) for k, v in cols.items()})
+
+
+def _gather(envs: list[Any]) -> SimpleNamespace:
+    """The copies' states as (N, E, ...) arrays (and lists of the per-copy floats)."""
+    states = [env.state for env in envs]
+    out = SimpleNamespace(**{name: np.stack([getattr(s, name) for s in states]) for name in _STATE_ROWS})
+    out.cloud_backlog_s = [s.cloud_backlog_s for s in states]
+    return out
+
+
+def _scatter(envs: list[Any], st: SimpleNamespace) -> None:
+    """Write the epoch's state back into each copy's :class:`SimState` (its own rows, copied)."""
+    for k, env in enumerate(envs):
+        s = env.state
+        s.edge_backlog_s = st.edge_backlog_s[k].copy()
+        s.cloud_backlog_s = st.cloud_backlog_s[k]
+        s.op_remaining_s = st.op_remaining_s[k].copy()
+        s.since_op = st.since_op[k].copy()
+        s.battery_j = st.battery_j[k].copy()
+        s.last_violation = st.last_violation[k].copy()
+        s.last_latency_ratio = st.last_latency_ratio[k].copy()
+        s.label_hits = st.label_hits[k].copy()
+        s.label_seen = st.label_seen[k].copy()
+        s.epoch += 1
+    st.epoch = [env.state.epoch for env in envs]
+
+
+def _figures(envs: list[Any]) -> batch.Figures:
+    """The copies' static cost figures stacked ((N, 1) per copy; per edge (N, E))."""
+    def col(get: Any) -> np.ndarray:
+        return np.array([[get(env)] for env in envs], dtype=np.float64)
+
+    def rows(name: str) -> np.ndarray:
+        return np.stack([getattr(env, name) for env in envs]).astype(np.float64)
+
+    node = [env.node for env in envs]
+    sc = [env.scenario for env in envs]
+    fg = batch.Figures(
+        epoch_s=col(lambda e: e.scenario.epoch_s), op_share_hw=col(lambda e: e.scenario.hardware.op_share),
+        edge=tuple(np.array([[getattr(nd["edge"], a)] for nd in node]) for a in ("idle_w", "active_w", "pue")),
+        cloud=tuple(np.array([[getattr(nd["cloud"], a)] for nd in node]) for a in ("active_w", "pue")),
+        end=tuple(np.array([[getattr(nd["end"], a)] for nd in node]) for a in ("active_w", "idle_w")),
+        t_classify=tuple(col(lambda e, t=t: e.t_classify[t]) for t in ("end", "edge", "cloud")),
+        t_generate=tuple(col(lambda e, t=t: e.t_generate[t]) for t in ("edge", "cloud")),
+        in_b=tuple(col(lambda e, a=a: getattr(e.scenario.workload, a)) for a in ("classify_in_bytes",
+                                                                                  "generate_in_bytes")),
+        out_b=tuple(col(lambda e, a=a: getattr(e.scenario.workload, a)) for a in ("classify_out_bytes",
+                                                                                   "generate_out_bytes")),
+        radio=tuple(rows(a) for a in ("access_j_up", "access_j_down", "backhaul_j_up", "backhaul_j_down")),
+    )
+    fg.t_dicts = ({"end": fg.t_classify[0], "edge": fg.t_classify[1], "cloud": fg.t_classify[2]},
+                  {"edge": fg.t_generate[0], "cloud": fg.t_generate[1]})
+    rw = SimpleNamespace(**{a: col(lambda e, a=a: getattr(e.scenario.reward, a))
+                            for a in ("w_acc", "w_lat", "w_energy", "w_sla", "w_carbon", "latency_clip")})
+    fg.rw = rw
+    fg.weights = {a: getattr(rw, a)[:, 0] for a in ("w_acc", "w_lat", "w_energy", "w_sla", "w_carbon")}
+    fg.energy_ref_j, fg.carbon_ref_g = col(lambda e: e.energy_ref_j), col(lambda e: e.carbon_ref_g)
+    fg.mean_rate = col(lambda e: e.mean_rate)
+    fg.cloud_servers = col(lambda e: e.scenario.hardware.cloud_servers)
+    fg.recharge_w = col(lambda e: e.scenario.energy.end_recharge_w)
+    fg.battery_cap = col(lambda e: e.scenario.energy.end_battery_j or 0.0)
+    fg.battery_cap_or_inf = np.where(fg.battery_cap > 0, fg.battery_cap, np.inf)
+    fg.feedback_cap = np.array([[s.workers.feedback_buffer] for s in sc], dtype=np.int64)
+    ones = np.ones(envs[0].n_edges)  # the link factors without faults
+    fg.legs = [env._legs({"active": 0, "access": ones, "backhaul": ones}, True, *_payloads(env)) for env in envs]
+    fg.deadlines = np.stack([env._deadlines() for env in envs])
+    return fg
+
+
+def _payloads(env: Any) -> tuple[tuple, tuple]:
+    wl = env.scenario.workload
+    return (wl.classify_in_bytes, wl.generate_in_bytes), (wl.classify_out_bytes, wl.generate_out_bytes)
+
+
+def _latency(ep: Epoch, st: SimpleNamespace, fg: batch.Figures, sv: requests.Serving, work: requests.Work,
+             battery_empty: np.ndarray) -> tuple[latency.Latency, np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`GaisNetEnv._latency` of the copies (no fault in force)."""
+    from gaisnet_env import cost
+
+    E = ep.route.shape[1]
+    any_op = st.op_kind.any(axis=1)
+    share = latency.op_share(st.op_kind, st.op_remaining_s, fg.epoch_s)
+    edge_capacity = fg.epoch_s * (1.0 - fg.op_share_hw * share) * 1.0
+    cloud_op_s = np.where(any_op, batch.row_sums(share * st.op_cloud_share) * fg.epoch_s[:, 0], 0.0)
+    queue = latency.queue_inputs(st.edge_backlog_s, np.array(st.cloud_backlog_s), work.edge,
+                                 (work.cloud_total + cloud_op_s) / fg.cloud_servers[:, 0], edge_capacity,
+                                 fg.epoch_s[:, 0] * 1.0)
+    new_backlog, mean_wait = cost.fluid_queue(queue[:, 0], queue[:, 1], queue[:, 2], period_s=fg.epoch_s)
+    edge_leg = np.stack([legs[0] for legs in fg.legs])
+    cloud_leg = np.stack([legs[1] for legs in fg.legs])
+    lat_end = np.where(battery_empty, np.inf, fg.t_classify[0])
+    tier = np.empty((*ep.route.shape[:1], 2, E), dtype=np.intp)
+    tier[:, 0] = ep.route
+    np.add(sv.gen_cloud, 1, out=tier[:, 1])
+    lat = latency.request_latency(queue, new_backlog, mean_wait, edge_leg, cloud_leg, tier, lat_end, fg.deadlines,
+                                  fg.epoch_s[:, :, None], fg.rw.latency_clip[:, :, None])
+    return lat, share, edge_capacity, new_backlog
