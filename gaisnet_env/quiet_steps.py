@@ -23,10 +23,11 @@ import numpy as np
 from gaisnet_env import operator_view
 from gaisnet_env.copy_feedback import CopyFeedback, shares_feedback
 from gaisnet_env.core import batch, feedback, latency, requests, reward
-from gaisnet_env.core.faults import multipliers
+from gaisnet_env.core.faults import active_at, multipliers
 from gaisnet_env.core.layout import ROUTE_CLOUD, ROUTE_END
 from gaisnet_env.quiet_info import Epoch, vector_info
 
+_NO_FAULTS = SimpleNamespace(links=(), edges_down=(), cloud_overload=())
 _STATE_ROWS = ("edge_backlog_s", "op_kind", "op_remaining_s", "op_cloud_share", "since_op", "battery_j",
                "label_hits", "label_seen", "label_prior", "reported_class_mix", "reported_style_mix")
 
@@ -65,7 +66,14 @@ class QuietSteps:
         ep = _draw(envs, acts[..., 0])
         st = _gather(envs)
         fg = _figures(envs)
-        out = self._epoch(ep, st, fg, np.asarray(which))
+        no_fault = _no_fault_multipliers(envs[0].n_edges)
+        for env in envs:  # the next epoch's faults (masks, info): none (select checked)
+            env._faults_scope = {env.state.epoch + 1: no_fault}
+        try:
+            out = self._epoch(ep, st, fg, np.asarray(which))
+        finally:
+            for env in envs:
+                env._faults_scope = None
         for k, env in enumerate(envs):
             env._last_actions = acts[k]
             env.__dict__["_last_info_row"] = (out[3], k)  # its info, made on first read (GaisNetEnv._last_info)
@@ -156,12 +164,19 @@ class QuietSteps:
                                  [env.scenario.horizon for env in envs])
 
 
+def _no_fault_multipliers(n_edges: int) -> dict[str, Any]:
+    """:func:`multipliers` without a fault in force (read-only arrays)."""
+    f = multipliers(_NO_FAULTS, n_edges, 0)
+    for v in f.values():
+        if isinstance(v, np.ndarray):
+            v.setflags(write=False)
+    return f
+
+
 def _no_fault(env: Any) -> bool:
     """No fault in force at the copy's epoch or the next (the observation's)."""
-    faults, t, E = env.scenario.faults, env.state.epoch, env.n_edges
-    if not (faults.links or faults.edges_down or faults.cloud_overload):
-        return True
-    return multipliers(faults, E, t)["active"] == 0 and multipliers(faults, E, t + 1)["active"] == 0
+    t = env.state.epoch
+    return not (active_at(env.scenario.faults, t) or active_at(env.scenario.faults, t + 1))
 
 
 def _draw(envs: list[Any], route: np.ndarray) -> Epoch:
@@ -216,44 +231,51 @@ def _scatter(envs: list[Any], st: SimpleNamespace) -> None:
     st.epoch = [env.state.epoch for env in envs]
 
 
-def _figures(envs: list[Any]) -> batch.Figures:
-    """The copies' static cost figures stacked ((N, 1) per copy; per edge (N, E))."""
-    def col(get: Any) -> np.ndarray:
-        return np.array([[get(env)] for env in envs], dtype=np.float64)
+#: The per-copy figures :func:`_figures` reads, in the order of its columns.
+_FIGURE_COLUMNS = ("epoch_s", "op_share_hw", "edge_idle_w", "edge_active_w", "edge_pue", "cloud_active_w",
+                   "cloud_pue", "end_active_w", "end_idle_w", "tc_end", "tc_edge", "tc_cloud", "tg_edge", "tg_cloud",
+                   "classify_in_b", "generate_in_b", "classify_out_b", "generate_out_b", "w_acc", "w_lat",
+                   "w_energy", "w_sla", "w_carbon", "latency_clip", "energy_ref_j", "carbon_ref_g", "mean_rate",
+                   "cloud_servers", "recharge_w", "battery_cap", "feedback_cap")
 
-    def rows(name: str) -> np.ndarray:
-        return np.stack([getattr(env, name) for env in envs]).astype(np.float64)
 
-    node = [env.node for env in envs]
-    sc = [env.scenario for env in envs]
+def _figure_row(env: Any) -> tuple:
+    """One copy's :data:`_FIGURE_COLUMNS` (read afresh every step, as the single env reads them)."""
+    sc = env.scenario
+    hw, wl, rw, node, tc, tg = sc.hardware, sc.workload, sc.reward, env.node, env.t_classify, env.t_generate
+    ne, nc, nu = node["edge"], node["cloud"], node["end"]
+    return (sc.epoch_s, hw.op_share, ne.idle_w, ne.active_w, ne.pue, nc.active_w, nc.pue, nu.active_w, nu.idle_w,
+            tc["end"], tc["edge"], tc["cloud"], tg["edge"], tg["cloud"], wl.classify_in_bytes, wl.generate_in_bytes,
+            wl.classify_out_bytes, wl.generate_out_bytes, rw.w_acc, rw.w_lat, rw.w_energy, rw.w_sla, rw.w_carbon,
+            rw.latency_clip, env.energy_ref_j, env.carbon_ref_g, env.mean_rate, hw.cloud_servers,
+            sc.energy.end_recharge_w, sc.energy.end_battery_j or 0.0, sc.workers.feedback_buffer)
+
+
+def _figures(envs: list[Any]) -> Any:
+    """The copies' cost figures stacked: :class:`batch.Figures` with the env-side ones added ((N, 1) per
+    copy; per edge (N, E))."""
+    table = np.array([_figure_row(env) for env in envs], dtype=np.float64)
+    c = {name: table[:, j : j + 1] for j, name in enumerate(_FIGURE_COLUMNS)}
     fg = batch.Figures(
-        epoch_s=col(lambda e: e.scenario.epoch_s), op_share_hw=col(lambda e: e.scenario.hardware.op_share),
-        edge=tuple(np.array([[getattr(nd["edge"], a)] for nd in node]) for a in ("idle_w", "active_w", "pue")),
-        cloud=tuple(np.array([[getattr(nd["cloud"], a)] for nd in node]) for a in ("active_w", "pue")),
-        end=tuple(np.array([[getattr(nd["end"], a)] for nd in node]) for a in ("active_w", "idle_w")),
-        t_classify=tuple(col(lambda e, t=t: e.t_classify[t]) for t in ("end", "edge", "cloud")),
-        t_generate=tuple(col(lambda e, t=t: e.t_generate[t]) for t in ("edge", "cloud")),
-        in_b=tuple(col(lambda e, a=a: getattr(e.scenario.workload, a)) for a in ("classify_in_bytes",
-                                                                                  "generate_in_bytes")),
-        out_b=tuple(col(lambda e, a=a: getattr(e.scenario.workload, a)) for a in ("classify_out_bytes",
-                                                                                   "generate_out_bytes")),
-        radio=tuple(rows(a) for a in ("access_j_up", "access_j_down", "backhaul_j_up", "backhaul_j_down")),
+        epoch_s=c["epoch_s"], op_share_hw=c["op_share_hw"],
+        edge=(c["edge_idle_w"], c["edge_active_w"], c["edge_pue"]), cloud=(c["cloud_active_w"], c["cloud_pue"]),
+        end=(c["end_active_w"], c["end_idle_w"]), t_classify=(c["tc_end"], c["tc_edge"], c["tc_cloud"]),
+        t_generate=(c["tg_edge"], c["tg_cloud"]), in_b=(c["classify_in_b"], c["generate_in_b"]),
+        out_b=(c["classify_out_b"], c["generate_out_b"]),
+        radio=tuple(np.stack([getattr(env, a) for env in envs]).astype(np.float64)
+                    for a in ("access_j_up", "access_j_down", "backhaul_j_up", "backhaul_j_down")),
     )
-    fg.t_dicts = ({"end": fg.t_classify[0], "edge": fg.t_classify[1], "cloud": fg.t_classify[2]},
-                  {"edge": fg.t_generate[0], "cloud": fg.t_generate[1]})
-    rw = SimpleNamespace(**{a: col(lambda e, a=a: getattr(e.scenario.reward, a))
-                            for a in ("w_acc", "w_lat", "w_energy", "w_sla", "w_carbon", "latency_clip")})
-    fg.rw = rw
-    fg.weights = {a: getattr(rw, a)[:, 0] for a in ("w_acc", "w_lat", "w_energy", "w_sla", "w_carbon")}
-    fg.energy_ref_j, fg.carbon_ref_g = col(lambda e: e.energy_ref_j), col(lambda e: e.carbon_ref_g)
-    fg.mean_rate = col(lambda e: e.mean_rate)
-    fg.cloud_servers = col(lambda e: e.scenario.hardware.cloud_servers)
-    fg.recharge_w = col(lambda e: e.scenario.energy.end_recharge_w)
-    fg.battery_cap = col(lambda e: e.scenario.energy.end_battery_j or 0.0)
+    fg.t_dicts = ({"end": c["tc_end"], "edge": c["tc_edge"], "cloud": c["tc_cloud"]},
+                  {"edge": c["tg_edge"], "cloud": c["tg_cloud"]})
+    fg.rw = SimpleNamespace(**{a: c[a] for a in ("w_acc", "w_lat", "w_energy", "w_sla", "w_carbon", "latency_clip")})
+    fg.weights = {a: c[a][:, 0] for a in ("w_acc", "w_lat", "w_energy", "w_sla", "w_carbon")}
+    fg.energy_ref_j, fg.carbon_ref_g, fg.mean_rate = c["energy_ref_j"], c["carbon_ref_g"], c["mean_rate"]
+    fg.cloud_servers, fg.recharge_w, fg.battery_cap = c["cloud_servers"], c["recharge_w"], c["battery_cap"]
     fg.battery_cap_or_inf = np.where(fg.battery_cap > 0, fg.battery_cap, np.inf)
-    fg.feedback_cap = np.array([[s.workers.feedback_buffer] for s in sc], dtype=np.int64)
+    fg.feedback_cap = c["feedback_cap"].astype(np.int64)
     ones = np.ones(envs[0].n_edges)  # the link factors without faults
-    fg.legs = [env._legs({"active": 0, "access": ones, "backhaul": ones}, True, *_payloads(env)) for env in envs]
+    legs = [env._legs({"active": 0, "access": ones, "backhaul": ones}, True, *_payloads(env)) for env in envs]
+    fg.edge_leg, fg.cloud_leg = np.stack([leg[0] for leg in legs]), np.stack([leg[1] for leg in legs])
     fg.deadlines = np.stack([env._deadlines() for env in envs])
     return fg
 
@@ -277,8 +299,7 @@ def _latency(ep: Epoch, st: SimpleNamespace, fg: batch.Figures, sv: requests.Ser
                                  (work.cloud_total + cloud_op_s) / fg.cloud_servers[:, 0], edge_capacity,
                                  fg.epoch_s[:, 0] * 1.0)
     new_backlog, mean_wait = cost.fluid_queue(queue[:, 0], queue[:, 1], queue[:, 2], period_s=fg.epoch_s)
-    edge_leg = np.stack([legs[0] for legs in fg.legs])
-    cloud_leg = np.stack([legs[1] for legs in fg.legs])
+    edge_leg, cloud_leg = fg.edge_leg, fg.cloud_leg
     lat_end = np.where(battery_empty, np.inf, fg.t_classify[0])
     tier = np.empty((*ep.route.shape[:1], 2, E), dtype=np.intp)
     tier[:, 0] = ep.route

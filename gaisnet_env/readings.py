@@ -155,10 +155,15 @@ class EnvReadings:
         """``workload.domains(epoch)`` as read-only arrays, memoised with :meth:`_figures`."""
         fig = self._figures(epoch)
         if fig.domains is None:
-            class_mix, style_mix = self.workload.domains(epoch)
             # cells keep a domain for many epochs: when nothing changed since the epoch before, share its
             # (bit-identical) arrays, so that the memos keyed on them hold (accuracy, quality, drift)
             prev = self._figures_memo.get(epoch - 1)
+            fig.domain_key = self.workload.domain_key(epoch)
+            if prev is not None and prev.domains is not None and fig.domain_key is not None \
+                    and prev.domain_key == fig.domain_key:  # the same domain indices: the same mixes
+                fig.domains = prev.domains
+                return fig.domains
+            class_mix, style_mix = self.workload.domains(epoch)
             if (
                 prev is not None
                 and prev.domains is not None
@@ -266,10 +271,11 @@ def _read_only(a: np.ndarray) -> np.ndarray:
 class _EpochFigures:
     """Workload figures of one epoch (see :meth:`GaisNetEnv._figures`)."""
 
-    __slots__ = ("hour", "rates", "domains", "carbon")
+    __slots__ = ("hour", "rates", "domains", "domain_key", "carbon")
 
     def __init__(self, hour: float, rates: np.ndarray) -> None:
         self.hour = hour
         self.rates = rates
         self.domains: tuple[np.ndarray, np.ndarray] | None = None
+        self.domain_key: bytes | None = None  # the workload's domain_key of the epoch (once domains are read)
         self.carbon: tuple | None = None  # (regions and trace, edge, cloud g/kWh)

@@ -11,6 +11,10 @@ from gaisnet_env.models import lora_logits, mlp_logits
 from gaisnet_env.worker_config import N_CLASSES, STYLES
 from gaisnet_env.worker_measure import CLASSIFIER_TIERS
 
+#: Label-scoring rows of the pre-trained weights (weight token 0), shared by every workers object of the
+#: process with the same models, seed and data split: (cache key, seed, edges, tier, edge, style) -> row.
+_PRE_CORRECT: dict[tuple, np.ndarray] = {}
+
 
 class FeedbackBuffers:
     """Feedback rings per edge: adding labelled samples, reading the newest, scoring them."""
@@ -107,9 +111,17 @@ class FeedbackBuffers:
         classifier over the edge's whole private pool in that style, so a row's values never depend on
         which samples were asked for or when (a restored or fresh instance computes the same bits)."""
         view = self._views[edge]
-        x, y = view.get(view.indices, np.full(len(view), style))
-        with torch.no_grad():
-            right = (self._live_logits(CLASSIFIER_TIERS[t], edge, x).argmax(1) == y).numpy()
+        tier = CLASSIFIER_TIERS[t]
+        uid = self._uid_cloud if tier == "cloud" else (self._uid_edge if tier == "edge" else self._uid_end)[edge]
+        key = (self._key, self.seed, self.n_edges, t, edge, style)
+        right = _PRE_CORRECT.get(key) if uid == 0 else None  # token 0: the pre-trained weights
+        if right is None:
+            x, y = view.get(view.indices, np.full(len(view), style))
+            with torch.no_grad():
+                right = (self._live_logits(tier, edge, x).argmax(1) == y).numpy()
+            if uid == 0:
+                right.setflags(write=False)
+                _PRE_CORRECT[key] = right
         self._correct_memo["correct"][t, edge, style, : len(view)] = right
         self._correct_memo["filled"][t, edge, style] = True
 

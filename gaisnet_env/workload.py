@@ -216,6 +216,14 @@ class Workload:
             return np.zeros(self.n_edges, dtype=np.int64)
         return (epoch + self.offsets) // self.every
 
+    def domain_key(self, epoch: int) -> bytes | None:
+        """What :meth:`domains` of ``epoch`` is a function of, when not of the epoch itself: the cells' domain
+        indices (None for ``gradual`` drift, whose mixes move every epoch)."""
+        if self.kind == "gradual":
+            return None
+        k = self.domain_index(epoch)
+        return (k % 2 if self.kind == "recurring" else k).tobytes()
+
     def domains(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """Current (class mix (E, 10), style mix (E, 6)) per cell; rows sum to 1.
 

@@ -38,6 +38,13 @@ def multipliers(faults: Any, n_edges: int, epoch: int) -> dict[str, Any]:
     return {"access": access, "backhaul": backhaul, "edge_up": edge_up, "cloud_capacity": cloud, "active": active}
 
 
+def active_at(faults: Any, epoch: int) -> bool:
+    """Whether any fault of a :class:`~gaisnet_env.scenario.FaultConfig` is in force at ``epoch`` (the
+    ``active`` of :func:`multipliers`, without building its arrays)."""
+    return any(f.start_epoch <= epoch < f.start_epoch + f.duration_epochs
+               for f in (*faults.links, *faults.edges_down, *faults.cloud_overload))
+
+
 def lost_ops(f: dict[str, Any], op_kind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(edge_down, lost)``, (E,) bool each: the edges that are down, and the ops in flight that are lost
     (their edge is down, or the link they transfer over is out; a finetune needs no link)."""
