@@ -18,6 +18,8 @@ from gaisnet_env.core.state import CUM_KEYS
 INT_KEYS = frozenset({"epoch", "model_version_cloud", "ops_in_flight", "ops_started", "ops_finished", "ops_failed",
                       "ops_refused", "ops_aborted", "actions_masked", "faults_active", "edges_down",
                       "links_degraded", "batteries_empty"})
+#: Keys whose single-env value is a numpy float64 (carbon comes from numpy arithmetic), the rest Python floats.
+NP_FLOAT_KEYS = frozenset({"episode_carbon_g", "reward_carbon"})
 
 
 @dataclass
@@ -50,7 +52,7 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
         cum = env.state.cum
         for key, value in zip(CUM_KEYS, (en.total, en.carbon_g, bytes_up, bytes_down, m.requests, m.violations),
                               strict=True):
-            cum[key] += float(value[k])
+            cum[key] += value[k] if key == "carbon_g" else float(value[k])  # the single env's types
     out = _base_info(envs, ep)
     n_cls, n_gen = batch.row_sums(ep.N[:, 0]), batch.row_sums(ep.N[:, 1])
     wq = m.weighted_quality
@@ -58,7 +60,8 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
         acc_cls = np.where(n_cls > 0, np.minimum(batch.row_sums(wq[:, 0]) / n_cls, 1.0), 0.0)
         q_gen = np.where(n_gen > 0, np.minimum(batch.row_sums(wq[:, 1]) / n_gen, 1.0), 0.0)
     failed = ep.N * ~lat.finite
-    requests_failed = np.where(lat.finite.all(axis=(1, 2)), 0.0, batch.row_sums(failed[:, 0]) + batch.row_sums(failed[:, 1]))
+    requests_failed = np.where(lat.finite.all(axis=(1, 2)), 0.0,
+                               batch.row_sums(failed[:, 0]) + batch.row_sums(failed[:, 1]))
     E = ep.route.shape[1]
     op_counts = np.zeros((n, 5), np.int64)
     op_counts[:, 0] = E
@@ -95,8 +98,13 @@ def _base_info(envs: list[Any], ep: Epoch) -> dict[str, Any]:
     """:meth:`GaisNetEnv._base_info` of the copies (after the epoch), as arrays."""
     n = len(envs)
     acc = np.ascontiguousarray(ep.acc_tier.transpose(0, 2, 1)).mean(axis=-1)  # per tier over edges
-    versions = [env._versions() for env in envs]
+    workers = [env.workers for env in envs]  # stock workers (QuietSteps.select): their version counters
     base = [env._version_base for env in envs]
+    versions = {
+        "model_version_cloud": np.array([w._ver_cloud - b["model_version_cloud"] for w, b in zip(workers, base)]),
+        "model_version_edge": np.array([w._ver_edge for w in workers]) - np.stack([b["model_version_edge"] for b in base]),
+        "model_version_end": np.array([w._ver_end for w in workers]) - np.stack([b["model_version_end"] for b in base]),
+    }
     cum = {k: np.array([env.state.cum[k] for env in envs]) for k in CUM_KEYS[:4]}
     masks = np.empty(n, dtype=object)
     for k, env in enumerate(envs):
@@ -106,8 +114,7 @@ def _base_info(envs: list[Any], ep: Epoch) -> dict[str, Any]:
         "epoch": epoch,
         "time_s": np.array([env.state.epoch * env.scenario.epoch_s for env in envs]),
         "accuracy_end": acc[:, 0], "accuracy_edge": acc[:, 1], "accuracy_cloud": acc[:, 2],
-        **{key: np.array([v[key] - b[key] for v, b in zip(versions, base, strict=True)], dtype=np.int64)
-           for key in versions[0]},
+        **{key: v.astype(np.int64) for key, v in versions.items()},
         "ops_in_flight": np.array([np.count_nonzero(env.state.op_kind > 0) for env in envs], dtype=np.int64),
         "episode_energy_j": cum["energy_j"], "episode_carbon_g": cum["carbon_g"],
         "episode_bytes_up": cum["bytes_up"], "episode_bytes_down": cum["bytes_down"],
@@ -144,5 +151,5 @@ def info_row(info: dict[str, Any], k: int) -> dict[str, Any]:
         elif key == "action_mask":
             out[key] = v
         else:
-            out[key] = int(v) if key in INT_KEYS else float(v)
+            out[key] = int(v) if key in INT_KEYS else (v if key in NP_FLOAT_KEYS else float(v))
     return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from gaisnet_env import operator_view
 from gaisnet_env.copy_feedback import CopyFeedback, shares_feedback
-from gaisnet_env.core import batch, feedback, latency, requests, reward
+from gaisnet_env.core import batch, latency, requests, reward
 from gaisnet_env.core.faults import active_at, multipliers
 from gaisnet_env.core.layout import ROUTE_CLOUD, ROUTE_END
 from gaisnet_env.quiet_info import Epoch, vector_info
@@ -180,30 +180,39 @@ def _no_fault(env: Any) -> bool:
 
 
 def _draw(envs: list[Any], route: np.ndarray) -> Epoch:
-    """Each copy's figures of its epoch and its random draws, in the single env's order: arrivals
-    (:func:`requests.arrivals`), the returned labels (:func:`feedback.labels`), the labelled samples'
-    uniforms (:meth:`DigitsData.sample_private_batch`)."""
-    no_fault = {"active": 0}
+    """Each copy's figures of its epoch and its random draws, in the single env's order: arrivals and
+    generate requests (:func:`requests.arrivals`), returned labels (:func:`feedback.labels`), the labelled
+    samples' uniforms (:meth:`DigitsData.sample_private_batch`); the arithmetic around them runs batched."""
     cols: dict[str, list] = {k: [] for k in ("class_mix", "style_mix", "acc_tier", "gen_quality", "counts",
-                                             "n_req", "N", "n_fb", "uniforms", "ci")}
+                                             "n_gen", "n_lab", "ci")}
+    uniforms = []
     for env in envs:
         sc, t, rng = env.scenario, env.state.epoch, env.np_random
+        wl = sc.workload
         now = env._figures(t)
         cm, sm = env._domains_at(t)
         env._domain = (cm, sm)
-        wl = sc.workload
-        counts, n_req, N = requests.arrivals(rng, now.rates, sc.epoch_s, wl.generate_share)
-        n_fb, fb_edges = feedback.labels(rng, counts, N[1], wl.label_rate, wl.feedback_per_epoch, no_fault)
-        if fb_edges.size:
-            cols["uniforms"].append(rng.random(3 * int(n_fb[fb_edges].sum())))
+        counts = rng.poisson(now.rates * sc.epoch_s)
+        n_gen = rng.binomial(counts, wl.generate_share)
+        n_lab = rng.binomial(counts - n_gen, wl.label_rate)
+        total = int(np.minimum(n_lab, wl.feedback_per_epoch).sum())
+        if total:
+            uniforms.append(rng.random(3 * total))
         for key, value in (("class_mix", cm), ("style_mix", sm), ("acc_tier", env._tier_accuracy(cm, sm)),
-                           ("gen_quality", env._generation_quality(cm, sm)), ("counts", counts), ("n_req", n_req),
-                           ("N", N), ("n_fb", n_fb), ("ci", env._carbon_intensity(now))):
+                           ("gen_quality", env._generation_quality(cm, sm)), ("counts", counts), ("n_gen", n_gen),
+                           ("n_lab", n_lab), ("ci", env._carbon_intensity(now))):
             cols[key].append(value)
     ci = np.array(cols.pop("ci"))
-    uniforms = cols.pop("uniforms")
-    return Epoch(route=route, uniforms=uniforms, ci_edge=ci[:, :1], ci_cloud=ci[:, 1:],
-                 **{k: np.stack(v) for k, v in cols.items()})
+    st = {k: np.stack(v) for k, v in cols.items()}
+    counts, n_gen, n_lab = st.pop("counts"), st.pop("n_gen"), st.pop("n_lab")
+    n_req = counts.astype(np.float64)
+    N = np.empty((len(envs), 2, counts.shape[1]))
+    N[:, 1] = n_gen
+    np.subtract(n_req, N[:, 1], out=N[:, 0])
+    per_epoch = np.array([[env.scenario.workload.feedback_per_epoch] for env in envs])
+    n_fb = np.minimum(n_lab, per_epoch).astype(np.int64)
+    return Epoch(route=route, uniforms=uniforms, ci_edge=ci[:, :1], ci_cloud=ci[:, 1:], counts=counts, n_req=n_req,
+                 N=N, n_fb=n_fb, **st)
 
 
 def _gather(envs: list[Any]) -> SimpleNamespace:

@@ -188,9 +188,8 @@ class EnvReadings:
         en = self.scenario.energy
         key = (en.edge_region, en.cloud_region, en.carbon_trace)
         if fig.carbon is None or fig.carbon[0] != key:
-            ci_edge = float(profiles.carbon_intensity(en.edge_region, fig.hour, en.carbon_trace))
-            ci_cloud = float(profiles.carbon_intensity(en.cloud_region, fig.hour, en.carbon_trace))
-            fig.carbon = (key, ci_edge, ci_cloud)
+            fig.carbon = (key, _grid_intensity(en.edge_region, fig.hour, en.carbon_trace),
+                          _grid_intensity(en.cloud_region, fig.hour, en.carbon_trace))
         return fig.carbon[1], fig.carbon[2]
 
     def _drift(self, class_mix: np.ndarray, style_mix: np.ndarray) -> np.ndarray:
@@ -261,6 +260,21 @@ def check_workers(workers: Any) -> None:
                 f"workers: {type(workers).__name__} has no method {name!r}; a workers object needs "
                 f"{', '.join(WORKER_METHODS)} (see docs/workers.md)"
             )
+
+
+_INTENSITY: dict[tuple[str, float, str], float] = {}  # (region, hour, trace) -> g/kWh
+
+
+def _grid_intensity(region: str, hour: float, trace: str) -> float:
+    """``profiles.carbon_intensity`` as a float, memoised (a pure function of its arguments; the env's
+    copies share it)."""
+    key = (region, hour, trace)
+    value = _INTENSITY.get(key)
+    if value is None:
+        if len(_INTENSITY) > 100_000:
+            _INTENSITY.clear()
+        value = _INTENSITY[key] = float(profiles.carbon_intensity(region, hour, trace))
+    return value
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:

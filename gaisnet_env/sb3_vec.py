@@ -22,7 +22,6 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
-from gaisnet_env.copy_steps import step_copies
 from gaisnet_env.vector_env import GaisNetVectorEnv
 
 
@@ -63,10 +62,11 @@ class GaisNetSB3VecEnv(VecEnv):
         rews = np.zeros(self.num_envs, dtype=np.float32)
         dones = np.zeros(self.num_envs, dtype=bool)
         infos: list[dict[str, Any]] = []
-        stepped = step_copies(self.envs, acts, range(self.num_envs))  # the copies' ops as one batch
+        # quiet copies together, the others' ops as one batch (GaisNetVectorEnv._step_copies)
+        stepped, _ = self.venv._step_copies(self.venv._check_actions(acts), list(range(self.num_envs)))
         for i, env in enumerate(self.envs):
             obs, rews[i], terminated, truncated, info = stepped[i]
-            info = dict(info)  # the env keeps its own
+            info = dict(info if info is not None else env._last_info)  # the env keeps its own
             dones[i] = terminated or truncated
             info["TimeLimit.truncated"] = truncated and not terminated
             if dones[i]:
