@@ -100,11 +100,10 @@ def _base_info(envs: list[Any], ep: Epoch) -> dict[str, Any]:
     acc = np.ascontiguousarray(ep.acc_tier.transpose(0, 2, 1)).mean(axis=-1)  # per tier over edges
     workers = [env.workers for env in envs]  # stock workers (QuietSteps.select): their version counters
     base = [env._version_base for env in envs]
-    versions = {
-        "model_version_cloud": np.array([w._ver_cloud - b["model_version_cloud"] for w, b in zip(workers, base)]),
-        "model_version_edge": np.array([w._ver_edge for w in workers]) - np.stack([b["model_version_edge"] for b in base]),
-        "model_version_end": np.array([w._ver_end for w in workers]) - np.stack([b["model_version_end"] for b in base]),
-    }
+    ver_edge = np.array([w._ver_edge for w in workers]) - np.stack([b["model_version_edge"] for b in base])
+    ver_end = np.array([w._ver_end for w in workers]) - np.stack([b["model_version_end"] for b in base])
+    ver_cloud = np.array([w._ver_cloud - b["model_version_cloud"] for w, b in zip(workers, base, strict=True)])
+    versions = {"model_version_cloud": ver_cloud, "model_version_edge": ver_edge, "model_version_end": ver_end}
     cum = {k: np.array([env.state.cum[k] for env in envs]) for k in CUM_KEYS[:4]}
     masks = np.empty(n, dtype=object)
     for k, env in enumerate(envs):
