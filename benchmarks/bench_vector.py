@@ -17,7 +17,9 @@ largest N (``--profile-top``; 0: none). The random policy runs its own, shorter 
 (``--random-sizes``, ``--random-block``, ``--random-rounds``); its profile is of the single env.
 ``--batched-ops`` adds, for the random policy, the single env and every N with the batched training
 engine (``workers.batched_ops``; the vector env's copies then train their ops as one batch).
-``--profile N`` prints cProfile's top functions of the native env at N copies instead. ``--threads``
+``--one-by-one`` adds every N with its copies stepped one by one (``quiet_steps = False``; by default the
+native env steps its quiet copies together, :mod:`gaisnet_env.quiet_steps`). ``--profile N`` prints
+cProfile's top functions of the native env at N copies instead. ``--threads``
 sets torch's intra-op threads (default 1) for every variant alike.
 
 Usage::
@@ -93,11 +95,12 @@ def _time_vector(envs: Any, steps: int, policy: Policy | None = None) -> float:
     return (time.perf_counter() - t0) / (steps * envs.num_envs)
 
 
-def build(scenario: str, sizes: list[int], policy: str = "noop",
-          batched: bool = False, warmup: int | None = None) -> dict[str, tuple[Any, Policy]]:
+def build(scenario: str, sizes: list[int], policy: str = "noop", batched: bool = False,
+          warmup: int | None = None, one_by_one: bool = False) -> dict[str, tuple[Any, Policy]]:
     """The variants and their policies, each reset and warmed up by a few steps; with ``batched`` also the
     single env and each N with the batched training engine (``workers.batched_ops``: a vector env's copies
-    then train their ops as one batch, :mod:`gaisnet_env.copy_steps`)."""
+    then train their ops as one batch, :mod:`gaisnet_env.copy_steps`); with ``one_by_one`` each N with its
+    copies stepped one by one (``quiet_steps = False``: no quiet epochs stepped together)."""
     import gymnasium as gym
 
     import gaisnet_env
@@ -108,6 +111,10 @@ def build(scenario: str, sizes: list[int], policy: str = "noop",
                             "single GaisNetEnv": GaisNetEnv(scenario)}
     for n in sizes:
         envs[f"native N={n}"] = GaisNetVectorEnv(n, scenario)
+    if one_by_one:
+        for n in sizes:
+            envs[f"native N={n} one by one"] = venv = GaisNetVectorEnv(n, scenario)
+            venv.quiet_steps = False
     if batched:
         engine = {"workers": {"batched_ops": True}}
         envs["single GaisNetEnv batched_ops"] = GaisNetEnv(scenario, **engine)
@@ -147,6 +154,26 @@ def breakdown(env: Any, steps: int) -> dict[str, float]:
     return out
 
 
+def copy_draws(env: Any, steps: int) -> float:
+    """Microseconds of the random draws one copy makes in a no-op epoch, in the single env's order (arrivals,
+    generate split, returned labels, the labelled samples' uniforms), on a copy of ``env``'s generator at its
+    current epoch: every copy must make them itself (its own stream), however the rest is batched."""
+    import copy
+
+    sc, rng = env.scenario, copy.deepcopy(env.np_random)
+    wl = sc.workload
+    lam = env._figures(env.state.epoch).rates * sc.epoch_s
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        counts = rng.poisson(lam)
+        n_gen = rng.binomial(counts, wl.generate_share)
+        n_lab = rng.binomial(counts - n_gen, wl.label_rate)
+        total = int(np.minimum(n_lab, wl.feedback_per_epoch).sum())
+        if total:
+            rng.random(3 * total)
+    return 1e6 * (time.perf_counter() - t0) / steps
+
+
 def profile_top(fn: Any, top: int, sort: str | tuple[str, ...] = "tottime") -> str | tuple[str, ...]:
     """cProfile's ``top`` functions while ``fn()`` runs, as pstats prints them (with its line of total calls
     and seconds), sorted by ``sort`` (own time by default); one listing per key when ``sort`` is a tuple."""
@@ -169,7 +196,8 @@ def run(args: argparse.Namespace, policy: str = "noop") -> dict[str, Any]:
     rnd = policy == "random"
     sizes, block, rounds = ((args.random_sizes, args.random_block, args.random_rounds) if rnd
                             else (args.sizes, args.block, args.rounds))
-    variants = build(args.scenario, sizes, policy, rnd and args.batched_ops, args.random_warmup if rnd else None)
+    variants = build(args.scenario, sizes, policy, rnd and args.batched_ops, args.random_warmup if rnd else None,
+                     args.one_by_one)
     times: dict[str, list[float]] = {k: [] for k in variants}
     order = np.random.default_rng(0)
     for _ in range(rounds):  # short interleaved blocks, in a shuffled order: load changes hit all alike
@@ -187,6 +215,7 @@ def run(args: argparse.Namespace, policy: str = "noop") -> dict[str, Any]:
     out = {"policy": policy, "block_env_steps": block, "rounds": rounds, "rows": rows}
     if not rnd:
         out["single_env_breakdown_us"] = breakdown(variants["single GaisNetEnv"][0], block)
+        out["copy_draws_us"] = copy_draws(variants["single GaisNetEnv"][0], 20 * block)
     if args.profile_top:
         name = "single GaisNetEnv" if rnd else f"native N={max(sizes)}"
         env, pol = variants[name]
@@ -219,6 +248,13 @@ def _section(res: dict[str, Any], scenario: str) -> list[str]:
                   "| piece | µs per step | share |", "|---|---:|---:|"]
         for k, v in parts.items():
             lines.append(f"| {k} | {v:,.1f} | {100 * v / step:.0f}% |")
+    draws = res.get("copy_draws_us")
+    if draws:
+        bare = res["rows"]["single GaisNetEnv"]["us_per_env_step"]
+        lines += ["", f"Every copy makes its own random draws in the single env's order (arrivals, generate split, "
+                  f"returned labels, the labelled samples): {draws:.1f} µs per copy and epoch here (same run), so "
+                  f"N copies take at least that per env-step however the rest is batched: at most "
+                  f"{bare / draws:.0f}x the bare single env."]
     prof = res.get("profile")
     if prof:
         lines += ["", f"cProfile, {prof['variant']}, {prof['steps']} steps, top functions by own time:", "",
@@ -271,6 +307,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", type=int, default=None, metavar="N", help="print a profile of N copies instead")
     p.add_argument("--random-warmup", type=int, default=None,
                    help="random policy: steps of every variant before the timing (default 1 vector / 2 single)")
+    p.add_argument("--one-by-one", action="store_true",
+                   help="also each N with its copies stepped one by one (quiet_steps off), side by side")
     p.add_argument("--batched-ops", action="store_true",
                    help="random policy: also every variant with workers.batched_ops (the copies' ops as one batch)")
     p.add_argument("--out", type=Path, default=None)
