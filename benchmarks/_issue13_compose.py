@@ -33,6 +33,10 @@ def vector_row(v: dict[str, Any] | None) -> dict[str, Any]:
                                  f"({r['speedup_vs_bare_env']:.2f}x)" for k, r in rnd["rows"].items()
                                  if k.startswith("native")))
     row["numbers"] = "; ".join(parts) + f" (bench_vector, commit {_commit(v)})"
+    draws = v.get("copy_draws_us")
+    if draws:  # each copy's own random draws, however the rest is batched (bench_vector.copy_draws)
+        row["numbers"] += (f"; bound: every copy makes its own random draws in the single env's order, "
+                           f"{draws:.1f} µs per copy and epoch, so at most {single / draws:.0f}x")
     return row
 
 
@@ -125,10 +129,6 @@ def hardware_bounds(rows: list[dict[str, Any]], hb: dict[str, Any] | None, engin
                                    + ", so 5x faster than serial would be faster than the floor")
     if not hb:
         return
-    pc = hb["per_copy"]
-    vector["numbers"] += (f"; bound: today's workers make per-copy calls of {pc['per_copy_us']:.0f} µs in a "
-                          f"{pc['breakdown_us']['step']:.0f} µs step, so a core batched around them reaches at most "
-                          f"{pc['max_vector_speedup']:.1f}x (hardware_bounds, commit {_commit(hb)})")
     ratios = {**hb.get("today_over_issue", {}),
               **{k: v["ratio"] for k, v in (random or {}).get("summary", {}).items() if v.get("ratio")}}
     for row, name, need in ((metro, "metro", 2.5), (city, "city", 10.0)):

@@ -218,9 +218,13 @@ def test_issue13_rows_carry_the_hardware_bounds(bench) -> None:
     hb = {"machine": {"commit": "h"}, "today_over_issue": {"metro": 2.0, "city": 2.0},
           "random": {"metro": floor, "city": floor}, "ppo": {"ms_per_env_step": 0.7}, "min_env_share_metro": 0.96,
           "per_copy": {"per_copy_us": 300.0, "breakdown_us": {"step": 900.0}, "max_vector_speedup": 3.0}}
-    rows = [compose.vector_row(None), compose.batched_row(None, None), metro, city, compose.ppo_row(None, quoted)]
+    vector = {"machine": {"commit": "v"}, "copy_draws_us": 25.0,
+              "rows": {"single GaisNetEnv": {"us_per_env_step": 800.0, "speedup_vs_bare_env": 1.0},
+                       "single gym.make": {"us_per_env_step": 790.0, "speedup_vs_bare_env": 1.01},
+                       "native N=64": {"us_per_env_step": 100.0, "speedup_vs_bare_env": 8.0}}}
+    rows = [compose.vector_row(vector), compose.batched_row(None, None), metro, city, compose.ppo_row(None, quoted)]
     compose.hardware_bounds(rows, hb, None)
-    assert "at most 3.0x" in rows[0]["numbers"]
+    assert rows[0]["met"] is False and "at most 32x" in rows[0]["numbers"]  # 800 / 25 µs of draws per copy
     assert rows[3]["bound"] == "beyond the hardware"  # city: 2.5x its floor x 2.0x the issue's = 5x < 10x
     assert "bound" not in rows[2] or "opt-in" in rows[2]["bound"]  # metro: 5x >= 2.5x
     assert rows[4]["bound"] == "beyond the hardware" and "96%" in rows[4]["numbers"]
