@@ -8,9 +8,10 @@ A leading env axis (``(N, E)``, ``(N, 2, E)``) already works in the elementwise 
 copy (``tests/test_core_batch.py``): :func:`actions.mask`, :func:`faults.lost_ops`, :func:`ops.abort`,
 :func:`latency.op_share`, :func:`latency.drain_wait`, :func:`latency.queue_inputs`,
 :func:`latency.request_latency`, :func:`requests.serve`, :func:`requests.work`, :func:`reward.cell_figures`,
-:func:`reward.edge_reward`. The rest is written for one env (N = 1): the functions that reduce over
-edges to floats (queues, energy totals, metrics, info), the RNG draws and the per-event bookkeeping of
-ops; they are the next step (issue 13).
+:func:`reward.edge_reward`. The reductions over edges to floats (metrics, energy totals, reward, the
+observation) have batched twins in :mod:`batch`, bit for bit the same per copy; with them the native vector
+env steps its copies' quiet epochs over ``(N, E)`` arrays (:mod:`gaisnet_env.quiet_steps`). The RNG draws
+stay per copy (each copy's own generator) and the per-event bookkeeping of ops per env.
 
 One epoch, in order (the modules that compute it)::
 
