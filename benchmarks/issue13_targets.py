@@ -46,7 +46,7 @@ LINKED = ("models", "agents", "scenarios")
 QUOTED = {"issue_ppo_steps_per_s": 15.0, "issue_ppo_env_share": 0.905, "issue_city_steps_per_s": 1.0,
           "old_md_metro_random": 45.0, "old_md_city_random": 1.8, "old_md_commit": "3117484"}
 TESTS = {"bit for bit": ["tests/test_vector_native.py::test_copies_equal_single_envs_bit_for_bit_across_autoresets",
-                         "tests/test_core_golden.py"],
+                         "tests/test_quiet_steps.py::test_copy_equals_the_single_env", "tests/test_core_golden.py"],
          "structure": ["tests/test_structure.py"]}
 
 
