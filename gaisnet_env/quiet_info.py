@@ -48,11 +48,13 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
     n = len(envs)
     zeros_i, zeros_f = np.zeros(n, np.int64), np.zeros(n)
     bytes_up, bytes_down = 0.0 + en.bytes_up, 0.0 + en.bytes_down
+    # the single env's types: numpy float64 for carbon (numpy arithmetic), Python floats for the rest
+    adds = [list(en.carbon_g) if key == "carbon_g" else value.tolist() for key, value in
+            zip(CUM_KEYS, (en.total, en.carbon_g, bytes_up, bytes_down, m.requests, m.violations), strict=True)]
     for k, env in enumerate(envs):
         cum = env.state.cum
-        for key, value in zip(CUM_KEYS, (en.total, en.carbon_g, bytes_up, bytes_down, m.requests, m.violations),
-                              strict=True):
-            cum[key] += value[k] if key == "carbon_g" else float(value[k])  # the single env's types
+        for key, add in zip(CUM_KEYS, adds, strict=True):
+            cum[key] += add[k]
     out = _base_info(envs, ep)
     n_cls, n_gen = batch.row_sums(ep.N[:, 0]), batch.row_sums(ep.N[:, 1])
     wq = m.weighted_quality

@@ -195,7 +195,8 @@ def _draw(envs: list[Any], route: np.ndarray) -> Epoch:
         counts = rng.poisson(now.rates * sc.epoch_s)
         n_gen = rng.binomial(counts, wl.generate_share)
         n_lab = rng.binomial(counts - n_gen, wl.label_rate)
-        total = int(np.minimum(n_lab, wl.feedback_per_epoch).sum())
+        cap = wl.feedback_per_epoch
+        total = sum(x if x < cap else cap for x in n_lab.tolist())  # labels kept (feedback.labels), ints
         if total:
             uniforms.append(rng.random(3 * total))
         for key, value in (("class_mix", cm), ("style_mix", sm), ("acc_tier", env._tier_accuracy(cm, sm)),
@@ -224,18 +225,14 @@ def _gather(envs: list[Any]) -> SimpleNamespace:
 
 
 def _scatter(envs: list[Any], st: SimpleNamespace) -> None:
-    """Write the epoch's state back into each copy's :class:`SimState` (its own rows, copied)."""
+    """Write the epoch's state back into each copy's :class:`SimState`: its own rows of the epoch's arrays
+    (views; no two copies share memory, and the next epoch gathers copies)."""
     for k, env in enumerate(envs):
         s = env.state
-        s.edge_backlog_s = st.edge_backlog_s[k].copy()
-        s.cloud_backlog_s = st.cloud_backlog_s[k]
-        s.op_remaining_s = st.op_remaining_s[k].copy()
-        s.since_op = st.since_op[k].copy()
-        s.battery_j = st.battery_j[k].copy()
-        s.last_violation = st.last_violation[k].copy()
-        s.last_latency_ratio = st.last_latency_ratio[k].copy()
-        s.label_hits = st.label_hits[k].copy()
-        s.label_seen = st.label_seen[k].copy()
+        s.edge_backlog_s, s.cloud_backlog_s = st.edge_backlog_s[k], st.cloud_backlog_s[k]
+        s.op_remaining_s, s.since_op, s.battery_j = st.op_remaining_s[k], st.since_op[k], st.battery_j[k]
+        s.last_violation, s.last_latency_ratio = st.last_violation[k], st.last_latency_ratio[k]
+        s.label_hits, s.label_seen = st.label_hits[k], st.label_seen[k]
         s.epoch += 1
     st.epoch = [env.state.epoch for env in envs]
 
