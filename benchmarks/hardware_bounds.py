@@ -15,7 +15,9 @@
 * **Per-copy calls of the vector env.** In a metro no-op step, the time of the calls that are per copy in
   today's workers (feedback draw, label scoring, domain reports: ``bench_vector.breakdown``): a core that
   batched everything else across copies would still make them, so single step / their sum bounds the
-  native vector env's speed-up (target 25x) until the workers are batched across copies too.
+  native vector env's speed-up (target 25x) until the workers are batched across copies too. (They are since
+  the quiet steps, ``gaisnet_env/quiet_steps.py``: what stays per copy there is its own random draws, which
+  ``bench_vector.py`` measures as the vector env's bound.)
 
 Usage::
 
