@@ -42,7 +42,7 @@ class Epoch:
 
 
 def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.ndarray], lat: Any,
-                edge_reward: np.ndarray, battery_empty: np.ndarray, st: Any) -> dict[str, Any]:
+                edge_reward: np.ndarray, battery_empty: np.ndarray, st: Any, masks: np.ndarray) -> dict[str, Any]:
     """The vector info of the copies ``envs`` after their quiet epoch (state already written back); adds the
     epoch to each copy's episode totals. FloatingPointError naming the key and copy for a non-finite value."""
     n = len(envs)
@@ -55,7 +55,7 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
         cum = env.state.cum
         for key, add in zip(CUM_KEYS, adds, strict=True):
             cum[key] += add[k]
-    out = _base_info(envs, ep)
+    out = _base_info(envs, ep, masks)
     n_cls, n_gen = batch.row_sums(ep.N[:, 0]), batch.row_sums(ep.N[:, 1])
     wq = m.weighted_quality
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -96,20 +96,17 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
     return info
 
 
-def _base_info(envs: list[Any], ep: Epoch) -> dict[str, Any]:
-    """:meth:`GaisNetEnv._base_info` of the copies (after the epoch), as arrays."""
-    n = len(envs)
+def _base_info(envs: list[Any], ep: Epoch, masks: np.ndarray) -> dict[str, Any]:
+    """:meth:`GaisNetEnv._base_info` of the copies (after the epoch), as arrays; ``masks`` their Gymnasium
+    action masks (an object array of tuples)."""
     acc = np.ascontiguousarray(ep.acc_tier.transpose(0, 2, 1)).mean(axis=-1)  # per tier over edges
     workers = [env.workers for env in envs]  # stock workers (QuietSteps.select): their version counters
     base = [env._version_base for env in envs]
-    ver_edge = np.array([w._ver_edge for w in workers]) - np.stack([b["model_version_edge"] for b in base])
-    ver_end = np.array([w._ver_end for w in workers]) - np.stack([b["model_version_end"] for b in base])
+    ver_edge = np.array([w._ver_edge for w in workers]) - np.array([b["model_version_edge"] for b in base])
+    ver_end = np.array([w._ver_end for w in workers]) - np.array([b["model_version_end"] for b in base])
     ver_cloud = np.array([w._ver_cloud - b["model_version_cloud"] for w, b in zip(workers, base, strict=True)])
     versions = {"model_version_cloud": ver_cloud, "model_version_edge": ver_edge, "model_version_end": ver_end}
     cum = {k: np.array([env.state.cum[k] for env in envs]) for k in CUM_KEYS[:4]}
-    masks = np.empty(n, dtype=object)
-    for k, env in enumerate(envs):
-        masks[k] = env.gym_action_mask()
     epoch = np.array([env.state.epoch for env in envs], dtype=np.int64)
     return {
         "epoch": epoch,

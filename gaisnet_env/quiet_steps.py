@@ -22,11 +22,12 @@ import numpy as np
 
 from gaisnet_env import operator_view
 from gaisnet_env.copy_feedback import CopyFeedback, shares_feedback
-from gaisnet_env.core import batch, latency, requests, reward
+from gaisnet_env.core import actions, batch, latency, requests, reward
 from gaisnet_env.core.faults import active_at, multipliers
 from gaisnet_env.core.layout import ROUTE_CLOUD, ROUTE_END
 from gaisnet_env.quiet_info import Epoch, vector_info
 
+# (the copies' equal-shaped arrays are stacked with np.array: a third of np.stack's time for many small arrays)
 _NO_FAULTS = SimpleNamespace(links=(), edges_down=(), cloud_overload=())
 _STATE_ROWS = ("edge_backlog_s", "op_kind", "op_remaining_s", "op_cloud_share", "since_op", "battery_j",
                "label_hits", "label_seen", "label_prior", "reported_class_mix", "reported_style_mix")
@@ -38,6 +39,8 @@ class QuietSteps:
     def __init__(self, envs: Sequence[Any]) -> None:
         self.envs = envs
         self.feedback: CopyFeedback | None = None
+        self._masks: np.ndarray | None = None  # (N, E, 8) each copy's feasibility mask at its last quiet step
+        self._gym_masks: list[Any] = [None] * len(envs)  # and its Gymnasium mask tuple
 
     def select(self, actions: np.ndarray, which: Sequence[int]) -> list[int]:
         """The copies of ``which`` that are quiet this epoch with their rows of ``actions`` (N, E, 2)."""
@@ -47,11 +50,11 @@ class QuietSteps:
         idx = np.asarray(which, dtype=np.intp)
         acts = actions[idx]
         ok = ~acts[..., 1].any(axis=1)
-        op_kind = np.stack([envs[i].state.op_kind for i in which])
-        remaining = np.stack([envs[i].state.op_remaining_s for i in which])
+        op_kind = np.array([envs[i].state.op_kind for i in which])
+        remaining = np.array([envs[i].state.op_remaining_s for i in which])
         epoch_s = np.array([[envs[i].scenario.epoch_s] for i in which])
         ok &= ~((op_kind > 0) & (remaining - epoch_s <= 0)).any(axis=1)  # no op completes
-        battery = np.stack([envs[i].state.battery_j for i in which])
+        battery = np.array([envs[i].state.battery_j for i in which])
         ok &= ~((acts[..., 0] == ROUTE_END) & (battery <= 0)).any(axis=1)  # the end route is feasible
         return [i for i, good in zip(which, ok.tolist(), strict=True) if good and _no_fault(envs[i])]
 
@@ -107,7 +110,7 @@ class QuietSteps:
         st.since_op = st.since_op + 1.0
         envs = [self.envs[i] for i in which.tolist()]
         _scatter(envs, st)
-        infos = vector_info(envs, ep, m, en, r, lat, edge_reward, battery_empty, st)
+        infos = vector_info(envs, ep, m, en, r, lat, edge_reward, battery_empty, st, self._action_masks(which, st))
         obs = self._observation(envs, which, st, fg)
         truncated = np.array([env.state.epoch >= env.scenario.horizon for env in envs])
         return obs, r["total"], truncated, infos
@@ -137,6 +140,22 @@ class QuietSteps:
         st.label_hits = np.where(est, hits, st.label_hits)
         st.label_seen = np.where(est, seen_n, st.label_seen)
 
+    def _action_masks(self, which: np.ndarray, st: SimpleNamespace) -> np.ndarray:
+        """The copies' Gymnasium masks after the epoch (``info["action_mask"]``, an object array of tuples):
+        the feasibility masks of all of them in one call (no fault in force), each copy's tuple made by its own
+        :meth:`GaisNetEnv.gym_action_mask` only where its mask changed since its last quiet step."""
+        m = actions.mask({"active": 0}, st.battery_j, st.op_kind)
+        if self._masks is None:
+            self._masks = np.zeros((len(self.envs), *m.shape[1:]), dtype=bool)
+        changed = (self._masks[which] != m).any(axis=(1, 2))
+        self._masks[which] = m
+        out = np.empty(which.size, dtype=object)
+        for k, (i, new) in enumerate(zip(which.tolist(), changed.tolist(), strict=True)):
+            if new or self._gym_masks[i] is None:
+                self._gym_masks[i] = self.envs[i].gym_action_mask()
+            out[k] = self._gym_masks[i]
+        return out
+
     def _observation(self, envs: list[Any], which: np.ndarray, st: SimpleNamespace, fg: Any) -> np.ndarray:
         """The copies' next observations (:meth:`GaisNetEnv._observation`, batched)."""
         estimated = np.array([env.accuracy_view == "estimated" for env in envs])
@@ -147,6 +166,7 @@ class QuietSteps:
                              0.0)
         else:
             accuracy, drift = np.empty((len(envs), *st.label_hits.shape[1:])), np.empty(st.edge_backlog_s.shape)
+        _next_figures(envs)
         figs = []
         for k, env in enumerate(envs):
             t = env.state.epoch
@@ -159,9 +179,29 @@ class QuietSteps:
         ci = np.array([env._carbon_intensity(now) for env, now in zip(envs, figs, strict=True)])
         ones = np.ones(st.edge_backlog_s.shape)
         f = {"access": ones, "backhaul": ones, "edge_up": ones, "cloud_capacity": [1.0] * len(envs)}
-        return batch.observation(st, np.stack([now.rates for now in figs]), fg.mean_rate, accuracy, drift, f,
+        return batch.observation(st, np.array([now.rates for now in figs]), fg.mean_rate, accuracy, drift, f,
                                  ci[:, :1], ci[:, 1:], [now.hour for now in figs], fg.battery_cap, fg.epoch_s,
                                  [env.scenario.horizon for env in envs])
+
+
+def _next_figures(envs: list[Any]) -> None:
+    """Each copy's workload figures of its (new) epoch into its memo: hour and diurnal factor once per group of
+    copies at the same epoch with the same time parameters, the rates ``base * diurnal * flash`` as
+    :meth:`Workload.rates` computes them (rows of one array). Copies with flash crowds compute their own."""
+    groups: dict[tuple, list[Any]] = {}
+    for env in envs:
+        wl, t = env.workload, env.state.epoch
+        if wl._flash:
+            env._figures(t)
+        elif env._figures_of is not wl or t not in env._figures_memo:
+            groups.setdefault((t, wl.start_hour, wl.epoch_s, wl.amplitude, wl.peak_hour), []).append(env)
+    for (t, *_), members in groups.items():
+        wl = members[0].workload
+        hour, diurnal = wl.hour(t), wl.diurnal(t)
+        rates = np.array([env.workload.base_rates for env in members]) * diurnal * np.ones(wl.n_edges)
+        rates.setflags(write=False)
+        for env, row in zip(members, rates, strict=True):
+            env._install_figures(t, hour, row)
 
 
 def _no_fault_multipliers(n_edges: int) -> dict[str, Any]:
@@ -183,43 +223,44 @@ def _draw(envs: list[Any], route: np.ndarray) -> Epoch:
     """Each copy's figures of its epoch and its random draws, in the single env's order: arrivals and
     generate requests (:func:`requests.arrivals`), returned labels (:func:`feedback.labels`), the labelled
     samples' uniforms (:meth:`DigitsData.sample_private_batch`); the arithmetic around them runs batched."""
-    cols: dict[str, list] = {k: [] for k in ("class_mix", "style_mix", "acc_tier", "gen_quality", "counts",
-                                             "n_gen", "n_lab", "ci")}
-    uniforms = []
+    cms, sms, accs, gqs, counts, n_gens, n_labs, cis, uniforms = [], [], [], [], [], [], [], [], []
     for env in envs:
         sc, t, rng = env.scenario, env.state.epoch, env.np_random
         wl = sc.workload
         now = env._figures(t)
         cm, sm = env._domains_at(t)
         env._domain = (cm, sm)
-        counts = rng.poisson(now.rates * sc.epoch_s)
-        n_gen = rng.binomial(counts, wl.generate_share)
-        n_lab = rng.binomial(counts - n_gen, wl.label_rate)
+        count = rng.poisson(now.rates * sc.epoch_s)
+        n_gen = rng.binomial(count, wl.generate_share)
+        n_lab = rng.binomial(count - n_gen, wl.label_rate)
         cap = wl.feedback_per_epoch
         total = sum(x if x < cap else cap for x in n_lab.tolist())  # labels kept (feedback.labels), ints
         if total:
             uniforms.append(rng.random(3 * total))
-        for key, value in (("class_mix", cm), ("style_mix", sm), ("acc_tier", env._tier_accuracy(cm, sm)),
-                           ("gen_quality", env._generation_quality(cm, sm)), ("counts", counts), ("n_gen", n_gen),
-                           ("n_lab", n_lab), ("ci", env._carbon_intensity(now))):
-            cols[key].append(value)
-    ci = np.array(cols.pop("ci"))
-    st = {k: np.stack(v) for k, v in cols.items()}
-    counts, n_gen, n_lab = st.pop("counts"), st.pop("n_gen"), st.pop("n_lab")
-    n_req = counts.astype(np.float64)
-    N = np.empty((len(envs), 2, counts.shape[1]))
-    N[:, 1] = n_gen
+        cms.append(cm)
+        sms.append(sm)
+        accs.append(env._tier_accuracy(cm, sm))
+        gqs.append(env._generation_quality(cm, sm))
+        counts.append(count)
+        n_gens.append(n_gen)
+        n_labs.append(n_lab)
+        cis.append(env._carbon_intensity(now))
+    ci, count, n_lab = np.array(cis), np.array(counts), np.array(n_labs)
+    n_req = count.astype(np.float64)
+    N = np.empty((len(envs), 2, count.shape[1]))
+    N[:, 1] = np.array(n_gens)
     np.subtract(n_req, N[:, 1], out=N[:, 0])
     per_epoch = np.array([[env.scenario.workload.feedback_per_epoch] for env in envs])
     n_fb = np.minimum(n_lab, per_epoch).astype(np.int64)
-    return Epoch(route=route, uniforms=uniforms, ci_edge=ci[:, :1], ci_cloud=ci[:, 1:], counts=counts, n_req=n_req,
-                 N=N, n_fb=n_fb, **st)
+    return Epoch(route=route, class_mix=np.array(cms), style_mix=np.array(sms), acc_tier=np.array(accs),
+                 gen_quality=np.array(gqs), counts=count, n_req=n_req, N=N, n_fb=n_fb, uniforms=uniforms,
+                 ci_edge=ci[:, :1], ci_cloud=ci[:, 1:])
 
 
 def _gather(envs: list[Any]) -> SimpleNamespace:
     """The copies' states as (N, E, ...) arrays (and lists of the per-copy floats)."""
     states = [env.state for env in envs]
-    out = SimpleNamespace(**{name: np.stack([getattr(s, name) for s in states]) for name in _STATE_ROWS})
+    out = SimpleNamespace(**{name: np.array([getattr(s, name) for s in states]) for name in _STATE_ROWS})
     out.cloud_backlog_s = [s.cloud_backlog_s for s in states]
     return out
 
@@ -268,7 +309,7 @@ def _figures(envs: list[Any]) -> Any:
         end=(c["end_active_w"], c["end_idle_w"]), t_classify=(c["tc_end"], c["tc_edge"], c["tc_cloud"]),
         t_generate=(c["tg_edge"], c["tg_cloud"]), in_b=(c["classify_in_b"], c["generate_in_b"]),
         out_b=(c["classify_out_b"], c["generate_out_b"]),
-        radio=tuple(np.stack([getattr(env, a) for env in envs]).astype(np.float64)
+        radio=tuple(np.array([getattr(env, a) for env in envs]).astype(np.float64)
                     for a in ("access_j_up", "access_j_down", "backhaul_j_up", "backhaul_j_down")),
     )
     fg.t_dicts = ({"end": c["tc_end"], "edge": c["tc_edge"], "cloud": c["tc_cloud"]},
@@ -281,8 +322,8 @@ def _figures(envs: list[Any]) -> Any:
     fg.feedback_cap = c["feedback_cap"].astype(np.int64)
     ones = np.ones(envs[0].n_edges)  # the link factors without faults
     legs = [env._legs({"active": 0, "access": ones, "backhaul": ones}, True, *_payloads(env)) for env in envs]
-    fg.edge_leg, fg.cloud_leg = np.stack([leg[0] for leg in legs]), np.stack([leg[1] for leg in legs])
-    fg.deadlines = np.stack([env._deadlines() for env in envs])
+    fg.edge_leg, fg.cloud_leg = np.array([leg[0] for leg in legs]), np.array([leg[1] for leg in legs])
+    fg.deadlines = np.array([env._deadlines() for env in envs])
     return fg
 
 
