@@ -59,8 +59,9 @@ class CopyFeedback:
         when its workers or arrays were replaced), its tables current for its weights."""
         for i, w in enumerate(workers):
             views = self._views[i]
-            if views is None or w is not self.workers[i] or any(
-                getattr(w, name) is not v for name, v in zip(_RING_NAMES, views, strict=True)
+            if views is None or w is not self.workers[i] or not (
+                w._fb_idx is views[0] and w._fb_style is views[1] and w._fb_ptr is views[2]
+                and w._fb_count is views[3] and w._fb_new is views[4]  # (the order of _RING_NAMES)
             ):
                 views = self._views[i] = tuple(shared[i] for shared in self.rings)
                 for name, shared, v in zip(_RING_NAMES, self.rings, views, strict=True):

@@ -41,6 +41,7 @@ class QuietSteps:
         self.feedback: CopyFeedback | None = None
         self._masks: np.ndarray | None = None  # (N, E, 8) each copy's feasibility mask at its last quiet step
         self._gym_masks: list[Any] = [None] * len(envs)  # and its Gymnasium mask tuple
+        self._figures_memo: tuple | None = None  # (figure rows, per-edge arrays, figures) of the last step
 
     def select(self, actions: np.ndarray, which: Sequence[int]) -> list[int]:
         """The copies of ``which`` that are quiet this epoch with their rows of ``actions`` (N, E, 2)."""
@@ -68,7 +69,7 @@ class QuietSteps:
         acts = np.array(actions[np.asarray(which)], dtype=np.int64)
         ep = _draw(envs, acts[..., 0])
         st = _gather(envs)
-        fg = _figures(envs)
+        fg = self._figures(envs)
         no_fault = _no_fault_multipliers(envs[0].n_edges)
         for env in envs:  # the next epoch's faults (masks, info): none (select checked)
             env._faults_scope = {env.state.epoch + 1: no_fault}
@@ -139,6 +140,20 @@ class QuietSteps:
         est = estimated[:, None, None]
         st.label_hits = np.where(est, hits, st.label_hits)
         st.label_seen = np.where(est, seen_n, st.label_seen)
+
+    def _figures(self, envs: list[Any]) -> Any:
+        """:func:`_figures` of the copies, kept while the same copies have the same figure rows (deadlines
+        included) and the same radio arrays (set when an env is built)."""
+        rows = np.array([_figure_row(env) for env in envs], dtype=np.float64)
+        arrays = [(env.access_j_up, env.access_j_down, env.backhaul_j_up, env.backhaul_j_down) for env in envs]
+        memo = self._figures_memo
+        if (memo is not None and len(memo[1]) == len(envs) and np.array_equal(memo[0], rows)
+                and all(a is b for new, old in zip(arrays, memo[1], strict=True)
+                        for a, b in zip(new, old, strict=True))):
+            return memo[2]
+        fg = _figures(envs, rows)
+        self._figures_memo = (rows, arrays, fg)
+        return fg
 
     def _action_masks(self, which: np.ndarray, st: SimpleNamespace) -> np.ndarray:
         """The copies' Gymnasium masks after the epoch (``info["action_mask"]``, an object array of tuples):
@@ -216,7 +231,7 @@ def _no_fault_multipliers(n_edges: int) -> dict[str, Any]:
 def _no_fault(env: Any) -> bool:
     """No fault in force at the copy's epoch or the next (the observation's)."""
     t = env.state.epoch
-    return not (active_at(env.scenario.faults, t) or active_at(env.scenario.faults, t + 1))
+    return not active_at(env.scenario.faults, t, t + 1)
 
 
 def _draw(envs: list[Any], route: np.ndarray) -> Epoch:
@@ -234,7 +249,8 @@ def _draw(envs: list[Any], route: np.ndarray) -> Epoch:
         n_gen = rng.binomial(count, wl.generate_share)
         n_lab = rng.binomial(count - n_gen, wl.label_rate)
         cap = wl.feedback_per_epoch
-        total = sum(x if x < cap else cap for x in n_lab.tolist())  # labels kept (feedback.labels), ints
+        labs = n_lab.tolist()
+        total = sum(labs) if max(labs) <= cap else sum(min(x, cap) for x in labs)  # kept (feedback.labels)
         if total:
             uniforms.append(rng.random(3 * total))
         cms.append(cm)
@@ -283,7 +299,8 @@ _FIGURE_COLUMNS = ("epoch_s", "op_share_hw", "edge_idle_w", "edge_active_w", "ed
                    "cloud_pue", "end_active_w", "end_idle_w", "tc_end", "tc_edge", "tc_cloud", "tg_edge", "tg_cloud",
                    "classify_in_b", "generate_in_b", "classify_out_b", "generate_out_b", "w_acc", "w_lat",
                    "w_energy", "w_sla", "w_carbon", "latency_clip", "energy_ref_j", "carbon_ref_g", "mean_rate",
-                   "cloud_servers", "recharge_w", "battery_cap", "feedback_cap")
+                   "cloud_servers", "recharge_w", "battery_cap", "feedback_cap", "deadline_classify",
+                   "deadline_generate")
 
 
 def _figure_row(env: Any) -> tuple:
@@ -295,13 +312,12 @@ def _figure_row(env: Any) -> tuple:
             tc["end"], tc["edge"], tc["cloud"], tg["edge"], tg["cloud"], wl.classify_in_bytes, wl.generate_in_bytes,
             wl.classify_out_bytes, wl.generate_out_bytes, rw.w_acc, rw.w_lat, rw.w_energy, rw.w_sla, rw.w_carbon,
             rw.latency_clip, env.energy_ref_j, env.carbon_ref_g, env.mean_rate, hw.cloud_servers,
-            sc.energy.end_recharge_w, sc.energy.end_battery_j or 0.0, sc.workers.feedback_buffer)
+            sc.energy.end_recharge_w, sc.energy.end_battery_j or 0.0, sc.workers.feedback_buffer, *env.deadline)
 
 
-def _figures(envs: list[Any]) -> Any:
+def _figures(envs: list[Any], table: np.ndarray) -> Any:
     """The copies' cost figures stacked: :class:`batch.Figures` with the env-side ones added ((N, 1) per
-    copy; per edge (N, E))."""
-    table = np.array([_figure_row(env) for env in envs], dtype=np.float64)
+    copy; per edge (N, E)); ``table`` their :func:`_figure_row` rows."""
     c = {name: table[:, j : j + 1] for j, name in enumerate(_FIGURE_COLUMNS)}
     fg = batch.Figures(
         epoch_s=c["epoch_s"], op_share_hw=c["op_share_hw"],

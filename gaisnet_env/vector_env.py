@@ -171,7 +171,8 @@ class GaisNetVectorEnv(VectorEnv):
         n, E = self.num_envs, self.n_edges
         pairs = np.asarray(acts).reshape(n, E, 2)
         quiet = self._quiet.select(pairs, which) if self.quiet_steps else []
-        rest = [i for i in which if i not in set(quiet)]
+        quiet_set = set(quiet)
+        rest = [i for i in which if i not in quiet_set]
         if quiet and any(self.envs[i].masked_action == "raise" for i in rest):
             quiet, rest = [], which  # a copy may raise: the copies before it step first, as one by one
         stepped = step_copies(self.envs, acts, rest)

@@ -38,10 +38,11 @@ def multipliers(faults: Any, n_edges: int, epoch: int) -> dict[str, Any]:
     return {"access": access, "backhaul": backhaul, "edge_up": edge_up, "cloud_capacity": cloud, "active": active}
 
 
-def active_at(faults: Any, epoch: int) -> bool:
+def active_at(faults: Any, epoch: int, until: int | None = None) -> bool:
     """Whether any fault of a :class:`~gaisnet_env.scenario.FaultConfig` is in force at ``epoch`` (the
-    ``active`` of :func:`multipliers`, without building its arrays)."""
-    return any(f.start_epoch <= epoch < f.start_epoch + f.duration_epochs
+    ``active`` of :func:`multipliers`, without building its arrays), or at any epoch up to ``until``."""
+    last = epoch if until is None else until
+    return any(f.start_epoch <= last and epoch < f.start_epoch + f.duration_epochs
                for f in (*faults.links, *faults.edges_down, *faults.cloud_overload))
 
 
