@@ -42,11 +42,13 @@ class Epoch:
 
 
 def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.ndarray], lat: Any,
-                edge_reward: np.ndarray, battery_empty: np.ndarray, st: Any, masks: np.ndarray) -> dict[str, Any]:
-    """The vector info of the copies ``envs`` after their quiet epoch (state already written back); adds the
+                edge_reward: np.ndarray, events: dict[str, np.ndarray], st: Any, masks: np.ndarray,
+                F: Any) -> dict[str, Any]:
+    """The vector info of the copies ``envs`` after their quiet epoch (state already written back), with the
+    epoch's ``events`` (edges down, requests dropped and rerouted, batteries empty) and faults ``F``; adds the
     epoch to each copy's episode totals. FloatingPointError naming the key and copy for a non-finite value."""
     n = len(envs)
-    zeros_i, zeros_f = np.zeros(n, np.int64), np.zeros(n)
+    zeros_i = np.zeros(n, np.int64)
     bytes_up, bytes_down = 0.0 + en.bytes_up, 0.0 + en.bytes_down
     # the single env's types: numpy float64 for carbon (numpy arithmetic), Python floats for the rest
     adds = [list(en.carbon_g) if key == "carbon_g" else value.tolist() for key, value in
@@ -76,9 +78,11 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
         "energy_cloud_j": en.cloud, "energy_radio_j": en.radio, "carbon_g": en.carbon_g,
         "bytes_up": bytes_up, "bytes_down": bytes_down,
         "ops_started": zeros_i, "ops_finished": zeros_i, "ops_failed": zeros_i, "ops_refused": zeros_i,
-        "ops_aborted": zeros_i, "actions_masked": zeros_i, "faults_active": zeros_i, "edges_down": zeros_i,
-        "links_degraded": zeros_i, "cloud_capacity": np.ones(n), "batteries_empty": battery_empty.sum(axis=1),
-        "requests_rerouted": zeros_f, "requests_dropped": zeros_f,
+        "ops_aborted": zeros_i, "actions_masked": zeros_i, "faults_active": F.active,
+        "edges_down": events["edge_down"].sum(axis=1),
+        "links_degraded": np.where(F.active == 0, 0, (F.access < 1).sum(axis=1) + (F.backhaul < 1).sum(axis=1)),
+        "cloud_capacity": F.cloud_capacity.astype(np.float64), "batteries_empty": events["battery_empty"].sum(axis=1),
+        "requests_rerouted": 0.0 + events["rerouted"], "requests_dropped": events["dropped"],
         "route_counts": (ep.route[:, :, None] == np.arange(3)).sum(axis=1).astype(np.int64),
         "op_counts": op_counts,
         **{f"reward_{k}": r[k] for k in ("accuracy", "latency", "energy", "sla", "carbon")},

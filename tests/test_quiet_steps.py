@@ -1,8 +1,8 @@
 """Quiet epochs stepped as arrays over the native vector env's copies (:mod:`gaisnet_env.quiet_steps`):
 the same episodes, bit for bit, as the copies stepped one by one and as the single env (observations,
 rewards, the vector info with its dtypes and key order, states, each copy's info), across autoresets,
-ops, faults, both accuracy views, restores and replaced workers; and the batched reductions of
-:mod:`gaisnet_env.core.batch` against their 1-D originals."""
+ops, faults (quiet epochs under a fault included), both accuracy views, restores and replaced workers;
+and the batched reductions of :mod:`gaisnet_env.core.batch` against their 1-D originals."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from gaisnet_env.core import batch, latency
+from gaisnet_env.core.faults import active_at
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.sb3_vec import GaisNetSB3VecEnv
 from gaisnet_env.vector_env import GaisNetVectorEnv
@@ -52,21 +53,25 @@ def _pair(n: int, scenario: str, **kw: Any) -> tuple[GaisNetVectorEnv, GaisNetVe
     return quiet, serial
 
 
-def _run_pair(quiet: GaisNetVectorEnv, serial: GaisNetVectorEnv, steps: int, p_op: float, seed: int = 7) -> int:
-    """Step both with the same actions, checking every output and state; returns the quiet copy-steps."""
+def _run_pair(quiet: GaisNetVectorEnv, serial: GaisNetVectorEnv, steps: int, p_op: float,
+              seed: int = 7) -> tuple[int, int]:
+    """Step both with the same actions, checking every output and state; returns the quiet copy-steps and
+    those of them with a fault in force."""
     _same(quiet.reset(seed=seed), serial.reset(seed=seed))
     rng = np.random.default_rng(seed)
-    n_quiet = 0
+    n_quiet = n_faulty = 0
     for _ in range(steps):
         acts = _actions(quiet, rng, p_op)
         live = np.flatnonzero(~quiet._autoreset).tolist()
-        n_quiet += len(quiet._quiet.select(acts.reshape(quiet.num_envs, -1, 2), live))
+        chosen = quiet._quiet.select(acts.reshape(quiet.num_envs, -1, 2), live)
+        n_quiet += len(chosen)
+        n_faulty += sum(active_at(quiet.envs[i].scenario.faults, quiet.envs[i].state.epoch) for i in chosen)
         _same(quiet.step(acts), serial.step(acts), "step")
         for a, b in zip(quiet.envs, serial.envs, strict=True):
             _same(a.state.__dict__, b.state.__dict__, "state")
             _same(a._last_info, b._last_info, "last_info")
             _same(a.workers.state_dict()["fb_idx"], b.workers.state_dict()["fb_idx"], "rings")
-    return n_quiet
+    return n_quiet, n_faulty
 
 
 @pytest.mark.parametrize(("scenario", "steps", "p_op", "kw"), [
@@ -79,9 +84,10 @@ def _run_pair(quiet: GaisNetVectorEnv, serial: GaisNetVectorEnv, steps: int, p_o
 ])
 def test_quiet_copies_equal_copies_one_by_one(scenario: str, steps: int, p_op: float, kw: dict) -> None:
     quiet, serial = _pair(3, scenario, **kw)
-    n_quiet = _run_pair(quiet, serial, steps, p_op)
+    n_quiet, n_faulty = _run_pair(quiet, serial, steps, p_op)
     assert 0 < n_quiet < 3 * steps or p_op == 0.0  # both paths ran
     assert n_quiet > steps
+    assert n_faulty > 0 or "faults" not in kw  # quiet epochs with a fault in force ran too
 
 
 def test_copy_equals_the_single_env() -> None:

@@ -1,0 +1,150 @@
+"""The per-copy figures the quiet steps (:mod:`gaisnet_env.quiet_steps`) read, stacked over the copies: the
+static cost figures of each copy (node powers, per-request times, payloads, reward weights...), kept while
+they hold; the workload figures of each copy's next epoch, computed once per group of copies; the request
+legs under each copy's faults."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from gaisnet_env.core import batch
+from gaisnet_env.core.faults import active_at, multipliers
+
+#: The per-copy figures :func:`figures` reads, in the order of its columns.
+_FIGURE_COLUMNS = ("epoch_s", "op_share_hw", "edge_idle_w", "edge_active_w", "edge_pue", "cloud_active_w",
+                   "cloud_pue", "end_active_w", "end_idle_w", "tc_end", "tc_edge", "tc_cloud", "tg_edge", "tg_cloud",
+                   "classify_in_b", "generate_in_b", "classify_out_b", "generate_out_b", "w_acc", "w_lat",
+                   "w_energy", "w_sla", "w_carbon", "latency_clip", "energy_ref_j", "carbon_ref_g", "mean_rate",
+                   "cloud_servers", "recharge_w", "battery_cap", "feedback_cap", "deadline_classify",
+                   "deadline_generate", "generate_share")
+
+
+def figure_row(env: Any) -> tuple:
+    """One copy's :data:`_FIGURE_COLUMNS` (read afresh every step, as the single env reads them)."""
+    sc = env.scenario
+    hw, wl, rw, node, tc, tg = sc.hardware, sc.workload, sc.reward, env.node, env.t_classify, env.t_generate
+    ne, nc, nu = node["edge"], node["cloud"], node["end"]
+    return (sc.epoch_s, hw.op_share, ne.idle_w, ne.active_w, ne.pue, nc.active_w, nc.pue, nu.active_w, nu.idle_w,
+            tc["end"], tc["edge"], tc["cloud"], tg["edge"], tg["cloud"], wl.classify_in_bytes, wl.generate_in_bytes,
+            wl.classify_out_bytes, wl.generate_out_bytes, rw.w_acc, rw.w_lat, rw.w_energy, rw.w_sla, rw.w_carbon,
+            rw.latency_clip, env.energy_ref_j, env.carbon_ref_g, env.mean_rate, hw.cloud_servers,
+            sc.energy.end_recharge_w, sc.energy.end_battery_j or 0.0, sc.workers.feedback_buffer, *env.deadline,
+            wl.generate_share)
+
+
+def figures(envs: list[Any], table: np.ndarray) -> Any:
+    """The copies' cost figures stacked: :class:`batch.Figures` with the env-side ones added ((N, 1) per
+    copy; per edge (N, E)); ``table`` their :func:`figure_row` rows."""
+    c = {name: table[:, j : j + 1] for j, name in enumerate(_FIGURE_COLUMNS)}
+    fg = batch.Figures(
+        epoch_s=c["epoch_s"], op_share_hw=c["op_share_hw"],
+        edge=(c["edge_idle_w"], c["edge_active_w"], c["edge_pue"]), cloud=(c["cloud_active_w"], c["cloud_pue"]),
+        end=(c["end_active_w"], c["end_idle_w"]), t_classify=(c["tc_end"], c["tc_edge"], c["tc_cloud"]),
+        t_generate=(c["tg_edge"], c["tg_cloud"]), in_b=(c["classify_in_b"], c["generate_in_b"]),
+        out_b=(c["classify_out_b"], c["generate_out_b"]),
+        radio=tuple(np.array([getattr(env, a) for env in envs]).astype(np.float64)
+                    for a in ("access_j_up", "access_j_down", "backhaul_j_up", "backhaul_j_down")),
+    )
+    fg.t_dicts = ({"end": c["tc_end"], "edge": c["tc_edge"], "cloud": c["tc_cloud"]},
+                  {"edge": c["tg_edge"], "cloud": c["tg_cloud"]})
+    fg.rw = SimpleNamespace(**{a: c[a] for a in ("w_acc", "w_lat", "w_energy", "w_sla", "w_carbon", "latency_clip")})
+    fg.weights = {a: c[a][:, 0] for a in ("w_acc", "w_lat", "w_energy", "w_sla", "w_carbon")}
+    fg.energy_ref_j, fg.carbon_ref_g, fg.mean_rate = c["energy_ref_j"], c["carbon_ref_g"], c["mean_rate"]
+    fg.cloud_servers, fg.recharge_w, fg.battery_cap = c["cloud_servers"], c["recharge_w"], c["battery_cap"]
+    fg.battery_cap_or_inf = np.where(fg.battery_cap > 0, fg.battery_cap, np.inf)
+    fg.feedback_cap = c["feedback_cap"].astype(np.int64)
+    fg.generate_share = c["generate_share"]
+    ones = np.ones(envs[0].n_edges)  # the link factors without faults
+    legs = [env._legs({"active": 0, "access": ones, "backhaul": ones}, True, *payloads(env)) for env in envs]
+    fg.edge_leg, fg.cloud_leg = np.array([leg[0] for leg in legs]), np.array([leg[1] for leg in legs])
+    fg.deadlines = np.array([env._deadlines() for env in envs])
+    return fg
+
+
+def payloads(env: Any) -> tuple[tuple, tuple]:
+    wl = env.scenario.workload
+    return (wl.classify_in_bytes, wl.generate_in_bytes), (wl.classify_out_bytes, wl.generate_out_bytes)
+
+
+def kept_figures(holder: Any, envs: list[Any]) -> Any:
+    """:func:`figures` of the copies, kept (in ``holder._figures_memo``) while the same copies have the same
+    figure rows (deadlines included) and the same radio arrays (set when an env is built)."""
+    rows = np.array([figure_row(env) for env in envs], dtype=np.float64)
+    arrays = [(env.access_j_up, env.access_j_down, env.backhaul_j_up, env.backhaul_j_down) for env in envs]
+    memo = holder._figures_memo
+    if (memo is not None and len(memo[1]) == len(envs) and np.array_equal(memo[0], rows)
+            and all(a is b for new, old in zip(arrays, memo[1], strict=True)
+                    for a, b in zip(new, old, strict=True))):
+        return memo[2]
+    fg = figures(envs, rows)
+    holder._figures_memo = (rows, arrays, fg)
+    return fg
+
+
+
+def next_figures(envs: list[Any]) -> None:
+    """Each copy's workload figures of its (new) epoch into its memo: hour and diurnal factor once per group of
+    copies at the same epoch with the same time parameters, the rates ``base * diurnal * flash`` as
+    :meth:`Workload.rates` computes them (rows of one array). Copies with flash crowds compute their own."""
+    groups: dict[tuple, list[Any]] = {}
+    for env in envs:
+        wl, t = env.workload, env.state.epoch
+        if wl._flash:
+            env._figures(t)
+        elif env._figures_of is not wl or t not in env._figures_memo:
+            groups.setdefault((t, wl.start_hour, wl.epoch_s, wl.amplitude, wl.peak_hour), []).append(env)
+    for (t, *_), members in groups.items():
+        wl = members[0].workload
+        hour, diurnal = wl.hour(t), wl.diurnal(t)
+        rates = np.array([env.workload.base_rates for env in members]) * diurnal * np.ones(wl.n_edges)
+        rates.setflags(write=False)
+        for env, row in zip(members, rates, strict=True):
+            env._install_figures(t, hour, row)
+
+
+_NO_FAULT_LISTS = SimpleNamespace(links=(), edges_down=(), cloud_overload=())
+
+
+def epoch_faults(envs: list[Any], ahead: int = 0) -> SimpleNamespace:
+    """The copies' fault multipliers (:func:`multipliers`) at their epoch + ``ahead``, stacked: ``access``,
+    ``backhaul``, ``edge_up`` (N, E), ``cloud_capacity`` (N,), ``active`` (N,) int, and ``dicts`` (each
+    copy's own dict, read-only; the shared no-fault one where none is in force)."""
+    E = envs[0].n_edges
+    quiet = _no_fault_multipliers(E)
+    dicts = []
+    for env in envs:
+        faults, t = env.scenario.faults, env.state.epoch + ahead
+        dicts.append(multipliers(faults, E, t) if active_at(faults, t) else quiet)
+    return SimpleNamespace(
+        dicts=dicts, access=np.array([f["access"] for f in dicts]), backhaul=np.array([f["backhaul"] for f in dicts]),
+        edge_up=np.array([f["edge_up"] for f in dicts]), cloud_capacity=np.array([f["cloud_capacity"] for f in dicts]),
+        active=np.array([f["active"] for f in dicts], dtype=np.int64))
+
+
+def _no_fault_multipliers(n_edges: int) -> dict[str, Any]:
+    """:func:`multipliers` without a fault in force (read-only arrays), one dict per size."""
+    f = _NO_FAULT_MEMO.get(n_edges)
+    if f is None:
+        f = _NO_FAULT_MEMO[n_edges] = multipliers(_NO_FAULT_LISTS, n_edges, 0)
+        for v in f.values():
+            if isinstance(v, np.ndarray):
+                v.setflags(write=False)
+    return f
+
+
+_NO_FAULT_MEMO: dict[int, dict[str, Any]] = {}
+
+
+def fault_legs(envs: list[Any], fg: Any, F: SimpleNamespace) -> tuple[np.ndarray, np.ndarray]:
+    """The request legs (edge, cloud; (N, 2, E)) of the copies: the kept no-fault ones, and each copy's own
+    (:meth:`GaisNetEnv._legs`) where a fault is in force."""
+    if not F.active.any():
+        return fg.edge_leg, fg.cloud_leg
+    edge_leg, cloud_leg = fg.edge_leg.copy(), fg.cloud_leg.copy()
+    for k in np.flatnonzero(F.active).tolist():
+        env = envs[k]
+        edge_leg[k], cloud_leg[k], _ = env._legs(F.dicts[k], False, *payloads(env))
+    return edge_leg, cloud_leg
