@@ -35,9 +35,9 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from gaisnet_env.callbacks import EnvMetricsCallback
-from gaisnet_env.copy_steps import step_copies
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.masks import flat_mask
+from gaisnet_env.quiet_steps import QuietSteps, step_copies_quietly
 from gaisnet_env.worker_config import OPERATIONS, TIERS
 
 REWARD_MODES: tuple[str, ...] = ("per_edge", "shared")
@@ -62,6 +62,7 @@ class EdgeAgentsVecEnv(VecEnv):
         if isinstance(n_copies, bool) or not isinstance(n_copies, (int, np.integer)) or n_copies < 1:
             raise ValueError(f"n_copies: got {n_copies!r}; allowed: an integer >= 1")
         self.envs = [GaisNetEnv(scenario, **env_kwargs) for _ in range(int(n_copies))]
+        self._quiet = QuietSteps(self.envs)  # quiet epochs of the copies stepped together
         self.n_edges = self.envs[0].n_edges
         self.reward_mode = reward_mode
         obs_space = spaces.Box(0.0, 1.0, shape=(edge_row_dim(),), dtype=np.float32)
@@ -115,10 +116,12 @@ class EdgeAgentsVecEnv(VecEnv):
         dones = np.zeros(self.num_envs, dtype=bool)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         per_copy = acts.reshape(len(self.envs), 2 * self.n_edges)  # copy c's edges are slots c*E .. c*E+E-1
-        stepped = step_copies(self.envs, per_copy, range(len(self.envs)))  # batched_ops: ops as one batch
+        # quiet copies together, the others one by one (their ops as one batch with batched_ops)
+        stepped, _ = step_copies_quietly(self._quiet, self.envs, per_copy, list(range(len(self.envs))))
         for c in range(len(self.envs)):
             s = self._slots(c)
             obs, reward, terminated, truncated, info = stepped[c]
+            info = info if info is not None else self.envs[c]._last_info  # a quiet copy's: its row
             rews[s] = info["edge_reward"] if self.reward_mode == "per_edge" else reward
             self._returns[c] += float(reward)
             self._lengths[c] += 1

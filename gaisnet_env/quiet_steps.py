@@ -23,6 +23,7 @@ import numpy as np
 
 from gaisnet_env import operator_view
 from gaisnet_env.copy_feedback import CopyFeedback, shares_feedback
+from gaisnet_env.copy_steps import step_copies
 from gaisnet_env.core import actions, batch, latency, requests, reward
 from gaisnet_env.core import faults as core_faults
 from gaisnet_env.core.faults import active_at, multipliers
@@ -33,6 +34,29 @@ from gaisnet_env.quiet_info import Epoch, vector_info
 # (the copies' equal-shaped arrays are stacked with np.array: a third of np.stack's time for many small arrays)
 _STATE_ROWS = ("edge_backlog_s", "op_kind", "op_remaining_s", "op_cloud_share", "since_op", "battery_j",
                "label_hits", "label_seen", "label_prior", "reported_class_mix", "reported_style_mix")
+
+
+def step_copies_quietly(quiet: QuietSteps | None, envs: Sequence[Any], acts: np.ndarray,
+                        which: list[int]) -> tuple[dict[int, tuple], tuple | None]:
+    """Step the copies ``which`` of ``envs`` with their rows of ``acts`` ((N, 2E)): the quiet ones together
+    (``quiet``; None: none), the others one by one (:func:`step_copies`, their ops as one batch with the
+    batched engine). Returns ``{i: (obs, reward, terminated, truncated, info)}`` (``info`` None for a quiet
+    copy: its row of the quiet copies' vector info) and ``(quiet copies, obs, rewards, truncated, info)``
+    of the quiet ones, or None. Where a copy that steps one by one may raise on a masked action
+    (``masked_action="raise"``), every copy steps one by one, so that the copies before it finish first."""
+    pairs = np.asarray(acts).reshape(len(envs), -1, 2)
+    chosen = quiet.select(pairs, which) if quiet is not None else []
+    chosen_set = set(chosen)
+    rest = [i for i in which if i not in chosen_set]
+    if chosen and any(envs[i].masked_action == "raise" for i in rest):
+        chosen, rest = [], which
+    stepped = step_copies(envs, acts, rest)
+    if not chosen:
+        return stepped, None
+    obs, rew, trunc, info = quiet.step(pairs, chosen)
+    for k, i in enumerate(chosen):
+        stepped[i] = (obs[k].copy(), float(rew[k]), False, bool(trunc[k]), None)
+    return stepped, (chosen, obs, rew, trunc, info)
 
 
 class QuietSteps:
@@ -52,7 +76,8 @@ class QuietSteps:
             return []
         idx = np.asarray(which, dtype=np.intp)
         acts = actions[idx]
-        ok = ~acts[..., 1].any(axis=1)
+        # no op, and a route in range (a copy with a bad action steps alone, whose parse names it)
+        ok = ~acts[..., 1].any(axis=1) & ((acts[..., 0] >= 0) & (acts[..., 0] < ROUTE_CLOUD + 1)).all(axis=1)
         op_kind = np.array([envs[i].state.op_kind for i in which])
         remaining = np.array([envs[i].state.op_remaining_s for i in which])
         epoch_s = np.array([[envs[i].scenario.epoch_s] for i in which])

@@ -25,7 +25,7 @@ from gaisnet_env.copy_steps import step_copies
 from gaisnet_env.core import actions as actions_core
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.env_arguments import ENV_ARGUMENTS, RENDER_MODES
-from gaisnet_env.quiet_steps import QuietSteps
+from gaisnet_env.quiet_steps import QuietSteps, step_copies_quietly
 from gaisnet_env.scenario import Scenario, check_override_keys
 from gaisnet_env.vector_info import add_info, copy_seeds, reset_mask, stack_infos
 
@@ -164,25 +164,16 @@ class GaisNetVectorEnv(VectorEnv):
         return obs.copy(), rew.copy(), term.copy(), trunc.copy(), stack_infos(infos)
 
     def _step_copies(self, acts: np.ndarray, which: list[int]) -> tuple[dict[int, tuple], dict[str, Any] | None]:
-        """Step the copies ``which``: the quiet ones together (:mod:`gaisnet_env.quiet_steps`), the others one
-        by one (:func:`step_copies`). Returns ``{i: (obs, reward, terminated, truncated, info)}`` (``info``
-        None for a quiet copy: its row of the second value, the quiet copies' vector info; the arrays
-        ``self._obs`` ... already hold their results)."""
-        n, E = self.num_envs, self.n_edges
-        pairs = np.asarray(acts).reshape(n, E, 2)
-        quiet = self._quiet.select(pairs, which) if self.quiet_steps else []
-        quiet_set = set(quiet)
-        rest = [i for i in which if i not in quiet_set]
-        if quiet and any(self.envs[i].masked_action == "raise" for i in rest):
-            quiet, rest = [], which  # a copy may raise: the copies before it step first, as one by one
-        stepped = step_copies(self.envs, acts, rest)
-        if not quiet:
+        """Step the copies ``which``: the quiet ones together, the others one by one
+        (:func:`~gaisnet_env.quiet_steps.step_copies_quietly`). Returns ``{i: (obs, reward, terminated,
+        truncated, info)}`` (``info`` None for a quiet copy: its row of the second value, the quiet copies'
+        vector info; the arrays ``self._obs`` ... already hold their results)."""
+        stepped, quiet = step_copies_quietly(self._quiet if self.quiet_steps else None, self.envs, acts, which)
+        if quiet is None:
             return stepped, None
-        obs, rew, trunc, info = self._quiet.step(pairs, quiet)
-        self._obs[quiet], self._rewards[quiet], self._truncations[quiet] = obs, rew, trunc
-        self._terminations[quiet] = False
-        for k, i in enumerate(quiet):
-            stepped[i] = (self._obs[i].copy(), float(rew[k]), False, bool(trunc[k]), None)
+        chosen, obs, rew, trunc, info = quiet
+        self._obs[chosen], self._rewards[chosen], self._truncations[chosen] = obs, rew, trunc
+        self._terminations[chosen] = False
         return stepped, {k: v.copy() for k, v in info.items()}
 
     def _check_actions(self, actions: Any) -> np.ndarray:
