@@ -17,6 +17,7 @@ largest N (``--profile-top``; 0: none). The random policy runs its own, shorter 
 (``--random-sizes``, ``--random-block``, ``--random-rounds``); its profile is of the single env.
 ``--batched-ops`` adds, for the random policy, the single env and every N with the batched training
 engine (``workers.batched_ops``; the vector env's copies then train their ops as one batch).
+``--episodes K`` adds K whole no-op episodes per variant (fault windows included; means per episode).
 ``--one-by-one`` adds every N with its copies stepped one by one (``quiet_steps = False``; by default the
 native env steps its quiet copies together, :mod:`gaisnet_env.quiet_steps`). ``--profile N`` prints
 cProfile's top functions of the native env at N copies instead. ``--threads``
@@ -191,6 +192,36 @@ def profile_top(fn: Any, top: int, sort: str | tuple[str, ...] = "tottime") -> s
     return out[0] if isinstance(sort, str) else tuple(out)
 
 
+def episode_means(scenario: str, sizes: list[int], reps: int) -> dict[str, float]:
+    """Microseconds per env-step over whole no-op episodes (every epoch, fault windows included: a mean,
+    not a median over blocks): the bare single env, and each N with the quiet steps and one by one; ``reps``
+    interleaved episodes each after a warm-up episode, medians over them."""
+    from gaisnet_env.env import GaisNetEnv
+    from gaisnet_env.vector_env import GaisNetVectorEnv
+
+    single = GaisNetEnv(scenario)
+    horizon, pol = single.scenario.horizon, Policy("noop", single)
+    variants: dict[str, Any] = {"single GaisNetEnv": single}
+    for n in sizes:
+        variants[f"native N={n}"] = GaisNetVectorEnv(n, scenario)
+        variants[f"native N={n} one by one"] = venv = GaisNetVectorEnv(n, scenario)
+        venv.quiet_steps = False
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for rep in range(reps + 1):
+        for name, env in variants.items():
+            env.reset(seed=100 + rep)
+            n = getattr(env, "num_envs", 1)
+            acts = np.tile(pol(), (n, 1)) if name.startswith("native") else pol()
+            t0 = time.perf_counter()
+            for _ in range(horizon):
+                env.step(acts)
+            if rep:  # the first episode warms the caches (pre-trained label rows)
+                times[name].append((time.perf_counter() - t0) / (horizon * n))
+    for env in variants.values():
+        env.close()
+    return {k: 1e6 * median(v) for k, v in times.items()}
+
+
 def run(args: argparse.Namespace, policy: str = "noop") -> dict[str, Any]:
     """One policy's interleaved rounds over its variants; ratios to the single envs, breakdown, profile."""
     rnd = policy == "random"
@@ -216,6 +247,8 @@ def run(args: argparse.Namespace, policy: str = "noop") -> dict[str, Any]:
     if not rnd:
         out["single_env_breakdown_us"] = breakdown(variants["single GaisNetEnv"][0], block)
         out["copy_draws_us"] = copy_draws(variants["single GaisNetEnv"][0], 20 * block)
+        if args.episodes:
+            out["episode_means_us"] = episode_means(args.scenario, [n for n in sizes if n > 1], args.episodes)
     if args.profile_top:
         name = "single GaisNetEnv" if rnd else f"native N={max(sizes)}"
         env, pol = variants[name]
@@ -248,6 +281,13 @@ def _section(res: dict[str, Any], scenario: str) -> list[str]:
                   "| piece | µs per step | share |", "|---|---:|---:|"]
         for k, v in parts.items():
             lines.append(f"| {k} | {v:,.1f} | {100 * v / step:.0f}% |")
+    means = res.get("episode_means_us")
+    if means:
+        bare = means["single GaisNetEnv"]
+        lines += ["", "Whole no-op episodes (every epoch, fault windows included; the mean per env-step of an "
+                  "episode, median over the episodes):", "", "| variant | µs per env-step | vs bare GaisNetEnv |",
+                  "|---|---:|---:|"]
+        lines += [f"| {k} | {v:,.1f} | {bare / v:.2f}x |" for k, v in means.items()]
     draws = res.get("copy_draws_us")
     if draws:
         bare = res["rows"]["single GaisNetEnv"]["us_per_env_step"]
@@ -307,6 +347,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", type=int, default=None, metavar="N", help="print a profile of N copies instead")
     p.add_argument("--random-warmup", type=int, default=None,
                    help="random policy: steps of every variant before the timing (default 1 vector / 2 single)")
+    p.add_argument("--episodes", type=int, default=0,
+                   help="also time this many whole no-op episodes per variant (the means; 0: none)")
     p.add_argument("--one-by-one", action="store_true",
                    help="also each N with its copies stepped one by one (quiet_steps off), side by side")
     p.add_argument("--batched-ops", action="store_true",

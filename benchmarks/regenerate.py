@@ -223,7 +223,7 @@ REGISTRY: tuple[Result, ...] = (
     Result("bench_vae_training", "python benchmarks/bench_vae_training.py", 1),
     Result("bench_vector",
            "python benchmarks/bench_vector.py --policy noop random --sizes 1 16 64 256 --random-sizes 1 8 16 "
-           "--random-block 32 --random-rounds 5 --batched-ops --one-by-one --threads 1", 5, cheap=True),
+           "--random-block 32 --random-rounds 5 --batched-ops --one-by-one --episodes 2 --threads 1", 7, cheap=True),
     Result("hardware_bounds", "python benchmarks/hardware_bounds.py", 2, cheap=True),
     Result("ppo_vec_engine", "python benchmarks/ppo_vec_engine.py --rounds 2", 10),
     Result("bench_batched_ops", "python benchmarks/bench_batched_ops.py --threads 1", 3),

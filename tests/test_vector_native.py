@@ -303,7 +303,12 @@ def test_bench_vector_runs_on_tiny(monkeypatch, tmp_path) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     sys.modules.pop("bench_vector", None)
     res = importlib.import_module("bench_vector").main(
-        ["--scenario", "tiny", "--sizes", "1", "2", "--block", "4", "--rounds", "2", "--out", str(tmp_path)])
-    assert set(res["rows"]) == {"single gym.make", "single GaisNetEnv", "native N=1", "native N=2"}
+        ["--scenario", "tiny", "--sizes", "1", "2", "--block", "4", "--rounds", "2", "--one-by-one", "--episodes", "1",
+         "--out", str(tmp_path)])
+    assert set(res["rows"]) == {"single gym.make", "single GaisNetEnv", "native N=1", "native N=2",
+                                "native N=1 one by one", "native N=2 one by one"}
     assert all(r["us_per_env_step"] > 0 for r in res["rows"].values())
-    assert "| native N=2 |" in (tmp_path / "bench_vector.md").read_text()
+    assert set(res["episode_means_us"]) == {"single GaisNetEnv", "native N=2", "native N=2 one by one"}
+    assert res["copy_draws_us"] > 0
+    md = (tmp_path / "bench_vector.md").read_text()
+    assert "| native N=2 |" in md and "Whole no-op episodes" in md and "its own random draws" in md
