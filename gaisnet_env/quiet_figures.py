@@ -65,6 +65,8 @@ def figures(envs: list[Any], table: np.ndarray) -> Any:
 
 
 def payloads(env: Any) -> tuple[tuple, tuple]:
+    """The copy's request and response bytes per kind: ``((classify in, generate in), (classify out,
+    generate out))``, as :meth:`GaisNetEnv._latency` passes them to :meth:`GaisNetEnv._legs`."""
     wl = env.scenario.workload
     return (wl.classify_in_bytes, wl.generate_in_bytes), (wl.classify_out_bytes, wl.generate_out_bytes)
 
@@ -82,7 +84,6 @@ def kept_figures(holder: Any, envs: list[Any]) -> Any:
     fg = figures(envs, rows)
     holder._figures_memo = (rows, arrays, fg)
     return fg
-
 
 
 def next_figures(envs: list[Any]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from gaisnet_env import operator_view
+from gaisnet_env import cost, operator_view
 from gaisnet_env.copy_feedback import CopyFeedback, shares_feedback
 from gaisnet_env.copy_steps import step_copies
 from gaisnet_env.core import actions, batch, latency, requests, reward
@@ -308,8 +308,6 @@ def _latency(ep: Epoch, st: SimpleNamespace, fg: Any, sv: requests.Serving, work
              battery_empty: np.ndarray, F: SimpleNamespace,
              legs: tuple[np.ndarray, np.ndarray]) -> tuple[latency.Latency, np.ndarray, np.ndarray, np.ndarray]:
     """:meth:`GaisNetEnv._latency` of the copies under their faults ``F``, with their request ``legs``."""
-    from gaisnet_env import cost
-
     E = ep.route.shape[1]
     any_op = st.op_kind.any(axis=1)
     share = latency.op_share(st.op_kind, st.op_remaining_s, fg.epoch_s)

@@ -28,15 +28,8 @@ class FeedbackBuffers:
         if n <= 0:
             return
         idx, style = self.data.sample_private(edge, class_mix, style_mix, n, rng)
-        self._fb_new[edge] += n
-        cap = self.config.feedback_buffer
-        if n > cap:
-            idx, style, n = idx[-cap:], style[-cap:], cap
-        pos = (self._fb_ptr[edge] + np.arange(n)) % cap
-        self._fb_idx[edge][pos] = idx
-        self._fb_style[edge][pos] = style
-        self._fb_ptr[edge] = int((self._fb_ptr[edge] + n) % cap)
-        self._fb_count[edge] = min(self._fb_count[edge] + n, cap)
+        write_rings((self._fb_idx, self._fb_style, self._fb_ptr, self._fb_count, self._fb_new),
+                    np.array([edge], dtype=np.int64), np.array([n], dtype=np.int64), idx, style)
 
     def add_feedback_batch(
         self, edges: np.ndarray, class_mix: np.ndarray, style_mix: np.ndarray, n: np.ndarray,

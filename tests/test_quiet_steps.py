@@ -151,7 +151,7 @@ def test_sb3_vec_env_quiet_equals_one_by_one() -> None:
         a.step_wait()
 
 
-def test_weighted_quantiles_and_metrics_batch_equal_one_by_one() -> None:
+def test_weighted_quantiles_batch_equal_one_by_one() -> None:
     rng = np.random.default_rng(0)
     values = rng.choice([0.1, 0.2, 0.5, np.pi], (50, 12))
     weights = rng.choice([0.0, 0.0, 1.0, 3.0, 0.25], (50, 12))
