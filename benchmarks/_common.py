@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gaisnet_env.provenance import command_line, git_commit
+from gaisnet_env.provenance import command_line, cpu_kernels, git_commit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -48,6 +48,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "cpu_kernels": cpu_kernels(),
         "numpy": np.__version__,
         "gymnasium": gymnasium.__version__,
         "stable_baselines3": sb3,
@@ -154,7 +155,8 @@ def write_results(name: str, data: dict[str, Any], table_md: str, out_dir: Path 
         f"Versions: python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads), numpy {m['numpy']}, "
         f"gymnasium {m['gymnasium']}, stable-baselines3 {m['stable_baselines3']}, gaisnet-env {m['gaisnet_env']}; "
         f"{m['date']}\n\n"
-        f"Commit {m.get('commit', 'unknown')}; command: `{m.get('command', ' '.join(m.get('argv', [])))}`\n\n"
+        f"Commit {m.get('commit', 'unknown')}; command: `{m.get('command', ' '.join(m.get('argv', [])))}`"
+        f"{'; CPU kernels: ' + m['cpu_kernels'] if m.get('cpu_kernels') else ''}\n\n"
     )
     pm.write_text(head + table_md + "\n")
     return pj, pm

@@ -34,6 +34,17 @@ def command_line() -> str:
     return prefix + " ".join([name, *sys.argv[1:]])
 
 
+def cpu_kernels() -> str:
+    """The vector kernels torch picked on this machine (``torch.backends.cpu.get_cpu_capability()``: "AVX2",
+    "AVX512", ...). The workers' training rounds differently under different kernels, so trained weights,
+    and the episodes that follow from them, are bit for bit the same only among machines with the same
+    kernels (and the same torch); result files name them, and the tests that compare against recorded
+    episodes pick the record made with this machine's kernels."""
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
 def provenance_line() -> str:
-    """``Commit <sha>; command: `<command>```: the line result files start with."""
-    return f"Commit {git_commit()}; command: `{command_line()}`"
+    """``Commit <sha>; command: `<command>`; CPU kernels: <kernels>``: the line result files start with."""
+    return f"Commit {git_commit()}; command: `{command_line()}`; CPU kernels: {cpu_kernels()}"

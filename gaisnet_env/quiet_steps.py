@@ -24,7 +24,7 @@ import numpy as np
 from gaisnet_env import cost, operator_view
 from gaisnet_env.copy_feedback import CopyFeedback, shares_feedback
 from gaisnet_env.copy_steps import step_copies
-from gaisnet_env.core import actions, batch, latency, requests, reward
+from gaisnet_env.core import actions, batch, draws, latency, requests, reward
 from gaisnet_env.core import faults as core_faults
 from gaisnet_env.core.faults import active_at, multipliers
 from gaisnet_env.core.layout import ROUTE_CLOUD, ROUTE_END
@@ -253,9 +253,9 @@ def _draw(envs: list[Any], route: np.ndarray, F: SimpleNamespace) -> Epoch:
         now = env._figures(t)
         cm, sm = env._domains_at(t)
         env._domain = (cm, sm)
-        count = rng.poisson(now.rates * sc.epoch_s)
-        n_gen = rng.binomial(count, wl.generate_share)
-        n_lab = rng.binomial(count - n_gen, wl.label_rate)
+        count = draws.poisson(rng, now.rates * sc.epoch_s)
+        n_gen = draws.binomial(rng, count, wl.generate_share)
+        n_lab = draws.binomial(rng, count - n_gen, wl.label_rate)
         cap = wl.feedback_per_epoch
         labs = n_lab.tolist()
         if f["active"]:  # labels of edges that are down do not arrive (feedback.labels)

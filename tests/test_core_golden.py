@@ -10,6 +10,12 @@ To re-record after a deliberate change of behaviour (never for a refactor):
 numpy contractions stopped going through BLAS (:mod:`gaisnet_env.core.exact_sums`): the digests of 08d6255
 held only where numpy's OpenBLAS ran its Haswell kernel; since then they hold under every kernel
 (``test_episodes_do_not_depend_on_the_blas_kernel``).
+
+The digests are kept per torch CPU kernel set (:func:`gaisnet_env.provenance.cpu_kernels`: "AVX512",
+"AVX2"): the workers' training rounds differently under AVX2 and AVX-512 kernels, so an episode is bit for bit
+the same among machines with the same kernels only. The AVX512 digests are those recorded above; the AVX2
+ones were recorded (2026-12-07) on an AVX2-only EPYC from the code of commit 97b5bf0. A
+machine whose kernels have no record skips the comparison and says how to record.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import pytest
 
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.masks import flat_mask
+from gaisnet_env.provenance import cpu_kernels
 from gaisnet_env.wrappers import FaultInjection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +156,7 @@ def run_case(name: str, cache_dir: str | None = None) -> dict[str, Any]:
 
 
 def _load() -> dict[str, Any]:
+    """The fixture: ``{cpu kernels: {case: digests}}``."""
     return json.loads(FIXTURE.read_text()) if FIXTURE.exists() else {}
 
 
@@ -157,12 +165,17 @@ def test_golden_episode(name: str) -> None:
     got = run_case(name)
     if os.environ.get("GAISNET_GOLDEN_RECORD"):
         data = _load()
-        data[name] = got
+        data[cpu_kernels()] = dict(sorted({**data.get(cpu_kernels(), {}), name: got}.items()))
         FIXTURE.parent.mkdir(parents=True, exist_ok=True)
         FIXTURE.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
         pytest.skip("recorded")
-    want = _load().get(name)
-    assert want is not None, f"no golden digests for {name!r} in {FIXTURE}"
+    data = _load()
+    if cpu_kernels() not in data:
+        pytest.skip(f"no golden episodes recorded with this machine's CPU kernels {cpu_kernels()!r} (recorded: "
+                    f"{sorted(data)}); record them with GAISNET_GOLDEN_RECORD=1 from a commit whose episodes are "
+                    "known to match the recorded kernels' digests")
+    want = data[cpu_kernels()].get(name)
+    assert want is not None, f"no golden digests for {name!r} with CPU kernels {cpu_kernels()!r} in {FIXTURE}"
     first = next((i for i, (a, b) in enumerate(zip(got["steps"], want["steps"], strict=False)) if a != b), None)
     assert first is None and len(got["steps"]) == len(want["steps"]), (
         f"{name}: episode differs from the golden one first at output {first} (0 = the reset)"

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from gaisnet_env.core import draws
 from gaisnet_env.core.layout import ROUTE_CLOUD
 
 
@@ -15,7 +16,7 @@ def labels(rng: np.random.Generator, counts: np.ndarray, n_generate: np.ndarray,
     """``(n_fb (E,) int, edges)``: a ``label_rate`` share of the classify requests returns a label (one
     draw from ``rng``), at most ``per_epoch`` per cell; ``edges`` are the cells with feedback whose edge
     is up."""
-    n_lab = rng.binomial(counts - n_generate.astype(np.int64), label_rate)
+    n_lab = draws.binomial(rng, counts - n_generate.astype(np.int64), label_rate)
     n_fb = np.minimum(n_lab, per_epoch).astype(np.int64)
     edges = np.flatnonzero(n_fb > 0) if f["active"] == 0 else np.flatnonzero((n_fb > 0) & (f["edge_up"] > 0))
     return n_fb, edges

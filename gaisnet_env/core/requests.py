@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gaisnet_env.core import draws
 from gaisnet_env.core.layout import ROUTE_CLOUD, ROUTE_EDGE, ROUTE_END
 
 
@@ -18,10 +19,10 @@ def arrivals(rng: np.random.Generator, rates: np.ndarray, epoch_s: float,
     """``(counts (E,) int, n_req (E,) float, N (2, E) float)``: Poisson arrivals at ``rates`` (1/s) over
     ``epoch_s`` seconds, each a generate request with probability ``generate_share`` (two draws from
     ``rng``, in this order)."""
-    counts = rng.poisson(rates * epoch_s)
+    counts = draws.poisson(rng, rates * epoch_s)
     n_req = counts.astype(np.float64)
     N = np.empty((2, rates.shape[0]))
-    N[1] = rng.binomial(counts, generate_share)
+    N[1] = draws.binomial(rng, counts, generate_share)
     np.subtract(n_req, N[1], out=N[0])
     return counts, n_req, N
 
