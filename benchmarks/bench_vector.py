@@ -161,14 +161,16 @@ def copy_draws(env: Any, steps: int) -> float:
     current epoch: every copy must make them itself (its own stream), however the rest is batched."""
     import copy
 
+    from gaisnet_env.core import draws
+
     sc, rng = env.scenario, copy.deepcopy(env.np_random)
     wl = sc.workload
     lam = env._figures(env.state.epoch).rates * sc.epoch_s
     t0 = time.perf_counter()
     for _ in range(steps):
-        counts = rng.poisson(lam)
-        n_gen = rng.binomial(counts, wl.generate_share)
-        n_lab = rng.binomial(counts - n_gen, wl.label_rate)
+        counts = draws.poisson(rng, lam)  # as the env draws them (core.draws: scalar calls for a few cells)
+        n_gen = draws.binomial(rng, counts, wl.generate_share)
+        n_lab = draws.binomial(rng, counts - n_gen, wl.label_rate)
         total = int(np.minimum(n_lab, wl.feedback_per_epoch).sum())
         if total:
             rng.random(3 * total)
