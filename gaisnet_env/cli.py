@@ -57,8 +57,8 @@ DEFAULT_HEURISTICS: tuple[str, ...] = (
     "cost-aware",
 )
 MAIN_SEEDS = 5
-#: Env steps the main job trains for: a step budget (the same agent on any machine), sized so that the
-#: whole job takes under 10 minutes on 2 quiet cores from a fresh virtualenv (README: the measured time);
+#: Env steps the main job trains for: a step budget (the same agent on any machine with the same CPU kernels),
+#: sized so the whole job takes under 10 minutes on 2 quiet cores from a fresh virtualenv (README: measured);
 #: the YAML's 20,000 would take over 15.
 MAIN_TRAIN_STEPS = 8192
 #: Validation evaluations during the main job's training (the best one is kept): 2, at half and at the end
@@ -248,8 +248,8 @@ def cmd_main(args: argparse.Namespace) -> None:
     """The README's main job: a small PPO on ``metro`` then the benchmark against the heuristics.
 
     Training has a step budget (:data:`MAIN_TRAIN_STEPS` or ``--timesteps``), so the same command
-    trains the same agent on any machine. The table (markdown, CSV) and the Pareto plot go beside the
-    run (``--logdir``) unless ``--out`` says otherwise; the end of the output lists every file written.
+    trains the same agent on any machine with the same torch CPU kernels. The table (markdown, CSV) and the
+    Pareto plot go beside the run (``--logdir``) unless ``--out`` says otherwise; the end lists every file written.
     """
     from gaisnet_env.agents.learned import canonical_algo
 
@@ -260,8 +260,8 @@ def cmd_main(args: argparse.Namespace) -> None:
     out = Path(args.out or args.logdir)
     stem = f"{DEFAULT_SCENARIO}_main"
     print(f"Main job: train {algo} on '{DEFAULT_SCENARIO}' for {timesteps:,} env steps (a step budget: the same "
-          f"agent on any machine), then evaluate it against the heuristics on {n_seeds} held-out seeds (fewer "
-          f"than the 10 of benchmarks/results/, to fit in about 10 minutes on 2 cores).")
+          f"agent on any machine with the same torch CPU kernels), then evaluate it against the heuristics on "
+          f"{n_seeds} held-out seeds (fewer than the 10 of benchmarks/results/, to fit in about 10 min on 2 cores).")
     jobs = max(1, min(2, os.cpu_count() or 1))
     run_benchmark(
         DEFAULT_SCENARIO,
