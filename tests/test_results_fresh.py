@@ -66,3 +66,11 @@ def test_provenance_line_names_the_cpu_kernels() -> None:
     line = provenance_line()
     assert line.startswith("Commit ") and line.endswith(f"; CPU kernels: {cpu_kernels()}")
     assert committed_kernels(RESULTS / "metro_main.md") == "AVX512"  # made before the kernels were named
+
+
+def test_committed_kernels_reads_the_provenance_line(tmp_path: Path) -> None:
+    named, unnamed = tmp_path / "named.md", tmp_path / "unnamed.md"
+    named.write_text("# x\n\nCommit abc; command: `python train.py`; CPU kernels: AVX2\n")
+    unnamed.write_text("# x\n\nCommit abc; command: `python train.py`\n")
+    assert committed_kernels(named) == "AVX2"
+    assert committed_kernels(unnamed) == "AVX512"
