@@ -24,11 +24,15 @@ def build_policy(spec: str, env: Any) -> Any:
         from gaisnet_env.agents.oracle import LookaheadOracle
 
         pol = LookaheadOracle(env=env, **params)
+    elif name == "finetune-value":
+        from gaisnet_env.agents.finetune_value import FinetuneValuePolicy
+
+        pol = FinetuneValuePolicy(env=env, **params)
     else:
         from gaisnet_env.agents.saved_models import load_policy
 
         pol = load_policy(spec)
-    if hasattr(pol, "bind") and name not in HEURISTICS and name != "oracle":
+    if hasattr(pol, "bind") and name not in HEURISTICS and name not in ("oracle", "finetune-value"):
         pol.bind(env)
     return pol
 
@@ -38,6 +42,9 @@ def policy_label(spec: str) -> str:
     name, params = parse_spec(spec)
     if name == "oracle":  # all its search settings in the label, so oracles of different settings stay apart
         return f"oracle:{oracle_settings(params)} (upper ref.)"
+    if name == "finetune-value":  # the model's folder names the agent
+        rest = ",".join(f"{k}={v}" for k, v in params.items() if k != "model")
+        return f"finetune-value:{rest} ({Path(str(params.get('model', ''))).parent.name})"
     p = Path(spec)
     if p.suffix == ".zip" or p.is_dir():
         try:
