@@ -37,11 +37,13 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
     return grid
 
 
-def specs_of(heuristic: str, grid: dict[str, list[str]]) -> list[str]:
-    """The heuristic at its defaults first, then one policy spec per combination of the grid's values."""
+def specs_of(heuristic: str, grid: dict[str, list[str]], baseline: str | None = None) -> list[str]:
+    """The baseline (default: the heuristic at its defaults) first, then one policy spec per combination of the
+    grid's values."""
     keys = list(grid)
     combos = itertools.product(*(grid[k] for k in keys))
-    return [heuristic] + [f"{heuristic}:" + ",".join(f"{k}={v}" for k, v in zip(keys, c, strict=True)) for c in combos]
+    specs = [f"{heuristic}:" + ",".join(f"{k}={v}" for k, v in zip(keys, c, strict=True)) for c in combos]
+    return [baseline or heuristic, *specs]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -54,33 +56,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results)")
     p.add_argument("--name", default=None, help="file name stem of the results (default <heuristic>_sweep)")
+    p.add_argument("--baseline", default=None, help="policy spec the paired column compares with (default: the "
+                   "heuristic at its defaults), e.g. periodic for --heuristic finetune-value")
     args = p.parse_args(argv)
 
     from gaisnet_env.agents.base import VALIDATION_SEED_BASE, eval_seeds, summarise
 
-    from gaisnet_env.evaluation import evaluate_specs  # noqa: I001 - it imports the agents first
+    from gaisnet_env.evaluation import evaluate_specs, policy_label  # noqa: I001 - it imports the agents first
     from gaisnet_env.report import paired_difference
 
-    specs = specs_of(args.heuristic, parse_grid(args.grid))
+    specs = specs_of(args.heuristic, parse_grid(args.grid), args.baseline)
+    base = policy_label(specs[0])
     seeds = eval_seeds(args.seeds, VALIDATION_SEED_BASE)
     t0 = time.perf_counter()
     res = evaluate_specs(specs, args.scenario, seeds, 1, args.jobs, None, not args.no_progress)
     rows = []
     for spec in specs:
-        mean, ci = summarise([r.reward for r in res if r.policy == spec])
-        d, dh, _ = paired_difference(res, spec, args.heuristic)
+        mean, ci = summarise([r.reward for r in res if r.policy == policy_label(spec)])
+        d, dh, _ = paired_difference(res, policy_label(spec), base)
         rows.append({"policy": spec, "reward_mean": mean, "reward_ci95": ci, "paired_vs_defaults": d,
                      "paired_ci95": dh})
     rows.sort(key=lambda r: -r["reward_mean"])
     data = {"machine": machine_info(), "scenario": args.scenario, "seeds": seeds, "heuristic": args.heuristic,
+            "baseline": specs[0],
             "grid": args.grid, "wall_s": time.perf_counter() - t0, "rows": rows}
     lines = [f"## {args.heuristic} on {args.scenario}: {len(seeds)} validation seeds ({seeds[0]}..{seeds[-1]})", "",
-             "| policy | episode reward | paired - defaults |", "|---|---:|---:|"]
+             f"| policy | episode reward | paired - {specs[0]} |", "|---|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['policy']} | {r['reward_mean']:.2f} ± {r['reward_ci95']:.2f} | "
                      f"{r['paired_vs_defaults']:+.2f} ± {r['paired_ci95']:.2f} |")
     lines += ["", "Mean ± half-width of the 95% t-interval over the seeds; the paired column is the per-seed "
-              f"difference to `{args.heuristic}` at its defaults."]
+              f"difference to `{specs[0]}`."]
     pj, pm = write_results(args.name or f"{args.heuristic}_sweep", data, "\n".join(lines), args.out)
     print("\n".join(lines))
     print(f"wrote {pj} and {pm}")
