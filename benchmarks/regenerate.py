@@ -64,6 +64,20 @@ REGISTRY: tuple[Result, ...] = (
            "benchmarks/results/metro_oracle_v04_episodes.csv --include-episodes "
            "benchmarks/results/metro_oracle24_v04_episodes.csv --jobs 2 --stem metro_benchmark_v04 --no-progress", 4),
     Result("oracle_gap_metro", "python benchmarks/oracle_gap.py", 5),
+    # issue 16: the learned finetune scheduler (its model: benchmarks/results/agents/README.md); its threshold
+    # tuned on the validation seeds, then the held-out benchmark with the oracles' episodes of v04
+    Result("metro_finetune_value_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic finetune-value --baseline periodic --grid "
+           "model=benchmarks/results/agents/metro_finetune_value/model.npz "
+           "tau=0.0,0.01,0.02,0.04,0.06,0.08,0.1,0.12,0.15,0.2,0.3 --seeds 10 --jobs 2 --no-progress "
+           "--name metro_finetune_value_sweep", 11),
+    Result("metro_benchmark_v05",
+           "python train.py benchmark --scenario metro --seeds 10 --policies always-end always-edge always-cloud "
+           "random greedy-latency greedy-accuracy periodic threshold cost-aware "
+           "benchmarks/results/agents/metro_ppo_mask_periodic_v2 "
+           "finetune-value:model=benchmarks/results/agents/metro_finetune_value/model.npz,tau=0.08 "
+           "--include-episodes benchmarks/results/metro_oracle_v04_episodes.csv --include-episodes "
+           "benchmarks/results/metro_oracle24_v04_episodes.csv --jobs 2 --stem metro_benchmark_v05 --no-progress", 4),
     # issue 16's suite: tiny and drift-storm in one run (heuristics tuned per scenario by the sweeps below),
     # green on its own (the oracle with its best heuristic as rollout), then the summary over the three
     Result("drift-storm_suite",
