@@ -78,6 +78,17 @@ REGISTRY: tuple[Result, ...] = (
            "finetune-value:model=benchmarks/results/agents/metro_finetune_value/model.npz,tau=0.08 "
            "--include-episodes benchmarks/results/metro_oracle_v04_episodes.csv --include-episodes "
            "benchmarks/results/metro_oracle24_v04_episodes.csv --jobs 2 --stem metro_benchmark_v05 --no-progress", 4),
+    Result("drift-storm_finetune_value_sweep",
+           "python benchmarks/heuristic_sweep.py --heuristic finetune-value --scenario drift-storm --baseline "
+           "periodic:j=2,k=0,m=0,n=1 --grid model=benchmarks/results/agents/drift-storm_finetune_value/model.npz "
+           "tau=0.02,0.04,0.06,0.08,0.1,0.12,0.15,0.2 --seeds 10 --jobs 2 --no-progress "
+           "--name drift-storm_finetune_value_sweep", 7),
+    # after drift-storm_suite (it reads that run's episodes: heuristics, the cloned agent, the oracle)
+    Result("drift-storm_benchmark_v05",
+           "python train.py benchmark --scenario drift-storm --seeds 10 --policies "
+           "finetune-value:model=benchmarks/results/agents/drift-storm_finetune_value/model.npz,tau=0.08 "
+           "--include-episodes benchmarks/results/drift-storm_suite_episodes.csv --jobs 2 "
+           "--stem drift-storm_benchmark_v05 --no-progress", 2),
     # issue 16's suite: tiny and drift-storm in one run (heuristics tuned per scenario by the sweeps below),
     # green on its own (the oracle with its best heuristic as rollout), then the summary over the three
     Result("drift-storm_suite",
