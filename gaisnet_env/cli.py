@@ -9,10 +9,10 @@ Subcommands (each has ``--help``)::
     gaisnet-train           # the main job: train a small PPO on metro (<= 10 min), print the table
 
 Policies are named by a heuristic (``gaisnet_env.agents.heuristics.HEURISTICS``, parameters as
-``periodic:k=10,j=5``), ``oracle`` (look-ahead upper reference, slow), a saved model (``.zip``
-or a run directory), or an algorithm name (``ppo``, ``a2c``, ``dqn``, ``ppo_mask``) that the
-benchmark trains first with ``--train-timesteps``. Evaluation seeds start at 10000, training
-seeds at the ``--seed`` given (default 0): they never overlap.
+``periodic:k=10,j=5``), ``oracle`` (look-ahead upper reference, slow), ``finetune-value:model=M.npz,tau=0.08``
+(learned finetunes, ``gaisnet_env.agents.finetune_value``), a saved model (``.zip`` or a run directory), or an
+algorithm name (``ppo``, ``a2c``, ``dqn``, ``ppo_mask``) that the benchmark trains first with ``--train-timesteps``.
+Evaluation seeds start at 10000, training seeds at the ``--seed`` given (default 0): they never overlap.
 """
 
 from __future__ import annotations
@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate one policy", description="Evaluate a heuristic, the oracle "
                        "or a saved model on held-out seeds.")
     common(e)
-    e.add_argument("--policy", required=True, help="heuristic name (params as name:k=v), 'oracle', or model path")
+    e.add_argument("--policy", required=True, help="a heuristic, 'oracle', finetune-value:model=M,tau=T or a model")
     e.add_argument("--episodes", type=int, default=1, help="episodes per seed")
     e.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="explicit seeds, or one number N < 10000 meaning seeds 10000..10000+N-1 (default 5)")
@@ -362,7 +362,7 @@ def _benchmark_parser(sub: Any, common: Any, warm: Any) -> None:
     b.add_argument("--seeds", type=int, nargs="+", default=[10],
                    help="number of held-out seeds (from 10000), or explicit seeds (default 10)")
     b.add_argument("--policies", nargs="+", default=None,
-                   help="heuristics, 'oracle', model paths, or algorithm names to train (default: all heuristics)")
+                   help="heuristics, 'oracle', finetune-value:..., models, algorithms to train (default: heuristics)")
     b.add_argument("--train-timesteps", type=int, default=None, help="train the algorithm names first")
     b.add_argument("--train-seed", type=int, default=0, help="training seed of the algorithm names")
     b.add_argument("--logdir", default="runs", help="where trained runs go / are looked up")
