@@ -114,9 +114,12 @@ class FinetuneValuePolicy:
 
 
 def exploration_episode(scenario: str, seed: int, finetune_prob: float = 0.2,
-                        env_kwargs: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+                        env_kwargs: dict[str, Any] | None = None, around: str | None = None,
+                        around_tau: float = 0.08) -> tuple[np.ndarray, np.ndarray, float]:
     """One exploration episode (module docstring): the edge rows at each labelled finetune's start ``(n, 28)``,
-    its labels ``(n,)`` (change of the true edge accuracy) and the episode's reward."""
+    its labels ``(n,)`` (change of the true edge accuracy) and the episode's reward. With ``around`` (a saved
+    model), the episode also starts the finetunes that model's policy at ``around_tau`` would (the next round of
+    data then covers the states that policy visits, as in DAgger)."""
     from gaisnet_env.agents.heuristics import make_heuristic
 
     from gaisnet_env.env import GaisNetEnv
@@ -125,6 +128,7 @@ def exploration_episode(scenario: str, seed: int, finetune_prob: float = 0.2,
     base = make_heuristic("periodic", env=env, j=0)
     base.reset(seed)
     rng = np.random.default_rng([seed, 1])  # the exploration's own stream, apart from the env's
+    guide = GainModel.load(around) if around else None
     aug = ObsAugmenter()
     obs, info = env.reset(seed=seed)
     pending: list[tuple[int, np.ndarray, float, np.ndarray]] = []  # (edge, row, accuracy before, domain)
@@ -134,6 +138,8 @@ def exploration_episode(scenario: str, seed: int, finetune_prob: float = 0.2,
         rows = edge_rows(obs, aug)
         _, ops_ok = split_mask(info, rows.shape[0])
         start = (rows[:, _IDLE] < 0.5) & ops_ok[:, OP_FINETUNE] & (rng.random(rows.shape[0]) < finetune_prob)
+        if guide is not None:
+            start |= (rows[:, _IDLE] < 0.5) & ops_ok[:, OP_FINETUNE] & (guide.predict(rows) > around_tau)
         action[1::2][start] = OP_FINETUNE
         domain = np.concatenate(env.true_domain(env.state.epoch), axis=1)
         seen = obs  # the observation after the epoch before: its finetunes have committed if since_finetune is 0
@@ -200,22 +206,47 @@ def fit_gain_model(xs: list[np.ndarray], ys: list[np.ndarray], hidden: int = 64,
     return model, stats
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Collect exploration episodes on training seeds, fit the model, write ``OUT/model.npz`` and ``OUT/meta.json``."""
+def save_data(path: str | Path, episodes: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Exploration episodes' rows and labels in one ``.npz`` (``x`` (n, 28), ``y`` (n,), ``lengths`` per episode)."""
+    np.savez(path, x=np.concatenate([e[0] for e in episodes]), y=np.concatenate([e[1] for e in episodes]),
+             lengths=np.array([len(e[1]) for e in episodes], np.int64))
+
+
+def load_data(path: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The episodes of :func:`save_data`'s file."""
+    with np.load(path, allow_pickle=False) as z:
+        cut = np.cumsum(z["lengths"])[:-1]
+        return list(zip(np.split(z["x"], cut), np.split(z["y"], cut), strict=True))
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gaisnet_env.agents.finetune_value", description=__doc__.split("\n")[0])
     p.add_argument("--scenario", default="metro")
-    p.add_argument("--episodes", type=int, default=48, help="exploration episodes (training seeds 60000 + i)")
+    p.add_argument("--episodes", type=int, default=48, help="exploration episodes (training seeds FIRST_SEED + i)")
+    p.add_argument("--first-seed", type=int, default=TRAIN_SEED_BASE, help="the first exploration seed")
     p.add_argument("--finetune-prob", type=float, default=0.2, help="per idle edge and epoch, exploration")
+    p.add_argument("--around", default=None, metavar="MODEL",
+                   help="also start the finetunes this model's policy would (a DAgger round around it)")
+    p.add_argument("--around-tau", type=float, default=0.08, help="the threshold of --around's policy")
+    p.add_argument("--data-in", action="append", default=[], metavar="DATA",
+                   help="fit on an earlier run's data.npz too (repeatable; its episodes come first)")
     p.add_argument("--jobs", type=int, default=1, help="processes playing the exploration episodes")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--epochs", type=int, default=300)
-    p.add_argument("--out", required=True, help="folder for model.npz and meta.json")
+    p.add_argument("--out", required=True, help="folder for model.npz, meta.json and data.npz")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Collect exploration episodes on training seeds, fit the model, write ``OUT/model.npz``, ``OUT/meta.json`` and
+    the episodes' rows and labels ``OUT/data.npz``."""
+    p = _parser()
     args = p.parse_args(argv)
     if args.episodes < 2 or not 0.0 < args.finetune_prob <= 1.0:
         p.error(f"--episodes={args.episodes} (at least 2) / --finetune-prob={args.finetune_prob} (in (0, 1])")
     t0 = time.perf_counter()
-    seeds = [TRAIN_SEED_BASE + i for i in range(args.episodes)]
-    jobs = [(args.scenario, s, args.finetune_prob) for s in seeds]
+    seeds = [args.first_seed + i for i in range(args.episodes)]
+    jobs = [(args.scenario, s, args.finetune_prob, None, args.around, args.around_tau) for s in seeds]
     if args.jobs > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -227,13 +258,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         episodes = [exploration_episode(*j) for j in jobs]
     t_collect = time.perf_counter() - t0
-    model, stats = fit_gain_model([e[0] for e in episodes], [e[1] for e in episodes], args.hidden, args.epochs)
+    data = [e for path in args.data_in for e in load_data(path)] + [(e[0], e[1]) for e in episodes]
+    model, _ = fit_gain_model([e[0] for e in data], [e[1] for e in data], args.hidden, args.epochs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.meta.update(scenario=args.scenario, seeds=[seeds[0], seeds[-1]], finetune_prob=args.finetune_prob,
-                      collect_wall_s=t_collect, fit_wall_s=time.perf_counter() - t0 - t_collect,
-                      exploration_reward_mean=float(np.mean([e[2] for e in episodes])))
+                      around=args.around, around_tau=args.around_tau if args.around else None,
+                      data_in=args.data_in, collect_wall_s=t_collect,
+                      fit_wall_s=time.perf_counter() - t0 - t_collect,
+                      exploration_reward_mean=float(np.mean([e[2] for e in episodes])),
+                      episode_finetunes=[len(e[1]) for e in episodes])
     model.save(out / "model.npz")
+    save_data(out / "data.npz", [(e[0], e[1]) for e in episodes])
     (out / "meta.json").write_text(json.dumps(model.meta, indent=2))
     print(json.dumps(model.meta, indent=2))
     return model.meta

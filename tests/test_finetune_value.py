@@ -11,6 +11,7 @@ from gaisnet_env.agents.finetune_value import (
     GainModel,
     exploration_episode,
     fit_gain_model,
+    load_data,
     main,
 )
 
@@ -96,6 +97,13 @@ def test_main_builds_a_model_folder(tmp_path):
                  "--out", str(tmp_path / "fv")])
     assert (tmp_path / "fv" / "model.npz").is_file() and (tmp_path / "fv" / "meta.json").is_file()
     assert meta["episodes"] == 4 and meta["finetunes"] > 0 and "r2_heldout" in meta
+    assert [len(y) for _, y in load_data(tmp_path / "fv" / "data.npz")] == meta["episode_finetunes"]
+    # a second round around the first model's policy, fitted on both rounds' episodes
+    again = main(["--scenario", "tiny", "--episodes", "2", "--first-seed", "60100", "--finetune-prob", "0.1",
+                  "--around", str(tmp_path / "fv" / "model.npz"), "--around-tau", "-1", "--data-in",
+                  str(tmp_path / "fv" / "data.npz"), "--hidden", "8", "--epochs", "20", "--out", str(tmp_path / "fv2")])
+    assert again["episodes"] == 6 and again["seeds"] == [60100, 60101] and again["around_tau"] == -1
+    assert min(again["episode_finetunes"]) > 0  # tau -1: the guide finetunes wherever it can
     env = GaisNetEnv("tiny")
     pol = build_policy(f"finetune-value:model={tmp_path / 'fv' / 'model.npz'},tau=0.0", env)
     obs, info = env.reset(seed=1)
