@@ -251,9 +251,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        from gaisnet_env.evaluation import _worker_init
+        import torch
 
-        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init) as ex:
+        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=torch.set_num_threads,
+                                 initargs=(1,)) as ex:  # one torch thread per process, as the evaluation's
             episodes = list(ex.map(exploration_episode, *zip(*jobs, strict=True)))
     else:
         episodes = [exploration_episode(*j) for j in jobs]
