@@ -32,9 +32,8 @@ import numpy as np
 from gaisnet_env.agents.augment import ObsAugmenter, edge_row_dim, edge_rows
 from gaisnet_env.agents.base import split_mask
 
-from gaisnet_env.env import EDGE_FEATURES
+from gaisnet_env.env import EDGE_FEATURES, OP_FINETUNE
 
-OP_FINETUNE = 2
 #: Exploration and training seeds start here: apart from the evaluation (10,000+), validation (20,000+) and
 #: warm-start teacher (50,000+) seeds.
 TRAIN_SEED_BASE = 60_000
@@ -80,6 +79,12 @@ class GainModel:
             return cls([z[f"w{i}"] for i in range(n)], z["mean"], z["scale"], json.loads(str(z["meta"])))
 
 
+def _can_finetune(rows: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """(E,) bool: the edge is idle (no op in flight) and its action mask allows a finetune."""
+    _, ops_ok = split_mask(info, rows.shape[0])
+    return (rows[:, _IDLE] < 0.5) & ops_ok[:, OP_FINETUNE]
+
+
 class FinetuneValuePolicy:
     """``periodic:j=0`` with learned finetunes (module docstring).
 
@@ -98,7 +103,6 @@ class FinetuneValuePolicy:
             raise ValueError(f"finetune-value: tau={tau!r}; expected a finite accuracy change")
         self.base = make_heuristic("periodic", env=env, j=0)
         self.augmenter = ObsAugmenter()
-        self.label = f"finetune-value:tau={self.tau:g} ({Path(model).parent.name})"
 
     def reset(self, seed: int | None = None) -> None:
         self.base.reset(seed)
@@ -107,8 +111,7 @@ class FinetuneValuePolicy:
     def act(self, observation: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         action = np.asarray(self.base.act(observation, info), dtype=np.int64).copy()
         rows = edge_rows(observation, self.augmenter)
-        _, ops_ok = split_mask(info, rows.shape[0])
-        go = (rows[:, _IDLE] < 0.5) & ops_ok[:, OP_FINETUNE] & (self.model.predict(rows) > self.tau)
+        go = _can_finetune(rows, info) & (self.model.predict(rows) > self.tau)
         action[1::2][go] = OP_FINETUNE
         return action
 
@@ -136,10 +139,10 @@ def exploration_episode(scenario: str, seed: int, finetune_prob: float = 0.2,
     while True:
         action = np.asarray(base.act(obs, info), dtype=np.int64).copy()
         rows = edge_rows(obs, aug)
-        _, ops_ok = split_mask(info, rows.shape[0])
-        start = (rows[:, _IDLE] < 0.5) & ops_ok[:, OP_FINETUNE] & (rng.random(rows.shape[0]) < finetune_prob)
+        can = _can_finetune(rows, info)
+        start = can & (rng.random(rows.shape[0]) < finetune_prob)
         if guide is not None:
-            start |= (rows[:, _IDLE] < 0.5) & ops_ok[:, OP_FINETUNE] & (guide.predict(rows) > around_tau)
+            start |= can & (guide.predict(rows) > around_tau)
         action[1::2][start] = OP_FINETUNE
         domain = np.concatenate(env.true_domain(env.state.epoch), axis=1)
         seen = obs  # the observation after the epoch before: its finetunes have committed if since_finetune is 0

@@ -32,7 +32,7 @@ def build_policy(spec: str, env: Any) -> Any:
         from gaisnet_env.agents.saved_models import load_policy
 
         pol = load_policy(spec)
-    if hasattr(pol, "bind") and name not in HEURISTICS and name not in ("oracle", "finetune-value"):
+    if hasattr(pol, "bind") and name not in HEURISTICS and name != "oracle":
         pol.bind(env)
     return pol
 
