@@ -6,12 +6,13 @@ legs under each copy's faults."""
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from gaisnet_env.core import batch
 from gaisnet_env.core.faults import active_at, multipliers
+from gaisnet_env.readings import _grid_intensity
 
 #: The per-copy figures :func:`figures` reads, in the order of its columns.
 _FIGURE_COLUMNS = ("epoch_s", "op_share_hw", "edge_idle_w", "edge_active_w", "edge_pue", "cloud_active_w",
@@ -86,24 +87,71 @@ def kept_figures(holder: Any, envs: list[Any]) -> Any:
     return fg
 
 
-def next_figures(envs: list[Any]) -> None:
-    """Each copy's workload figures of its (new) epoch into its memo: hour and diurnal factor once per group of
-    copies at the same epoch with the same time parameters, the rates ``base * diurnal * flash`` as
-    :meth:`Workload.rates` computes them (rows of one array). Copies with flash crowds compute their own."""
-    groups: dict[tuple, list[Any]] = {}
-    for env in envs:
-        wl, t = env.workload, env.state.epoch
-        if wl._flash:
-            env._figures(t)
-        elif env._figures_of is not wl or t not in env._figures_memo:
-            groups.setdefault((t, wl.start_hour, wl.epoch_s, wl.amplitude, wl.peak_hour), []).append(env)
-    for (t, *_), members in groups.items():
-        wl = members[0].workload
-        hour, diurnal = wl.hour(t), wl.diurnal(t)
-        rates = np.array([env.workload.base_rates for env in members]) * diurnal * np.ones(wl.n_edges)
-        rates.setflags(write=False)
-        for env, row in zip(members, rates, strict=True):
-            env._install_figures(t, hour, row)
+class CopyFigures(NamedTuple):
+    """One copy's workload figures of an epoch, with what they are pure functions of (workload, energy
+    config, epoch)."""
+
+    workload: Any
+    energy: Any  # the scenario's EnergyConfig (grid regions and trace)
+    epoch: int
+    rates: np.ndarray  # (E,) mean arrivals, 1/s (read-only)
+    hour: float  # time of day, h
+    class_mix: np.ndarray  # (E, 10), read-only (as the observation reads it)
+    style_mix: np.ndarray  # (E, S), read-only
+    carbon: tuple[float, float]  # grid intensity at the edge and the cloud, g/kWh
+
+
+def read_figures(env: Any) -> CopyFigures:
+    """The copy's :class:`CopyFigures` of its epoch, read through the env's memos."""
+    t = env.state.epoch
+    now = env._figures(t)
+    cm, sm = env._domains_at(min(t, env.scenario.horizon))
+    return CopyFigures(env.workload, env.scenario.energy, t, now.rates, now.hour, cm, sm, env._carbon_intensity(now))
+
+
+def epoch_figures(envs: list[Any], known: list[CopyFigures | None]) -> list[CopyFigures]:
+    """Each copy's :func:`read_figures` of its epoch ``t``, given ``known``, its figures of ``t - 1`` (or None).
+    Where those hold (the same workload and energy config, no flash crowd at ``t``, no gradual drift, no
+    cell's domain index changing at ``t``) the domains are the same arrays, and the hour, rates ``base * diurnal``
+    and carbon intensity are computed once per group of copies with the same time and grid parameters, by
+    the functions the env's memos call (the same numbers); the other copies read their own."""
+    out: list[Any] = [None] * len(envs)
+    held = []
+    for k, (env, prev) in enumerate(zip(envs, known, strict=True)):
+        wl, en, t = env.workload, env.scenario.energy, env.state.epoch
+        if (prev is not None and prev.workload is wl and prev.energy is en and prev.epoch == t - 1
+                and wl.kind != "gradual" and t <= env.scenario.horizon
+                and not any(start <= t < stop for start, stop, _ in wl._flash)):
+            held.append(k)
+        else:
+            out[k] = read_figures(envs[k])
+    if held:
+        wls = [envs[k].workload for k in held]
+        t_now = np.array([envs[k].state.epoch for k in held])[:, None]
+        offsets = np.array([wl.offsets for wl in wls])
+        every = np.array([[wl.every] for wl in wls])
+        kinds_none = np.array([[wl.kind == "none"] for wl in wls])
+        moved = (((t_now + offsets) // every != (t_now - 1 + offsets) // every) & ~kinds_none).any(axis=1)
+        groups: dict[tuple, list[int]] = {}
+        for k, wl, m in zip(held, wls, moved.tolist(), strict=True):
+            env = envs[k]
+            if m:
+                out[k] = read_figures(env)
+            else:
+                en = env.scenario.energy
+                key = (env.state.epoch, wl.start_hour, wl.epoch_s, wl.amplitude, wl.peak_hour, wl.n_edges,
+                       en.edge_region, en.cloud_region, en.carbon_trace)
+                groups.setdefault(key, []).append(k)
+        for (t, *_, edge_region, cloud_region, trace), members in groups.items():
+            wl = envs[members[0]].workload
+            hour, diurnal = wl.hour(t), wl.diurnal(t)
+            ci = (_grid_intensity(edge_region, hour, trace), _grid_intensity(cloud_region, hour, trace))
+            rates = np.array([envs[k].workload.base_rates for k in members]) * diurnal * np.ones(wl.n_edges)
+            rates.setflags(write=False)
+            for k, row in zip(members, rates, strict=True):
+                prev = known[k]
+                out[k] = CopyFigures(prev.workload, prev.energy, t, row, hour, prev.class_mix, prev.style_mix, ci)
+    return out
 
 
 _NO_FAULT_LISTS = SimpleNamespace(links=(), edges_down=(), cloud_overload=())

@@ -28,7 +28,7 @@ from gaisnet_env.core import actions, batch, draws, latency, requests, reward
 from gaisnet_env.core import faults as core_faults
 from gaisnet_env.core.faults import active_at, multipliers
 from gaisnet_env.core.layout import ROUTE_CLOUD, ROUTE_END
-from gaisnet_env.quiet_figures import epoch_faults, fault_legs, kept_figures, next_figures
+from gaisnet_env.quiet_figures import CopyFigures, epoch_faults, epoch_figures, fault_legs, kept_figures, read_figures
 from gaisnet_env.quiet_info import Epoch, vector_info
 
 # (the copies' equal-shaped arrays are stacked with np.array: a third of np.stack's time for many small arrays)
@@ -68,6 +68,7 @@ class QuietSteps:
         self._masks: np.ndarray | None = None  # (N, E, 8) each copy's feasibility mask at its last quiet step
         self._gym_masks: list[Any] = [None] * len(envs)  # and its Gymnasium mask tuple
         self._figures_memo: tuple | None = None  # (figure rows, per-edge arrays, figures) of the last step
+        self._ahead: list[CopyFigures | None] = [None] * len(envs)  # each copy's figures of its next epoch
 
     def select(self, actions: np.ndarray, which: Sequence[int]) -> list[int]:
         """The copies of ``which`` that are quiet this epoch with their rows of ``actions`` (N, E, 2)."""
@@ -87,6 +88,18 @@ class QuietSteps:
         return [i for k, (i, good) in enumerate(zip(which, ok.tolist(), strict=True))
                 if good and _feasible(envs[i], acts[k, :, 0])]
 
+    def _epoch_figures(self, which: list[int]) -> list[CopyFigures]:
+        """The copies' :func:`read_figures` of their epoch: those their last quiet observation read where
+        they still hold (the same workload, energy config and epoch), else read afresh."""
+        out = []
+        for i in which:
+            env, fig = self.envs[i], self._ahead[i]
+            if fig is None or fig.workload is not env.workload or fig.energy is not env.scenario.energy \
+                    or fig.epoch != env.state.epoch:
+                fig = self._ahead[i] = read_figures(env)
+            out.append(fig)
+        return out
+
     def step(self, actions: np.ndarray, which: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """Step the quiet copies ``which`` (from :meth:`select`): ``(obs (k, n_obs), rewards (k,), truncated
         (k,), info)`` with ``info`` in Gymnasium's vector format over those copies."""
@@ -96,7 +109,7 @@ class QuietSteps:
         self.feedback.sync([env.workers for env in self.envs])
         acts = np.array(actions[np.asarray(which)], dtype=np.int64)
         faults, faults_next = epoch_faults(envs), epoch_faults(envs, 1)
-        ep = _draw(envs, acts[..., 0], faults)
+        ep = _draw(envs, acts[..., 0], faults, self._epoch_figures(which))
         st = _gather(envs)
         fg = kept_figures(self, envs)
         for env, f in zip(envs, faults_next.dicts, strict=True):  # the next epoch's faults (masks, info)
@@ -210,21 +223,17 @@ class QuietSteps:
                              0.0)
         else:
             accuracy, drift = np.empty((len(envs), *st.label_hits.shape[1:])), np.empty(st.edge_backlog_s.shape)
-        next_figures(envs)
-        figs = []
-        for k, env in enumerate(envs):
-            t = env.state.epoch
-            now = env._figures(t)
-            cm, sm = env._domains_at(min(t, env.scenario.horizon))
-            env._domain = (cm, sm)
-            figs.append(now)
+        figs = epoch_figures(envs, [self._ahead[i] for i in which.tolist()])
+        for k, (env, i, fig) in enumerate(zip(envs, which.tolist(), figs, strict=True)):
+            env._domain = (fig.class_mix, fig.style_mix)
+            self._ahead[i] = fig  # the next epoch's figures, for its draws
             if not estimated[k]:  # the oracle view
-                accuracy[k], drift[k] = env._tier_accuracy(cm, sm), env._drift(cm, sm)
-        ci = np.array([env._carbon_intensity(now) for env, now in zip(envs, figs, strict=True)])
+                accuracy[k], drift[k] = env._tier_accuracy(*env._domain), env._drift(*env._domain)
+        ci = np.array([fig.carbon for fig in figs])
         f = {"access": F.access, "backhaul": F.backhaul, "edge_up": F.edge_up,
              "cloud_capacity": F.cloud_capacity.tolist()}
-        return batch.observation(st, np.array([now.rates for now in figs]), fg.mean_rate, accuracy, drift, f,
-                                 ci[:, :1], ci[:, 1:], [now.hour for now in figs], fg.battery_cap, fg.epoch_s,
+        return batch.observation(st, np.array([fig.rates for fig in figs]), fg.mean_rate, accuracy, drift, f,
+                                 ci[:, :1], ci[:, 1:], [fig.hour for fig in figs], fg.battery_cap, fg.epoch_s,
                                  [env.scenario.horizon for env in envs])
 
 
@@ -242,45 +251,40 @@ def _feasible(env: Any, route: np.ndarray) -> bool:
     return bool(actions.mask(f, st.battery_j, st.op_kind)[np.arange(route.size), route].all())
 
 
-def _draw(envs: list[Any], route: np.ndarray, F: SimpleNamespace) -> Epoch:
-    """Each copy's figures of its epoch and its random draws, in the single env's order: arrivals and
-    generate requests (:func:`requests.arrivals`), returned labels (:func:`feedback.labels`), the labelled
-    samples' uniforms (:meth:`DigitsData.sample_private_batch`); the arithmetic around them runs batched."""
-    cms, sms, accs, gqs, counts, n_gens, n_labs, cis, uniforms = [], [], [], [], [], [], [], [], []
-    for env, f in zip(envs, F.dicts, strict=True):
-        sc, t, rng = env.scenario, env.state.epoch, env.np_random
-        wl = sc.workload
-        now = env._figures(t)
-        cm, sm = env._domains_at(t)
+def _draw(envs: list[Any], route: np.ndarray, F: SimpleNamespace, figs: list[CopyFigures]) -> Epoch:
+    """Each copy's random draws of its epoch, in the single env's order: arrivals and generate requests
+    (:func:`requests.arrivals`), returned labels (:func:`feedback.labels`), the labelled samples' uniforms
+    (:meth:`DigitsData.sample_private_batch`); ``figs`` the copies' :func:`read_figures`. The arithmetic
+    around the draws runs batched."""
+    rates = np.array([fig.rates for fig in figs])
+    epoch_s = np.array([[env.scenario.epoch_s] for env in envs])
+    counts, n_gens, n_labs, accs, gqs, uniforms = [], [], [], [], [], []
+    for env, f, fig, lam in zip(envs, F.dicts, figs, (rates * epoch_s).tolist(), strict=True):
+        wl, rng, cm, sm = env.scenario.workload, env.np_random, fig.class_mix, fig.style_mix
         env._domain = (cm, sm)
-        count = draws.poisson(rng, now.rates * sc.epoch_s)
-        n_gen = draws.binomial(rng, count, wl.generate_share)
-        n_lab = draws.binomial(rng, count - n_gen, wl.label_rate)
-        cap = wl.feedback_per_epoch
-        labs = n_lab.tolist()
+        count, n_gen, n_lab = draws.arrivals_and_labels(rng, lam, wl.generate_share, wl.label_rate)
+        cap, labs = wl.feedback_per_epoch, n_lab
         if f["active"]:  # labels of edges that are down do not arrive (feedback.labels)
             labs = [x for x, up in zip(labs, f["edge_up"].tolist(), strict=True) if up > 0] or [0]
         total = sum(labs) if max(labs) <= cap else sum(min(x, cap) for x in labs)  # kept (feedback.labels)
         if total:
             uniforms.append(rng.random(3 * total))
-        cms.append(cm)
-        sms.append(sm)
         accs.append(env._tier_accuracy(cm, sm))
         gqs.append(env._generation_quality(cm, sm))
         counts.append(count)
         n_gens.append(n_gen)
         n_labs.append(n_lab)
-        cis.append(env._carbon_intensity(now))
-    ci, count, n_lab = np.array(cis), np.array(counts), np.array(n_labs)
+    ci, count, n_lab = np.array([fig.carbon for fig in figs]), np.array(counts, dtype=np.int64), np.array(n_labs)
     n_req = count.astype(np.float64)
     N = np.empty((len(envs), 2, count.shape[1]))
-    N[:, 1] = np.array(n_gens)
+    N[:, 1] = n_gens
     np.subtract(n_req, N[:, 1], out=N[:, 0])
     per_epoch = np.array([[env.scenario.workload.feedback_per_epoch] for env in envs])
     n_fb = np.minimum(n_lab, per_epoch).astype(np.int64)
-    return Epoch(route=route, class_mix=np.array(cms), style_mix=np.array(sms), acc_tier=np.array(accs),
-                 gen_quality=np.array(gqs), counts=count, n_req=n_req, N=N, n_fb=n_fb, uniforms=uniforms,
-                 ci_edge=ci[:, :1], ci_cloud=ci[:, 1:])
+    return Epoch(route=route, class_mix=np.array([fig.class_mix for fig in figs]),
+                 style_mix=np.array([fig.style_mix for fig in figs]),
+                 acc_tier=np.array(accs), gen_quality=np.array(gqs), counts=count, n_req=n_req, N=N, n_fb=n_fb,
+                 uniforms=uniforms, ci_edge=ci[:, :1], ci_cloud=ci[:, 1:])
 
 
 def _gather(envs: list[Any]) -> SimpleNamespace:

@@ -151,19 +151,6 @@ class EnvReadings:
             fig = memo[epoch] = _EpochFigures(wl.hour(epoch), _read_only(wl.rates(epoch)))
         return fig
 
-    def _install_figures(self, epoch: int, hour: float, rates: np.ndarray) -> None:
-        """Put the workload figures of ``epoch`` (``hour``, read-only ``rates``), computed elsewhere with the
-        workload's own functions (the native vector env's quiet steps, for many copies at once), into the memo
-        of :meth:`_figures`, unless it holds them already."""
-        memo = self._figures_memo
-        if self._figures_of is not self.workload:
-            memo.clear()
-            self._figures_of = self.workload
-        if epoch not in memo:
-            if len(memo) >= 4:
-                del memo[next(iter(memo))]
-            memo[epoch] = _EpochFigures(hour, rates)
-
     def _domains_at(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """``workload.domains(epoch)`` as read-only arrays, memoised with :meth:`_figures`."""
         fig = self._figures(epoch)

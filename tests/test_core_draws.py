@@ -24,6 +24,22 @@ def test_draws_equal_numpy_array_calls(size: int) -> None:
         assert fast.random() == ref.random()
 
 
+@pytest.mark.parametrize("size", [0, 1, 4, draws.SCALAR_MAX, draws.SCALAR_MAX + 1, 64])
+def test_arrivals_and_labels_equal_the_array_draws(size: int) -> None:
+    for seed in range(40):
+        fast, ref = np.random.default_rng(seed), np.random.default_rng(seed)
+        lam = np.random.default_rng(1000 + seed).uniform(0.0, 900.0, size)
+        lam[: size // 3] = [0.0, 3.5, 9.99, 10.0][seed % 4]
+        for p, q in ((0.3, 0.1), (0.0, 1.0), (0.5, 0.02), (1.0, 0.9)):
+            counts, n_gen, n_lab = draws.arrivals_and_labels(fast, lam.tolist(), p, q)
+            want = ref.poisson(lam)
+            want_gen = ref.binomial(want, p)
+            assert counts == want.tolist() and n_gen == want_gen.tolist()
+            assert n_lab == ref.binomial(want - want_gen, q).tolist()
+            assert all(type(x) is int for x in counts + n_gen + n_lab)
+        assert fast.bit_generator.state == ref.bit_generator.state
+
+
 def test_draws_reject_bad_arguments_like_numpy() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError):

@@ -81,6 +81,11 @@ def _run_pair(quiet: GaisNetVectorEnv, serial: GaisNetVectorEnv, steps: int, p_o
                                   "links": [{"link": "backhaul", "edge": 0, "start_epoch": 9,
                                              "duration_epochs": 2, "bandwidth_factor": 0.0}]}}),
     ("metro", 12, 0.05, {}),
+    ("metro", 30, 0.02, {"drift": {"kind": "recurring", "every_epochs": 4},  # domains move, a flash crowd
+                         "workload": {"flash_crowds": [{"start_epoch": 6, "duration_epochs": 5, "multiplier": 2.5,
+                                                        "edges": [1]}]}}),
+    ("metro", 14, 0.0, {"drift": {"kind": "gradual", "every_epochs": 5}}),
+    ("tiny", 14, 0.0, {"drift": {"kind": "none"}}),
 ])
 def test_quiet_copies_equal_copies_one_by_one(scenario: str, steps: int, p_op: float, kw: dict) -> None:
     quiet, serial = _pair(3, scenario, **kw)
@@ -88,6 +93,38 @@ def test_quiet_copies_equal_copies_one_by_one(scenario: str, steps: int, p_op: f
     assert 0 < n_quiet < 3 * steps or p_op == 0.0  # both paths ran
     assert n_quiet > steps
     assert n_faulty > 0 or "faults" not in kw  # quiet epochs with a fault in force ran too
+
+
+def test_held_epoch_figures_equal_the_env_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The figures the quiet steps carry from epoch to epoch equal those each copy reads itself, the
+    domains the same arrays while they hold; most copy-epochs take the carried path."""
+    from gaisnet_env import quiet_figures, quiet_steps
+
+    counts = {"carried": 0, "read": 0}
+    epoch_figures = quiet_figures.epoch_figures
+
+    def checked(envs: list, known: list) -> list:
+        out = epoch_figures(envs, known)
+        for env, fig, prev in zip(envs, out, known, strict=True):
+            ref = quiet_figures.read_figures(env)
+            assert fig.epoch == ref.epoch and fig.hour == ref.hour and fig.carbon == ref.carbon
+            assert np.array_equal(fig.rates, ref.rates) and not fig.rates.flags.writeable
+            assert np.array_equal(fig.class_mix, ref.class_mix) and np.array_equal(fig.style_mix, ref.style_mix)
+            carried = prev is not None and fig.class_mix is prev.class_mix
+            counts["carried" if carried else "read"] += 1
+        return out
+
+    monkeypatch.setattr(quiet_steps, "epoch_figures", checked)
+    for kw in ({"drift": {"kind": "sudden", "every_epochs": 3},  # some cell's domain moves most epochs
+                "workload": {"flash_crowds": [{"start_epoch": 4, "duration_epochs": 3, "multiplier": 2.0}]}}, {}):
+        venv = GaisNetVectorEnv(4, "metro", **kw)
+        venv.reset(seed=2)
+        acts = np.zeros((4, 2 * venv.n_edges), np.int64)
+        acts[:, 0::2] = 1
+        for _ in range(12):
+            venv.step(acts)
+        assert counts["carried"] > 0 and counts["read"] > 0
+    assert counts["carried"] > counts["read"]  # metro's own settings: mostly carried
 
 
 def test_copy_equals_the_single_env() -> None:

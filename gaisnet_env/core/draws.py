@@ -34,4 +34,21 @@ def binomial(rng: np.random.Generator, n: np.ndarray, p: float) -> np.ndarray:
     return np.array([draw(x, p) for x in n.tolist()], dtype=np.int64)
 
 
-__all__ = ["SCALAR_MAX", "binomial", "poisson"]
+def arrivals_and_labels(rng: np.random.Generator, mean_counts: list[float], generate_share: float,
+                        label_rate: float) -> tuple[list[int], list[int], list[int]]:
+    """The epoch's three draws of one copy as lists (one value per cell), in the single env's order: the
+    arrivals ``poisson(mean_counts)`` (:func:`~gaisnet_env.core.requests.arrivals`), the generate requests
+    among them ``binomial(count, generate_share)``, the returned labels ``binomial(count - generate,
+    label_rate)`` (:func:`~gaisnet_env.core.feedback.labels`). The same numbers as :func:`poisson` and
+    :func:`binomial` on arrays, without making an array per draw (the native vector env's quiet steps)."""
+    if len(mean_counts) > SCALAR_MAX:
+        count = rng.poisson(np.array(mean_counts))
+        n_gen = rng.binomial(count, generate_share)
+        return count.tolist(), n_gen.tolist(), rng.binomial(count - n_gen, label_rate).tolist()
+    poisson_draw, binomial_draw = rng.poisson, rng.binomial
+    counts = [poisson_draw(x) for x in mean_counts]
+    n_gen = [binomial_draw(c, generate_share) for c in counts]
+    return counts, n_gen, [binomial_draw(c - g, label_rate) for c, g in zip(counts, n_gen, strict=True)]
+
+
+__all__ = ["SCALAR_MAX", "arrivals_and_labels", "binomial", "poisson"]
