@@ -165,13 +165,11 @@ def copy_draws(env: Any, steps: int) -> float:
 
     sc, rng = env.scenario, copy.deepcopy(env.np_random)
     wl = sc.workload
-    lam = env._figures(env.state.epoch).rates * sc.epoch_s
+    lam = (env._figures(env.state.epoch).rates * sc.epoch_s).tolist()
     t0 = time.perf_counter()
-    for _ in range(steps):
-        counts = draws.poisson(rng, lam)  # as the env draws them (core.draws: scalar calls for a few cells)
-        n_gen = draws.binomial(rng, counts, wl.generate_share)
-        n_lab = draws.binomial(rng, counts - n_gen, wl.label_rate)
-        total = int(np.minimum(n_lab, wl.feedback_per_epoch).sum())
+    for _ in range(steps):  # as the quiet steps draw them (core.draws: scalar calls for a few cells, as lists)
+        _, _, n_lab = draws.arrivals_and_labels(rng, lam, wl.generate_share, wl.label_rate)
+        total = sum(min(x, wl.feedback_per_epoch) for x in n_lab)
         if total:
             rng.random(3 * total)
     return 1e6 * (time.perf_counter() - t0) / steps

@@ -157,20 +157,42 @@ def epoch_figures(envs: list[Any], known: list[CopyFigures | None]) -> list[Copy
 _NO_FAULT_LISTS = SimpleNamespace(links=(), edges_down=(), cloud_overload=())
 
 
-def epoch_faults(envs: list[Any], ahead: int = 0) -> SimpleNamespace:
-    """The copies' fault multipliers (:func:`multipliers`) at their epoch + ``ahead``, stacked: ``access``,
-    ``backhaul``, ``edge_up`` (N, E), ``cloud_capacity`` (N,), ``active`` (N,) int, and ``dicts`` (each
-    copy's own dict, read-only; the shared no-fault one where none is in force)."""
+def epoch_faults(envs: list[Any], ahead: int = 0, flags: list[tuple[bool, bool]] | None = None) -> SimpleNamespace:
+    """The copies' fault multipliers (:func:`multipliers`) at their epoch + ``ahead`` (0 or 1), stacked:
+    ``access``, ``backhaul``, ``edge_up`` (N, E), ``cloud_capacity`` (N,), ``active`` (N,) int, and ``dicts``
+    (each copy's own dict, read-only; the shared no-fault one where none is in force). ``flags``: each copy's
+    :func:`active_at` of its epoch and the next, where known."""
     E = envs[0].n_edges
     quiet = _no_fault_multipliers(E)
     dicts = []
-    for env in envs:
+    any_fault = False
+    for k, env in enumerate(envs):
         faults, t = env.scenario.faults, env.state.epoch + ahead
-        dicts.append(multipliers(faults, E, t) if active_at(faults, t) else quiet)
+        on = flags[k][ahead] if flags is not None else active_at(faults, t)
+        dicts.append(multipliers(faults, E, t) if on else quiet)
+        any_fault = any_fault or on
+    if not any_fault:
+        return _no_fault_stack(E, len(envs))
     return SimpleNamespace(
         dicts=dicts, access=np.array([f["access"] for f in dicts]), backhaul=np.array([f["backhaul"] for f in dicts]),
         edge_up=np.array([f["edge_up"] for f in dicts]), cloud_capacity=np.array([f["cloud_capacity"] for f in dicts]),
         active=np.array([f["active"] for f in dicts], dtype=np.int64))
+
+
+def _no_fault_stack(n_edges: int, n: int) -> SimpleNamespace:
+    """:func:`epoch_faults` of ``n`` copies with no fault in force (read-only arrays), one per size."""
+    got = _NO_FAULT_STACKS.get((n_edges, n))
+    if got is None:
+        f = _no_fault_multipliers(n_edges)
+        arrays = {key: np.array([f[key]] * n, dtype=np.int64 if key == "active" else None)
+                  for key in ("access", "backhaul", "edge_up", "cloud_capacity", "active")}
+        for v in arrays.values():
+            v.setflags(write=False)
+        got = _NO_FAULT_STACKS[(n_edges, n)] = SimpleNamespace(dicts=[f] * n, **arrays)
+    return SimpleNamespace(**{**vars(got), "dicts": list(got.dicts)})
+
+
+_NO_FAULT_STACKS: dict[tuple[int, int], SimpleNamespace] = {}
 
 
 def _no_fault_multipliers(n_edges: int) -> dict[str, Any]:

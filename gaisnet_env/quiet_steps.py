@@ -69,24 +69,35 @@ class QuietSteps:
         self._gym_masks: list[Any] = [None] * len(envs)  # and its Gymnasium mask tuple
         self._figures_memo: tuple | None = None  # (figure rows, per-edge arrays, figures) of the last step
         self._ahead: list[CopyFigures | None] = [None] * len(envs)  # each copy's figures of its next epoch
+        self._selected: tuple | None = None  # (copies, their gathered states, fault flags) of the last select
 
     def select(self, actions: np.ndarray, which: Sequence[int]) -> list[int]:
-        """The copies of ``which`` that are quiet this epoch with their rows of ``actions`` (N, E, 2)."""
+        """The copies of ``which`` that are quiet this epoch with their rows of ``actions`` (N, E, 2). Their
+        gathered states and fault flags are kept for :meth:`step`."""
         envs = self.envs
+        self._selected = None
         if len(which) < 2 or not shares_feedback([env.workers for env in envs]):
             return []
         idx = np.asarray(which, dtype=np.intp)
         acts = actions[idx]
+        copies = [envs[i] for i in which]
+        st = _gather(copies)
         # no op, and a route in range (a copy with a bad action steps alone, whose parse names it)
         ok = ~acts[..., 1].any(axis=1) & ((acts[..., 0] >= 0) & (acts[..., 0] < ROUTE_CLOUD + 1)).all(axis=1)
-        op_kind = np.array([envs[i].state.op_kind for i in which])
-        remaining = np.array([envs[i].state.op_remaining_s for i in which])
-        epoch_s = np.array([[envs[i].scenario.epoch_s] for i in which])
-        ok &= ~((op_kind > 0) & (remaining - epoch_s <= 0)).any(axis=1)  # no op completes
-        battery = np.array([envs[i].state.battery_j for i in which])
-        ok &= ~((acts[..., 0] == ROUTE_END) & (battery <= 0)).any(axis=1)  # the end route is feasible
-        return [i for k, (i, good) in enumerate(zip(which, ok.tolist(), strict=True))
-                if good and _feasible(envs[i], acts[k, :, 0])]
+        epoch_s = np.array([[env.scenario.epoch_s] for env in copies])
+        ok &= ~((st.op_kind > 0) & (st.op_remaining_s - epoch_s <= 0)).any(axis=1)  # no op completes
+        ok &= ~((acts[..., 0] == ROUTE_END) & (st.battery_j <= 0)).any(axis=1)  # the end route is feasible
+        flags = [(active_at(env.scenario.faults, env.state.epoch), active_at(env.scenario.faults, env.state.epoch + 1))
+                 for env in copies]
+        keep = [k for k, (good, (now, ahead)) in enumerate(zip(ok.tolist(), flags, strict=True))
+                if good and (not (now or ahead) or _feasible(copies[k], acts[k, :, 0]))]
+        chosen = [which[k] for k in keep]
+        if len(keep) < len(which):
+            pos = np.asarray(keep, dtype=np.intp)
+            st = SimpleNamespace(**{name: getattr(st, name)[pos] for name in _STATE_ROWS},
+                                 cloud_backlog_s=[st.cloud_backlog_s[k] for k in keep])
+        self._selected = (chosen, st, [flags[k] for k in keep])
+        return chosen
 
     def _epoch_figures(self, which: list[int]) -> list[CopyFigures]:
         """The copies' :func:`read_figures` of their epoch: those their last quiet observation read where
@@ -108,9 +119,13 @@ class QuietSteps:
             self.feedback = CopyFeedback([env.workers for env in self.envs])
         self.feedback.sync([env.workers for env in self.envs])
         acts = np.array(actions[np.asarray(which)], dtype=np.int64)
-        faults, faults_next = epoch_faults(envs), epoch_faults(envs, 1)
+        selected, self._selected = self._selected, None
+        if selected is not None and selected[0] == which:  # select's gathering of these copies
+            st, flags = selected[1], selected[2]
+        else:
+            st, flags = _gather(envs), None
+        faults, faults_next = epoch_faults(envs, 0, flags), epoch_faults(envs, 1, flags)
         ep = _draw(envs, acts[..., 0], faults, self._epoch_figures(which))
-        st = _gather(envs)
         fg = kept_figures(self, envs)
         for env, f in zip(envs, faults_next.dicts, strict=True):  # the next epoch's faults (masks, info)
             env._faults_scope = {env.state.epoch + 1: f}
@@ -238,11 +253,9 @@ class QuietSteps:
 
 
 def _feasible(env: Any, route: np.ndarray) -> bool:
-    """Whether the copy's epoch can step quiet under its faults: none in force this epoch or the next, or
-    no op in flight lost to them and every route feasible (the action carried out as given)."""
+    """Whether the copy's epoch can step quiet under the faults in force this epoch or the next: no op in
+    flight lost to them and every route feasible (the action carried out as given)."""
     faults, t, st = env.scenario.faults, env.state.epoch, env.state
-    if not active_at(faults, t, t + 1):
-        return True
     f = multipliers(faults, env.n_edges, t)
     if not f["active"]:
         return True
