@@ -132,6 +132,27 @@ def test_bench_vector_random_policy_runs_on_tiny(bench, tmp_path) -> None:
     assert "## random policy" in md and "torch threads: 1" in md
 
 
+def test_ab_vector_compares_two_checkouts(bench, tmp_path) -> None:
+    import subprocess
+
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=BENCH, capture_output=True).returncode:
+        pytest.skip("not a git checkout: no commit to compare with")
+
+    def worktrees() -> int:
+        out = subprocess.run(["git", "worktree", "list"], cwd=BENCH, capture_output=True, text=True).stdout
+        return len(out.strip().splitlines())
+
+    before = worktrees()
+    res = bench("ab_vector").main(["--against", "HEAD", "--scenario", "tiny", "--sizes", "2", "--rounds", "1",
+                                   "--block", "4", "--blocks", "1", "--out", str(tmp_path)])
+    for side in ("against", "this"):
+        assert set(res["median_us"][side]) == {"single GaisNetEnv", "native N=2"}
+        assert all(v > 0 for v in res["median_us"][side].values())
+    md = (tmp_path / "ab_vector.md").read_text()
+    assert "| native N=2 |" in md and "HEAD µs per env-step" in md
+    assert worktrees() == before  # the other checkout is removed
+
+
 def test_bench_vector_batched_ops_variants(bench, tmp_path) -> None:
     res = bench("bench_vector").main(["--scenario", "tiny", "--policy", "random", "--random-sizes", "2",
                                       "--random-block", "2", "--random-rounds", "1", "--profile-top", "0",
