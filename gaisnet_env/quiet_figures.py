@@ -99,6 +99,19 @@ class CopyFigures(NamedTuple):
     class_mix: np.ndarray  # (E, 10), read-only (as the observation reads it)
     style_mix: np.ndarray  # (E, S), read-only
     carbon: tuple[float, float]  # grid intensity at the edge and the cloud, g/kWh
+    carbon_key: tuple  # (edge region, cloud region, carbon trace) it was computed for
+
+    def holds_for(self, env: Any) -> bool:
+        """Whether these are still the figures of ``env``'s epoch: the same workload, energy config (with the
+        same grid regions and trace) and epoch."""
+        en = env.scenario.energy
+        return (self.workload is env.workload and self.energy is en and self.epoch == env.state.epoch
+                and self.carbon_key == _carbon_key(en))
+
+
+def _carbon_key(en: Any) -> tuple:
+    """What :meth:`GaisNetEnv._carbon_intensity` keys its memo on."""
+    return en.edge_region, en.cloud_region, en.carbon_trace
 
 
 def read_figures(env: Any) -> CopyFigures:
@@ -106,7 +119,8 @@ def read_figures(env: Any) -> CopyFigures:
     t = env.state.epoch
     now = env._figures(t)
     cm, sm = env._domains_at(min(t, env.scenario.horizon))
-    return CopyFigures(env.workload, env.scenario.energy, t, now.rates, now.hour, cm, sm, env._carbon_intensity(now))
+    en = env.scenario.energy
+    return CopyFigures(env.workload, en, t, now.rates, now.hour, cm, sm, env._carbon_intensity(now), _carbon_key(en))
 
 
 def epoch_figures(envs: list[Any], known: list[CopyFigures | None]) -> list[CopyFigures]:
@@ -140,7 +154,7 @@ def epoch_figures(envs: list[Any], known: list[CopyFigures | None]) -> list[Copy
             else:
                 en = env.scenario.energy
                 key = (env.state.epoch, wl.start_hour, wl.epoch_s, wl.amplitude, wl.peak_hour, wl.n_edges,
-                       en.edge_region, en.cloud_region, en.carbon_trace)
+                       *_carbon_key(en))
                 groups.setdefault(key, []).append(k)
         for (t, *_, edge_region, cloud_region, trace), members in groups.items():
             wl = envs[members[0]].workload
@@ -150,7 +164,8 @@ def epoch_figures(envs: list[Any], known: list[CopyFigures | None]) -> list[Copy
             rates.setflags(write=False)
             for k, row in zip(members, rates, strict=True):
                 prev = known[k]
-                out[k] = CopyFigures(prev.workload, prev.energy, t, row, hour, prev.class_mix, prev.style_mix, ci)
+                out[k] = CopyFigures(prev.workload, prev.energy, t, row, hour, prev.class_mix, prev.style_mix, ci,
+                                     (edge_region, cloud_region, trace))
     return out
 
 

@@ -101,12 +101,11 @@ class QuietSteps:
 
     def _epoch_figures(self, which: list[int]) -> list[CopyFigures]:
         """The copies' :func:`read_figures` of their epoch: those their last quiet observation read where
-        they still hold (the same workload, energy config and epoch), else read afresh."""
+        they still hold (:meth:`CopyFigures.holds_for`), else read afresh."""
         out = []
         for i in which:
             env, fig = self.envs[i], self._ahead[i]
-            if fig is None or fig.workload is not env.workload or fig.energy is not env.scenario.energy \
-                    or fig.epoch != env.state.epoch:
+            if fig is None or not fig.holds_for(env):
                 fig = self._ahead[i] = read_figures(env)
             out.append(fig)
         return out

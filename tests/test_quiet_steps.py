@@ -127,6 +127,26 @@ def test_held_epoch_figures_equal_the_env_reads(monkeypatch: pytest.MonkeyPatch)
     assert counts["carried"] > counts["read"]  # metro's own settings: mostly carried
 
 
+def test_grid_region_changed_mid_episode_is_read_as_the_single_env_reads_it() -> None:
+    """A copy's carried figures do not outlive an in-place change of its grid region (the single env reads
+    the region every step)."""
+    from gaisnet_env import profiles
+
+    quiet, serial = _pair(3, "metro")
+    _same(quiet.reset(seed=4), serial.reset(seed=4))
+    acts = np.zeros((3, 2 * quiet.n_edges), np.int64)
+    acts[:, 0::2] = 1
+    other = next(r for r in profiles.GRID if r != quiet.envs[0].scenario.energy.edge_region)
+    for step in range(6):
+        if step == 3:
+            for venv in (quiet, serial):
+                for env in venv.envs:
+                    env.scenario.energy.edge_region = other
+        assert len(quiet._quiet.select(acts.reshape(3, -1, 2), [0, 1, 2])) == 3
+        _same(quiet.step(acts), serial.step(acts), f"step {step}")
+    assert all(fig.carbon_key[0] == other for fig in quiet._quiet._ahead)
+
+
 def test_copy_equals_the_single_env() -> None:
     venv = GaisNetVectorEnv(3, "tiny")
     singles = [GaisNetEnv("tiny") for _ in range(3)]
