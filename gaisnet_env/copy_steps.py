@@ -44,6 +44,8 @@ def step_copies(envs: Sequence[Any], actions: np.ndarray, which: Sequence[int]) 
     """Step the copies ``which`` of ``envs`` with their rows of ``actions``: ``{i: (obs, reward, terminated,
     truncated, info)}``. A ValueError of a copy (a masked action with ``masked_action="raise"``) names it;
     the copies before it finish their step first, those after it do not step (as one by one)."""
+    if not which:
+        return {}
     if not batches_across_copies(envs):
         return {i: _step_copy(envs[i], actions[i], i) for i in which}
     phases: dict[int, tuple[Generator, list[Any]]] = {}

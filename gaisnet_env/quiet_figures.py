@@ -20,7 +20,7 @@ _FIGURE_COLUMNS = ("epoch_s", "op_share_hw", "edge_idle_w", "edge_active_w", "ed
                    "classify_in_b", "generate_in_b", "classify_out_b", "generate_out_b", "w_acc", "w_lat",
                    "w_energy", "w_sla", "w_carbon", "latency_clip", "energy_ref_j", "carbon_ref_g", "mean_rate",
                    "cloud_servers", "recharge_w", "battery_cap", "feedback_cap", "deadline_classify",
-                   "deadline_generate", "generate_share")
+                   "deadline_generate", "generate_share", "label_rate", "feedback_per_epoch")
 
 
 def figure_row(env: Any) -> tuple:
@@ -33,7 +33,7 @@ def figure_row(env: Any) -> tuple:
             wl.classify_out_bytes, wl.generate_out_bytes, rw.w_acc, rw.w_lat, rw.w_energy, rw.w_sla, rw.w_carbon,
             rw.latency_clip, env.energy_ref_j, env.carbon_ref_g, env.mean_rate, hw.cloud_servers,
             sc.energy.end_recharge_w, sc.energy.end_battery_j or 0.0, sc.workers.feedback_buffer, *env.deadline,
-            wl.generate_share)
+            wl.generate_share, wl.label_rate, wl.feedback_per_epoch)
 
 
 def figures(envs: list[Any], table: np.ndarray) -> Any:
@@ -58,6 +58,11 @@ def figures(envs: list[Any], table: np.ndarray) -> Any:
     fg.battery_cap_or_inf = np.where(fg.battery_cap > 0, fg.battery_cap, np.inf)
     fg.feedback_cap = c["feedback_cap"].astype(np.int64)
     fg.generate_share = c["generate_share"]
+    fg.feedback_per_epoch = c["feedback_per_epoch"].astype(np.int64)
+    # each copy's draw parameters as Python numbers: (generate share, label rate, labels kept per cell)
+    fg.draw_params = [(g, r, int(k)) for g, r, k in
+                      zip(*(c[a][:, 0].tolist() for a in ("generate_share", "label_rate", "feedback_per_epoch")),
+                          strict=True)]
     ones = np.ones(envs[0].n_edges)  # the link factors without faults
     legs = [env._legs({"active": 0, "access": ones, "backhaul": ones}, True, *payloads(env)) for env in envs]
     fg.edge_leg, fg.cloud_leg = np.array([leg[0] for leg in legs]), np.array([leg[1] for leg in legs])
@@ -75,14 +80,15 @@ def payloads(env: Any) -> tuple[tuple, tuple]:
 def kept_figures(holder: Any, envs: list[Any]) -> Any:
     """:func:`figures` of the copies, kept (in ``holder._figures_memo``) while the same copies have the same
     figure rows (deadlines included) and the same radio arrays (set when an env is built)."""
-    rows = np.array([figure_row(env) for env in envs], dtype=np.float64)
+    rows = [figure_row(env) for env in envs]
     arrays = [(env.access_j_up, env.access_j_down, env.backhaul_j_up, env.backhaul_j_down) for env in envs]
     memo = holder._figures_memo
-    if (memo is not None and len(memo[1]) == len(envs) and np.array_equal(memo[0], rows)
+    # (the rows compare as tuples of Python numbers: equal values, or a NaN that is the same object)
+    if (memo is not None and len(memo[1]) == len(envs) and memo[0] == rows
             and all(a is b for new, old in zip(arrays, memo[1], strict=True)
                     for a, b in zip(new, old, strict=True))):
         return memo[2]
-    fg = figures(envs, rows)
+    fg = figures(envs, np.array(rows, dtype=np.float64))
     holder._figures_memo = (rows, arrays, fg)
     return fg
 

@@ -57,7 +57,7 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
         cum = env.state.cum
         for key, add in zip(CUM_KEYS, adds, strict=True):
             cum[key] += add[k]
-    out = _base_info(envs, ep, masks)
+    out = _base_info(envs, ep, masks, st)
     n_cls, n_gen = batch.row_sums(ep.N[:, 0]), batch.row_sums(ep.N[:, 1])
     wq = m.weighted_quality
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -100,9 +100,9 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
     return info
 
 
-def _base_info(envs: list[Any], ep: Epoch, masks: np.ndarray) -> dict[str, Any]:
+def _base_info(envs: list[Any], ep: Epoch, masks: np.ndarray, st: Any) -> dict[str, Any]:
     """:meth:`GaisNetEnv._base_info` of the copies (after the epoch), as arrays; ``masks`` their Gymnasium
-    action masks (an object array of tuples)."""
+    action masks (an object array of tuples), ``st`` their states after the epoch (as written back)."""
     acc = np.ascontiguousarray(ep.acc_tier.transpose(0, 2, 1)).mean(axis=-1)  # per tier over edges
     workers = [env.workers for env in envs]  # stock workers (QuietSteps.select): their version counters
     base = [env._version_base for env in envs]
@@ -111,13 +111,13 @@ def _base_info(envs: list[Any], ep: Epoch, masks: np.ndarray) -> dict[str, Any]:
     ver_cloud = np.array([w._ver_cloud - b["model_version_cloud"] for w, b in zip(workers, base, strict=True)])
     versions = {"model_version_cloud": ver_cloud, "model_version_edge": ver_edge, "model_version_end": ver_end}
     cum = {k: np.array([env.state.cum[k] for env in envs]) for k in CUM_KEYS[:4]}
-    epoch = np.array([env.state.epoch for env in envs], dtype=np.int64)
+    epoch = np.array(st.epoch, dtype=np.int64)
     return {
         "epoch": epoch,
-        "time_s": np.array([env.state.epoch * env.scenario.epoch_s for env in envs]),
+        "time_s": epoch * np.array([env.scenario.epoch_s for env in envs]),
         "accuracy_end": acc[:, 0], "accuracy_edge": acc[:, 1], "accuracy_cloud": acc[:, 2],
         **{key: v.astype(np.int64) for key, v in versions.items()},
-        "ops_in_flight": np.array([np.count_nonzero(env.state.op_kind > 0) for env in envs], dtype=np.int64),
+        "ops_in_flight": np.count_nonzero(st.op_kind > 0, axis=1).astype(np.int64),
         "episode_energy_j": cum["energy_j"], "episode_carbon_g": cum["carbon_g"],
         "episode_bytes_up": cum["bytes_up"], "episode_bytes_down": cum["bytes_down"],
         "action_mask": masks,

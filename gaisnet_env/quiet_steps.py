@@ -15,6 +15,7 @@ and cloud capacity scaled); the other copies step one by one (:mod:`gaisnet_env.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -40,10 +41,11 @@ def step_copies_quietly(quiet: QuietSteps | None, envs: Sequence[Any], acts: np.
                         which: list[int]) -> tuple[dict[int, tuple], tuple | None]:
     """Step the copies ``which`` of ``envs`` with their rows of ``acts`` ((N, 2E)): the quiet ones together
     (``quiet``; None: none), the others one by one (:func:`step_copies`, their ops as one batch with the
-    batched engine). Returns ``{i: (obs, reward, terminated, truncated, info)}`` (``info`` None for a quiet
-    copy: its row of the quiet copies' vector info) and ``(quiet copies, obs, rewards, truncated, info)``
-    of the quiet ones, or None. Where a copy that steps one by one may raise on a masked action
-    (``masked_action="raise"``), every copy steps one by one, so that the copies before it finish first."""
+    batched engine). Returns ``{i: (obs, reward, terminated, truncated, info)}`` of the copies that stepped
+    one by one and ``(quiet copies, obs, rewards, truncated, info)`` of the quiet ones (their rows, in the
+    order of the list; ``info`` their vector info), or None. Where a copy that steps one by one may raise on
+    a masked action (``masked_action="raise"``), every copy steps one by one, so that the copies before it
+    finish first."""
     pairs = np.asarray(acts).reshape(len(envs), -1, 2)
     chosen = quiet.select(pairs, which) if quiet is not None else []
     chosen_set = set(chosen)
@@ -54,8 +56,6 @@ def step_copies_quietly(quiet: QuietSteps | None, envs: Sequence[Any], acts: np.
     if not chosen:
         return stepped, None
     obs, rew, trunc, info = quiet.step(pairs, chosen)
-    for k, i in enumerate(chosen):
-        stepped[i] = (obs[k].copy(), float(rew[k]), False, bool(trunc[k]), None)
     return stepped, (chosen, obs, rew, trunc, info)
 
 
@@ -70,13 +70,14 @@ class QuietSteps:
         self._figures_memo: tuple | None = None  # (figure rows, per-edge arrays, figures) of the last step
         self._ahead: list[CopyFigures | None] = [None] * len(envs)  # each copy's figures of its next epoch
         self._selected: tuple | None = None  # (copies, their gathered states, fault flags) of the last select
+        self._shares_memo: tuple | None = None  # (the copies' workers, whether CopyFeedback holds them)
 
     def select(self, actions: np.ndarray, which: Sequence[int]) -> list[int]:
         """The copies of ``which`` that are quiet this epoch with their rows of ``actions`` (N, E, 2). Their
         gathered states and fault flags are kept for :meth:`step`."""
         envs = self.envs
         self._selected = None
-        if len(which) < 2 or not shares_feedback([env.workers for env in envs]):
+        if len(which) < 2 or not self._shares_feedback():
             return []
         idx = np.asarray(which, dtype=np.intp)
         acts = actions[idx]
@@ -84,11 +85,12 @@ class QuietSteps:
         st = _gather(copies)
         # no op, and a route in range (a copy with a bad action steps alone, whose parse names it)
         ok = ~acts[..., 1].any(axis=1) & ((acts[..., 0] >= 0) & (acts[..., 0] < ROUTE_CLOUD + 1)).all(axis=1)
-        epoch_s = np.array([[env.scenario.epoch_s] for env in copies])
-        ok &= ~((st.op_kind > 0) & (st.op_remaining_s - epoch_s <= 0)).any(axis=1)  # no op completes
+        in_flight = st.op_kind > 0
+        if in_flight.any():
+            epoch_s = np.array([[env.scenario.epoch_s] for env in copies])
+            ok &= ~(in_flight & (st.op_remaining_s - epoch_s <= 0)).any(axis=1)  # no op completes
         ok &= ~((acts[..., 0] == ROUTE_END) & (st.battery_j <= 0)).any(axis=1)  # the end route is feasible
-        flags = [(active_at(env.scenario.faults, env.state.epoch), active_at(env.scenario.faults, env.state.epoch + 1))
-                 for env in copies]
+        flags = [_fault_flags(env) for env in copies]
         keep = [k for k, (good, (now, ahead)) in enumerate(zip(ok.tolist(), flags, strict=True))
                 if good and (not (now or ahead) or _feasible(copies[k], acts[k, :, 0]))]
         chosen = [which[k] for k in keep]
@@ -98,6 +100,14 @@ class QuietSteps:
                                  cloud_backlog_s=[st.cloud_backlog_s[k] for k in keep])
         self._selected = (chosen, st, [flags[k] for k in keep])
         return chosen
+
+    def _shares_feedback(self) -> bool:
+        """:func:`shares_feedback` of the copies' workers, kept while they are the same objects."""
+        workers = [env.workers for env in self.envs]
+        memo = self._shares_memo
+        if memo is None or not all(map(operator.is_, workers, memo[0])):
+            memo = self._shares_memo = (workers, shares_feedback(workers))
+        return memo[1]
 
     def _epoch_figures(self, which: list[int]) -> list[CopyFigures]:
         """The copies' :func:`read_figures` of their epoch: those their last quiet observation read where
@@ -124,8 +134,8 @@ class QuietSteps:
         else:
             st, flags = _gather(envs), None
         faults, faults_next = epoch_faults(envs, 0, flags), epoch_faults(envs, 1, flags)
-        ep = _draw(envs, acts[..., 0], faults, self._epoch_figures(which))
         fg = kept_figures(self, envs)
+        ep = _draw(envs, acts[..., 0], faults, self._epoch_figures(which), fg)
         for env, f in zip(envs, faults_next.dicts, strict=True):  # the next epoch's faults (masks, info)
             env._faults_scope = {env.state.epoch + 1: f}
         try:
@@ -251,6 +261,14 @@ class QuietSteps:
                                  [env.scenario.horizon for env in envs])
 
 
+def _fault_flags(env: Any) -> tuple[bool, bool]:
+    """Whether a fault of the copy is in force at its epoch, and at the next (:func:`active_at`)."""
+    faults, t = env.scenario.faults, env.state.epoch
+    if not (faults.links or faults.edges_down or faults.cloud_overload):
+        return False, False
+    return active_at(faults, t), active_at(faults, t + 1)
+
+
 def _feasible(env: Any, route: np.ndarray) -> bool:
     """Whether the copy's epoch can step quiet under the faults in force this epoch or the next: no op in
     flight lost to them and every route feasible (the action carried out as given)."""
@@ -263,19 +281,20 @@ def _feasible(env: Any, route: np.ndarray) -> bool:
     return bool(actions.mask(f, st.battery_j, st.op_kind)[np.arange(route.size), route].all())
 
 
-def _draw(envs: list[Any], route: np.ndarray, F: SimpleNamespace, figs: list[CopyFigures]) -> Epoch:
+def _draw(envs: list[Any], route: np.ndarray, F: SimpleNamespace, figs: list[CopyFigures], fg: Any) -> Epoch:
     """Each copy's random draws of its epoch, in the single env's order: arrivals and generate requests
     (:func:`requests.arrivals`), returned labels (:func:`feedback.labels`), the labelled samples' uniforms
-    (:meth:`DigitsData.sample_private_batch`); ``figs`` the copies' :func:`read_figures`. The arithmetic
-    around the draws runs batched."""
+    (:meth:`DigitsData.sample_private_batch`); ``figs`` the copies' :func:`read_figures`, ``fg`` their
+    :func:`kept_figures`. The arithmetic around the draws runs batched."""
     rates = np.array([fig.rates for fig in figs])
-    epoch_s = np.array([[env.scenario.epoch_s] for env in envs])
     counts, n_gens, n_labs, accs, gqs, uniforms = [], [], [], [], [], []
-    for env, f, fig, lam in zip(envs, F.dicts, figs, (rates * epoch_s).tolist(), strict=True):
-        wl, rng, cm, sm = env.scenario.workload, env.np_random, fig.class_mix, fig.style_mix
+    for env, f, fig, lam, (generate_share, label_rate, cap) in zip(envs, F.dicts, figs,
+                                                                   (rates * fg.epoch_s).tolist(), fg.draw_params,
+                                                                   strict=True):
+        rng, cm, sm = env.np_random, fig.class_mix, fig.style_mix
         env._domain = (cm, sm)
-        count, n_gen, n_lab = draws.arrivals_and_labels(rng, lam, wl.generate_share, wl.label_rate)
-        cap, labs = wl.feedback_per_epoch, n_lab
+        count, n_gen, n_lab = draws.arrivals_and_labels(rng, lam, generate_share, label_rate)
+        labs = n_lab
         if f["active"]:  # labels of edges that are down do not arrive (feedback.labels)
             labs = [x for x, up in zip(labs, f["edge_up"].tolist(), strict=True) if up > 0] or [0]
         total = sum(labs) if max(labs) <= cap else sum(min(x, cap) for x in labs)  # kept (feedback.labels)
@@ -291,8 +310,7 @@ def _draw(envs: list[Any], route: np.ndarray, F: SimpleNamespace, figs: list[Cop
     N = np.empty((len(envs), 2, count.shape[1]))
     N[:, 1] = n_gens
     np.subtract(n_req, N[:, 1], out=N[:, 0])
-    per_epoch = np.array([[env.scenario.workload.feedback_per_epoch] for env in envs])
-    n_fb = np.minimum(n_lab, per_epoch).astype(np.int64)
+    n_fb = np.minimum(n_lab, fg.feedback_per_epoch).astype(np.int64)
     return Epoch(route=route, class_mix=np.array([fig.class_mix for fig in figs]),
                  style_mix=np.array([fig.style_mix for fig in figs]),
                  acc_tier=np.array(accs), gen_quality=np.array(gqs), counts=count, n_req=n_req, N=N, n_fb=n_fb,

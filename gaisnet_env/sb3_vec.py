@@ -65,7 +65,7 @@ class GaisNetSB3VecEnv(VecEnv):
         # quiet copies together, the others' ops as one batch (GaisNetVectorEnv._step_copies)
         stepped, _ = self.venv._step_copies(self.venv._check_actions(acts), list(range(self.num_envs)))
         for i, env in enumerate(self.envs):
-            obs, rews[i], terminated, truncated, info = stepped[i]
+            obs, rews[i], terminated, truncated, info = self.venv._stepped_row(stepped, i)
             info = dict(info if info is not None else env._last_info)  # the env keeps its own
             dones[i] = terminated or truncated
             info["TimeLimit.truncated"] = truncated and not terminated

@@ -149,7 +149,7 @@ class GaisNetVectorEnv(VectorEnv):
         infos = []
         obs, rew, term, trunc = self._obs, self._rewards, self._terminations, self._truncations
         stepped, quiet_info = self._step_copies(acts, np.flatnonzero(~self._autoreset).tolist())
-        if quiet_info is not None and all(i in stepped and stepped[i][4] is None for i in range(self.num_envs)):
+        if quiet_info is not None and not stepped and not self._autoreset.any():
             # every copy stepped quiet: their vector info
             np.logical_or(term, trunc, out=self._autoreset)
             return obs.copy(), rew.copy(), term.copy(), trunc.copy(), quiet_info
@@ -157,17 +157,20 @@ class GaisNetVectorEnv(VectorEnv):
             if self._autoreset[i]:
                 obs[i], info = env.reset()
                 rew[i], term[i], trunc[i] = 0.0, False, False
-            else:
+            elif i in stepped:
                 obs[i], rew[i], term[i], trunc[i], info = stepped[i]
+            else:  # a quiet copy: its results are in the arrays already
+                info = None
             infos.append(info if info is not None else env._last_info)
         np.logical_or(term, trunc, out=self._autoreset)
         return obs.copy(), rew.copy(), term.copy(), trunc.copy(), stack_infos(infos)
 
     def _step_copies(self, acts: np.ndarray, which: list[int]) -> tuple[dict[int, tuple], dict[str, Any] | None]:
         """Step the copies ``which``: the quiet ones together, the others one by one
-        (:func:`~gaisnet_env.quiet_steps.step_copies_quietly`). Returns ``{i: (obs, reward, terminated,
-        truncated, info)}`` (``info`` None for a quiet copy: its row of the second value, the quiet copies'
-        vector info; the arrays ``self._obs`` ... already hold their results)."""
+        (:func:`~gaisnet_env.quiet_steps.step_copies_quietly`). Writes every stepped copy's observation,
+        reward and flags into ``self._obs`` ...; returns ``{i: (obs, reward, terminated, truncated, info)}``
+        of the copies that stepped one by one and the quiet copies' vector info (None where none was
+        quiet)."""
         stepped, quiet = step_copies_quietly(self._quiet if self.quiet_steps else None, self.envs, acts, which)
         if quiet is None:
             return stepped, None
@@ -175,6 +178,14 @@ class GaisNetVectorEnv(VectorEnv):
         self._obs[chosen], self._rewards[chosen], self._truncations[chosen] = obs, rew, trunc
         self._terminations[chosen] = False
         return stepped, {k: v.copy() for k, v in info.items()}
+
+    def _stepped_row(self, stepped: dict[int, tuple], i: int) -> tuple:
+        """Copy ``i``'s ``(obs, reward, terminated, truncated, info)`` after :meth:`_step_copies` (``info``
+        None for a quiet copy: the env's ``_last_info`` holds it)."""
+        if i in stepped:
+            return stepped[i]
+        return (self._obs[i].copy(), float(self._rewards[i]), bool(self._terminations[i]),
+                bool(self._truncations[i]), None)
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         """``actions`` as an array of N rows, or ValueError (naming the copy) before any copy steps."""
