@@ -131,47 +131,30 @@ def read_figures(env: Any) -> CopyFigures:
 
 def epoch_figures(envs: list[Any], known: list[CopyFigures | None]) -> list[CopyFigures]:
     """Each copy's :func:`read_figures` of its epoch ``t``, given ``known``, its figures of ``t - 1`` (or None).
-    Where those hold (the same workload and energy config, no flash crowd at ``t``, no gradual drift, no
-    cell's domain index changing at ``t``) the domains are the same arrays, and the hour, rates ``base * diurnal``
-    and carbon intensity are computed once per group of copies with the same time and grid parameters, by
-    the functions the env's memos call (the same numbers); the other copies read their own."""
+    Where those hold (the same workload and energy config, ``t`` within the horizon and steady:
+    :meth:`Workload.steady_at`) the domains are the same arrays, and the hour, rates ``base * diurnal`` and
+    carbon intensity are computed once per group of copies with the same time and grid parameters, by the
+    functions the env's memos call (the same numbers); the other copies read their own."""
     out: list[Any] = [None] * len(envs)
-    held = []
+    groups: dict[tuple, list[int]] = {}
     for k, (env, prev) in enumerate(zip(envs, known, strict=True)):
         wl, en, t = env.workload, env.scenario.energy, env.state.epoch
         if (prev is not None and prev.workload is wl and prev.energy is en and prev.epoch == t - 1
-                and wl.kind != "gradual" and t <= env.scenario.horizon
-                and not any(start <= t < stop for start, stop, _ in wl._flash)):
-            held.append(k)
+                and t <= env.scenario.horizon and wl.steady_at(t)):
+            groups.setdefault((t, wl.timing_key(), *_carbon_key(en)), []).append(k)
         else:
-            out[k] = read_figures(envs[k])
-    if held:
-        wls = [envs[k].workload for k in held]
-        t_now = np.array([envs[k].state.epoch for k in held])[:, None]
-        offsets = np.array([wl.offsets for wl in wls])
-        every = np.array([[wl.every] for wl in wls])
-        kinds_none = np.array([[wl.kind == "none"] for wl in wls])
-        moved = (((t_now + offsets) // every != (t_now - 1 + offsets) // every) & ~kinds_none).any(axis=1)
-        groups: dict[tuple, list[int]] = {}
-        for k, wl, m in zip(held, wls, moved.tolist(), strict=True):
-            env = envs[k]
-            if m:
-                out[k] = read_figures(env)
-            else:
-                en = env.scenario.energy
-                key = (env.state.epoch, wl.start_hour, wl.epoch_s, wl.amplitude, wl.peak_hour, wl.n_edges,
-                       *_carbon_key(en))
-                groups.setdefault(key, []).append(k)
-        for (t, *_, edge_region, cloud_region, trace), members in groups.items():
-            wl = envs[members[0]].workload
-            hour, diurnal = wl.hour(t), wl.diurnal(t)
-            ci = (_grid_intensity(edge_region, hour, trace), _grid_intensity(cloud_region, hour, trace))
-            rates = np.array([envs[k].workload.base_rates for k in members]) * diurnal * np.ones(wl.n_edges)
-            rates.setflags(write=False)
-            for k, row in zip(members, rates, strict=True):
-                prev = known[k]
-                out[k] = CopyFigures(prev.workload, prev.energy, t, row, hour, prev.class_mix, prev.style_mix, ci,
-                                     (edge_region, cloud_region, trace))
+            out[k] = read_figures(env)
+    for (t, _, edge_region, cloud_region, trace), members in groups.items():
+        wl = envs[members[0]].workload
+        hour, diurnal = wl.hour(t), wl.diurnal(t)
+        ci = (_grid_intensity(edge_region, hour, trace), _grid_intensity(cloud_region, hour, trace))
+        rates = np.array([envs[k].workload.base_rates for k in members]) * diurnal * np.ones(wl.n_edges)
+        rates.setflags(write=False)
+        carbon_key = (edge_region, cloud_region, trace)
+        for k, row in zip(members, rates, strict=True):
+            prev = known[k]
+            out[k] = CopyFigures(prev.workload, prev.energy, t, row, hour, prev.class_mix, prev.style_mix, ci,
+                                 carbon_key)
     return out
 
 

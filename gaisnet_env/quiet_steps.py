@@ -264,7 +264,7 @@ class QuietSteps:
 def _fault_flags(env: Any) -> tuple[bool, bool]:
     """Whether a fault of the copy is in force at its epoch, and at the next (:func:`active_at`)."""
     faults, t = env.scenario.faults, env.state.epoch
-    if not (faults.links or faults.edges_down or faults.cloud_overload):
+    if not (faults.links or faults.edges_down or faults.cloud_overload) or not active_at(faults, t, t + 1):
         return False, False
     return active_at(faults, t), active_at(faults, t + 1)
 

@@ -240,6 +240,21 @@ class Workload:
         cls1, sty1 = self.sequence.at(k + 1)
         return (1.0 - frac) * cls + frac * cls1, (1.0 - frac) * self._eye[sty] + frac * self._eye[sty1]
 
+    def steady_at(self, epoch: int) -> bool:
+        """Whether ``epoch``'s domains are those of ``epoch - 1`` and its rates ``base_rates`` times the
+        diurnal factor alone: drift not gradual, no cell's domain index changes at ``epoch`` (it does where
+        ``(epoch + offset) % every == 0``) and no flash crowd in force."""
+        steady = self.__dict__.get("_steady")
+        if steady is None:  # (the workload's figures never change once built)
+            moves = frozenset() if self.kind == "none" else frozenset(((-self.offsets) % self.every).tolist())
+            steady = self._steady = (self.kind != "gradual", moves, tuple((a, b) for a, b, _ in self._flash))
+        smooth, moves, flash = steady
+        return smooth and epoch % self.every not in moves and not any(a <= epoch < b for a, b in flash)
+
+    def timing_key(self) -> tuple:
+        """What :meth:`hour` and :meth:`diurnal` are functions of, besides the epoch."""
+        return self.start_hour, self.epoch_s, self.amplitude, self.peak_hour, self.n_edges
+
     def drift(self, epoch_from: int, epoch_to: int) -> np.ndarray:
         """Per-cell domain shift between two epochs, in [0, 1] (see :func:`domain_shift`)."""
         ca, sa = self.domains(epoch_from)

@@ -41,6 +41,25 @@ def test_flash_crowds() -> None:
     np.testing.assert_allclose(w.rates(15), w.base_rates)
 
 
+@pytest.mark.parametrize("kind", ["none", "sudden", "recurring", "gradual"])
+def test_steady_at_says_when_rates_and_domains_follow_from_the_epoch_before(kind: str) -> None:
+    crowds = [{"start_epoch": 7, "duration_epochs": 3, "multiplier": 2.0, "edges": [0]}]
+    w = _wl(3, **{"drift.kind": kind, "drift.every_epochs": 5, "workload.flash_crowds": crowds})
+    seen = set()
+    for t in range(1, 40):
+        cm0, sm0 = w.domains(t - 1)
+        cm1, sm1 = w.domains(t)
+        same_domains = np.array_equal(cm0, cm1) and np.array_equal(sm0, sm1)
+        plain_rates = np.array_equal(w.rates(t), w.base_rates * w.diurnal(t) * np.ones(6))
+        moved = kind != "none" and not np.array_equal(w.domain_index(t), w.domain_index(t - 1))
+        expected = kind != "gradual" and not moved and not 7 <= t < 10
+        assert w.steady_at(t) == expected, t
+        if expected:  # what steady means: the same domains, the rates without a flash crowd
+            assert same_domains and plain_rates, t
+        seen.add(expected)
+    assert seen == ({False} if kind == "gradual" else {True, False})
+
+
 def test_determinism() -> None:
     a, b, c = _wl(1), _wl(1), _wl(2)
     for t in (0, 17, 55):
