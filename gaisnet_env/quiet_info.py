@@ -91,12 +91,12 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
     })
     _check_finite(out, r["total"], envs)
     info: dict[str, Any] = {}
-    mask = np.ones(n, dtype=np.bool_)
+    mask = np.ones(n, dtype=np.bool_)  # one array for every key: the vector env hands out copies
     for key, value in out.items():
         value = np.asarray(value) if key != "action_mask" else value
         if key != "action_mask":
             value = value.astype(np.int64 if key in INT_KEYS else value.dtype, copy=False)
-        info[key], info[f"_{key}"] = value, mask.copy()
+        info[key], info[f"_{key}"] = value, mask
     return info
 
 
