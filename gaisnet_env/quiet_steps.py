@@ -27,7 +27,7 @@ from gaisnet_env.copy_feedback import CopyFeedback, shares_feedback
 from gaisnet_env.copy_steps import step_copies
 from gaisnet_env.core import actions, batch, draws, latency, requests, reward
 from gaisnet_env.core import faults as core_faults
-from gaisnet_env.core.faults import active_at, multipliers
+from gaisnet_env.core.faults import active_at
 from gaisnet_env.core.layout import ROUTE_CLOUD, ROUTE_END
 from gaisnet_env.quiet_figures import CopyFigures, epoch_faults, epoch_figures, fault_legs, kept_figures, read_figures
 from gaisnet_env.quiet_info import Epoch, vector_info
@@ -69,7 +69,7 @@ class QuietSteps:
         self._gym_masks: list[Any] = [None] * len(envs)  # and its Gymnasium mask tuple
         self._figures_memo: tuple | None = None  # (figure rows, per-edge arrays, figures) of the last step
         self._ahead: list[CopyFigures | None] = [None] * len(envs)  # each copy's figures of its next epoch
-        self._selected: tuple | None = None  # (copies, their gathered states, fault flags) of the last select
+        self._selected: tuple | None = None  # (copies, their gathered states, fault flags, faults) of the last select
         self._shares_memo: tuple | None = None  # (the copies' workers, whether CopyFeedback holds them)
 
     def select(self, actions: np.ndarray, which: Sequence[int]) -> list[int]:
@@ -91,14 +91,18 @@ class QuietSteps:
             ok &= ~(in_flight & (st.op_remaining_s - epoch_s <= 0)).any(axis=1)  # no op completes
         ok &= ~((acts[..., 0] == ROUTE_END) & (st.battery_j <= 0)).any(axis=1)  # the end route is feasible
         flags = [_fault_flags(env) for env in copies]
-        keep = [k for k, (good, (now, ahead)) in enumerate(zip(ok.tolist(), flags, strict=True))
-                if good and (not (now or ahead) or _feasible(copies[k], acts[k, :, 0]))]
+        faults = None
+        if any(now for now, _ in flags):  # under a fault: no op in flight lost, every route feasible
+            faults = epoch_faults(copies, 0, flags)
+            ok &= _feasible(faults, st, acts[..., 0])
+        keep = np.flatnonzero(ok).tolist()
         chosen = [which[k] for k in keep]
         if len(keep) < len(which):
             pos = np.asarray(keep, dtype=np.intp)
             st = SimpleNamespace(**{name: getattr(st, name)[pos] for name in _STATE_ROWS},
                                  cloud_backlog_s=[st.cloud_backlog_s[k] for k in keep])
-        self._selected = (chosen, st, [flags[k] for k in keep])
+            faults = None
+        self._selected = (chosen, st, [flags[k] for k in keep], faults)
         return chosen
 
     def _shares_feedback(self) -> bool:
@@ -130,10 +134,11 @@ class QuietSteps:
         acts = np.array(actions[np.asarray(which)], dtype=np.int64)
         selected, self._selected = self._selected, None
         if selected is not None and selected[0] == which:  # select's gathering of these copies
-            st, flags = selected[1], selected[2]
+            st, flags, faults = selected[1:]
         else:
-            st, flags = _gather(envs), None
-        faults, faults_next = epoch_faults(envs, 0, flags), epoch_faults(envs, 1, flags)
+            st, flags, faults = _gather(envs), None, None
+        faults = faults if faults is not None else epoch_faults(envs, 0, flags)
+        faults_next = epoch_faults(envs, 1, flags)
         fg = kept_figures(self, envs)
         ep = _draw(envs, acts[..., 0], faults, self._epoch_figures(which), fg)
         for env, f in zip(envs, faults_next.dicts, strict=True):  # the next epoch's faults (masks, info)
@@ -269,16 +274,16 @@ def _fault_flags(env: Any) -> tuple[bool, bool]:
     return active_at(faults, t), active_at(faults, t + 1)
 
 
-def _feasible(env: Any, route: np.ndarray) -> bool:
-    """Whether the copy's epoch can step quiet under the faults in force this epoch or the next: no op in
-    flight lost to them and every route feasible (the action carried out as given)."""
-    faults, t, st = env.scenario.faults, env.state.epoch, env.state
-    f = multipliers(faults, env.n_edges, t)
-    if not f["active"]:
-        return True
-    if core_faults.lost_ops(f, st.op_kind)[1].any():
-        return False
-    return bool(actions.mask(f, st.battery_j, st.op_kind)[np.arange(route.size), route].all())
+def _feasible(F: SimpleNamespace, st: SimpleNamespace, route: np.ndarray) -> np.ndarray:
+    """(N,) whether each copy's epoch can step quiet under the faults ``F`` in force (:func:`epoch_faults`):
+    no op in flight lost to them and every route of ``route`` (N, E) feasible (the action carried out as
+    given). A copy with no fault in force is feasible."""
+    f = {"active": F.active, "access": F.access, "backhaul": F.backhaul, "edge_up": F.edge_up}
+    lost = core_faults.lost_ops(f, st.op_kind)[1].any(axis=1)
+    m = actions.mask(f, st.battery_j, st.op_kind)
+    n, E = route.shape
+    routes_ok = m[np.arange(n)[:, None], np.arange(E), np.clip(route, 0, ROUTE_CLOUD)].all(axis=1)
+    return (F.active == 0) | (~lost & routes_ok)
 
 
 def _draw(envs: list[Any], route: np.ndarray, F: SimpleNamespace, figs: list[CopyFigures], fg: Any) -> Epoch:
