@@ -144,12 +144,13 @@ def test_ab_vector_compares_two_checkouts(bench, tmp_path) -> None:
 
     before = worktrees()
     res = bench("ab_vector").main(["--against", "HEAD", "--scenario", "tiny", "--sizes", "2", "--rounds", "1",
-                                   "--block", "4", "--blocks", "1", "--out", str(tmp_path)])
+                                   "--block", "4", "--blocks", "1", "--skip", "3", "--out", str(tmp_path)])
+    assert res["skip"] == 3
     for side in ("against", "this"):
         assert set(res["median_us"][side]) == {"single GaisNetEnv", "native N=2"}
         assert all(v > 0 for v in res["median_us"][side].values())
     md = (tmp_path / "ab_vector.md").read_text()
-    assert "| native N=2 |" in md and "HEAD µs per env-step" in md
+    assert "| native N=2 |" in md and "HEAD µs per env-step" in md and "after 3 untimed steps" in md
     assert worktrees() == before  # the other checkout is removed
 
 
