@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from gaisnet_env.worker_feedback import newest_in_rings, ring_histograms, ring_samples, write_rings
+from gaisnet_env.worker_config import N_CLASSES, STYLES
+from gaisnet_env.worker_feedback import evicted, newest_in_rings, ring_samples, write_rings
 from gaisnet_env.workers import WorkerSystem
 
 _RING_NAMES = ("_fb_idx", "_fb_style", "_fb_ptr", "_fb_count", "_fb_new")
@@ -49,6 +50,11 @@ class CopyFeedback:
         correct, filled = w0._correct_tables()
         self.correct = np.zeros((n, *correct.shape), dtype=bool)
         self.filled = np.zeros((n, *filled.shape), dtype=bool)
+        # each ring's class and style counts (n * E, 10 / S), kept as the rings are written; a copy's rows are
+        # counted afresh where its workers wrote their rings themselves (``_fb_writes`` moved since)
+        self.class_counts = np.zeros((n * E, N_CLASSES), np.int64)
+        self.style_counts = np.zeros((n * E, len(STYLES)), np.int64)
+        self._writes: list[int | None] = [None] * n  # each copy's ``_fb_writes`` its counts were made at
         self.workers: list[Any] = [None] * n
         self._views: list[tuple | None] = [None] * n  # each copy's ring rows as installed
         self._tables: list[tuple] = [(None, None)] * n  # each copy's table rows as installed
@@ -67,7 +73,7 @@ class CopyFeedback:
                 for name, shared, v in zip(_RING_NAMES, self.rings, views, strict=True):
                     shared[i] = getattr(w, name)
                     setattr(w, name, v)
-                self.workers[i], self._uids[i] = w, None
+                self.workers[i], self._uids[i], self._writes[i] = w, None, None
             key = (w._uid_cloud, *w._uid_edge, *w._uid_end)
             memo = w._correct_memo
             if self._uids[i] != key or memo.get("correct") is not self._tables[i][0]:
@@ -84,7 +90,20 @@ class CopyFeedback:
         pool with the domain mixes of the row and the uniforms ``u`` (the copies' draws concatenated in the
         order of ``rows``; :meth:`DigitsData.pick_private`)."""
         idx, style, _ = self.data.pick_private(rows % self.n_edges, class_mix, style_mix, n, u)
+        self._count(*evicted(self.flat, rows, n), -1)
         write_rings(self.flat, rows, n, idx, style)
+        kept = np.minimum(n, self.flat[0].shape[1])
+        new = np.arange(idx.size) >= np.repeat(np.cumsum(n) - kept, n)  # each row's last ``kept`` draws
+        self._count(np.repeat(rows, n)[new], idx[new], style[new], 1)
+
+    def _count(self, rows: np.ndarray, idx: np.ndarray, style: np.ndarray, sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) samples ``idx`` of styles ``style`` to the counts of rings ``rows``."""
+        if rows.size:
+            R = self.class_counts.shape[0]  # noqa: N806
+            self.class_counts += sign * np.bincount(rows * N_CLASSES + self.data.y[idx],
+                                                    minlength=R * N_CLASSES).reshape(R, N_CLASSES)
+            self.style_counts += sign * np.bincount(rows * len(STYLES) + style,
+                                                    minlength=R * len(STYLES)).reshape(R, len(STYLES))
 
     def label_hits(self, rows: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Correct answers (k, 3) of the end, edge and cloud classifiers of each ring's copy and edge on its
@@ -109,11 +128,27 @@ class CopyFeedback:
         """Every copy's :meth:`WorkerSystem.domain_reports`, float64: class (N, E, 10) and style (N, E, S)
         histograms and whether each edge has feedback (N, E) bool."""
         n, E = self.rings[2].shape
-        ring, idx, style = ring_samples(self.flat[0], self.flat[1], self.flat[3])
-        self._check_own_pool(idx, ring % E)
-        ch, sh, cnt = ring_histograms(ring, self.data.y[idx], style, self.flat[3])
+        self._recount()
+        count = self.flat[3]
+        per = np.maximum(count, 1)[:, None]  # as ring_histograms divides
+        ch, sh = (self.class_counts / per).astype(np.float32), (self.style_counts / per).astype(np.float32)
         return (ch.astype(np.float64).reshape(n, E, -1), sh.astype(np.float64).reshape(n, E, -1),
-                (cnt > 0).reshape(n, E))
+                (count > 0).reshape(n, E))
+
+    def _recount(self) -> None:
+        """Count afresh the rings of the copies whose workers wrote them since their counts were made (a
+        step one by one, a reset, a restore) or that were installed since."""
+        stale = [i for i, w in enumerate(self.workers) if w is not None and w._fb_writes != self._writes[i]]
+        if not stale:
+            return
+        E = self.n_edges
+        rows = (np.asarray(stale, dtype=np.int64)[:, None] * E + np.arange(E)).ravel()
+        ring, idx, style = ring_samples(self.flat[0][rows], self.flat[1][rows], self.flat[3][rows])
+        self._check_own_pool(idx, rows[ring] % E)
+        self.class_counts[rows], self.style_counts[rows] = 0, 0
+        self._count(rows[ring], idx, style, 1)
+        for i in stale:
+            self._writes[i] = self.workers[i]._fb_writes
 
     def _check_own_pool(self, idx: np.ndarray, edges: np.ndarray) -> None:
         if not np.array_equal(self.owner[idx], edges):

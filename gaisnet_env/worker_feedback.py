@@ -30,6 +30,7 @@ class FeedbackBuffers:
         idx, style = self.data.sample_private(edge, class_mix, style_mix, n, rng)
         write_rings((self._fb_idx, self._fb_style, self._fb_ptr, self._fb_count, self._fb_new),
                     np.array([edge], dtype=np.int64), np.array([n], dtype=np.int64), idx, style)
+        self._fb_writes += 1
 
     def add_feedback_batch(
         self, edges: np.ndarray, class_mix: np.ndarray, style_mix: np.ndarray, n: np.ndarray,
@@ -46,6 +47,7 @@ class FeedbackBuffers:
             return
         idx, style, _ = self.data.sample_private_batch(edges, class_mix, style_mix, n, rng)
         write_rings((self._fb_idx, self._fb_style, self._fb_ptr, self._fb_count, self._fb_new), edges, n, idx, style)
+        self._fb_writes += 1
 
     def feedback_count(self, edge: int) -> int:
         """Samples in the edge's feedback buffer."""
@@ -203,6 +205,22 @@ def write_rings(rings: tuple[np.ndarray, ...], rows: np.ndarray, n: np.ndarray, 
     ptr[rows] = (ptr[rows] + kept) % cap
     count[rows] = np.minimum(count[rows] + kept, cap)
     new[rows] += n
+
+
+def evicted(rings: tuple[np.ndarray, ...], rows: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                    np.ndarray]:
+    """The samples that :func:`write_rings` of ``n[k]`` samples to ring ``rows[k]`` (distinct rows) will
+    overwrite: (ring of each, global indices, styles). A ring of ``count`` samples at pointer ``ptr`` holds
+    positions ``ptr - count .. ptr - 1``; its ``j``-th kept write lands on ``(ptr + j) % cap``, which holds a
+    sample when ``j >= cap - count``."""
+    ring_idx, ring_style, ptr, count = rings[:4]
+    cap = ring_idx.shape[-1]
+    first = cap - count[rows]
+    n_ev = np.maximum(np.minimum(n, cap) - first, 0)
+    r = np.repeat(rows, n_ev)
+    j = np.arange(r.size) - np.repeat(np.cumsum(n_ev) - n_ev - first, n_ev)
+    pos = (ptr[r] + j) % cap
+    return r, ring_idx[r, pos], ring_style[r, pos]
 
 
 def newest_in_rings(ring_idx: np.ndarray, ring_style: np.ndarray, ptr: np.ndarray, count: np.ndarray,

@@ -143,6 +143,7 @@ class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners, Batche
         self._fb_ptr = np.zeros(self.n_edges, dtype=np.int64)
         self._fb_count = np.zeros(self.n_edges, dtype=np.int64)
         self._fb_new = np.zeros(self.n_edges, dtype=np.int64)  # labelled samples since the last upload (uncapped)
+        self._fb_writes = 0  # how many times the rings were written (the vector env's counts follow it)
         pre_key = (self._key, self.seed)
         if pre_key not in _PRE_TABLES:
             _PRE_TABLES[pre_key] = {tier: self._compute_table(tier, -1) for tier in CLASSIFIER_TIERS}
@@ -167,6 +168,7 @@ class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners, Batche
         self._ver_end = [0] * self.n_edges
         for ring in (self._fb_ptr, self._fb_count, self._fb_new):
             ring[:] = 0
+        self._fb_writes += 1
         self._pending: list[_Pending | None] = [None] * self.n_edges
         self.gens.reset()
 
@@ -220,6 +222,7 @@ class WorkerSystem(Measurements, FeedbackBuffers, OpLifecycle, OpRunners, Batche
         self._fb_ptr[...] = np.asarray(s["fb_ptr"], dtype=np.int64)
         self._fb_count[...] = np.asarray(s["fb_count"], dtype=np.int64)
         self._fb_new[...] = np.asarray(s.get("fb_new", 0), dtype=np.int64)
+        self._fb_writes += 1
         self._pending = s["pending"]
         self._gen.set_state(s["gen_state"])
         self.gens.load_state_dict(s["generators"])

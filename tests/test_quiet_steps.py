@@ -86,6 +86,7 @@ def _run_pair(quiet: GaisNetVectorEnv, serial: GaisNetVectorEnv, steps: int, p_o
                                                         "edges": [1]}]}}),
     ("metro", 14, 0.0, {"drift": {"kind": "gradual", "every_epochs": 5}}),
     ("tiny", 14, 0.0, {"drift": {"kind": "none"}}),
+    ("tiny", 30, 0.15, {"workers": {"feedback_buffer": 8}}),  # rings that wrap every epoch, ops writing them
 ])
 def test_quiet_copies_equal_copies_one_by_one(scenario: str, steps: int, p_op: float, kw: dict) -> None:
     quiet, serial = _pair(3, scenario, **kw)
