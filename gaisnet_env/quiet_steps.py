@@ -74,7 +74,8 @@ class QuietSteps:
 
     def select(self, actions: np.ndarray, which: Sequence[int]) -> list[int]:
         """The copies of ``which`` that are quiet this epoch with their rows of ``actions`` (N, E, 2). Their
-        gathered states and fault flags are kept for :meth:`step`."""
+        gathered states, fault flags and (where a fault is in force) fault multipliers are kept for
+        :meth:`step`."""
         envs = self.envs
         self._selected = None
         if len(which) < 2 or not self._shares_feedback():
