@@ -42,6 +42,7 @@ class CopyFeedback:
         w0 = workers[0]
         n, E, cap = len(workers), w0.n_edges, w0.config.feedback_buffer
         self.n_edges = E
+        self.capacity = cap  # samples a ring keeps
         self.data = w0.data  # the copies share its split (shares_feedback)
         self.owner, self.pool_pos = w0._pool_index
         self.rings = (np.zeros((n, E, cap), np.int64), np.zeros((n, E, cap), np.int64),
@@ -88,13 +89,16 @@ class CopyFeedback:
             u: np.ndarray) -> None:
         """Add ``n[k]`` labelled samples to ring ``rows[k]`` (copy * E + edge), drawn from that edge's private
         pool with the domain mixes of the row and the uniforms ``u`` (the copies' draws concatenated in the
-        order of ``rows``; :meth:`DigitsData.pick_private`)."""
+        order of ``rows``; :meth:`DigitsData.pick_private`). Returns the samples the rings keep, each ring's
+        oldest first, as :func:`newest_in_rings` reads them back: (k of each, global indices, styles)."""
         idx, style, _ = self.data.pick_private(rows % self.n_edges, class_mix, style_mix, n, u)
         self._count(*evicted(self.flat, rows, n), -1)
         write_rings(self.flat, rows, n, idx, style)
         kept = np.minimum(n, self.flat[0].shape[1])
         new = np.arange(idx.size) >= np.repeat(np.cumsum(n) - kept, n)  # each row's last ``kept`` draws
-        self._count(np.repeat(rows, n)[new], idx[new], style[new], 1)
+        k = np.repeat(np.arange(rows.size), n)[new]
+        self._count(rows[k], idx[new], style[new], 1)
+        return k, idx[new], style[new]
 
     def _count(self, rows: np.ndarray, idx: np.ndarray, style: np.ndarray, sign: int) -> None:
         """Add (``sign`` 1) or remove (-1) samples ``idx`` of styles ``style`` to the counts of rings ``rows``."""
@@ -105,11 +109,13 @@ class CopyFeedback:
             self.style_counts += sign * np.bincount(rows * len(STYLES) + style,
                                                     minlength=R * len(STYLES)).reshape(R, len(STYLES))
 
-    def label_hits(self, rows: np.ndarray, n: np.ndarray) -> np.ndarray:
+    def label_hits(self, rows: np.ndarray, n: np.ndarray, newest: tuple | None = None) -> np.ndarray:
         """Correct answers (k, 3) of the end, edge and cloud classifiers of each ring's copy and edge on its
-        ``n[k]`` newest samples (:meth:`WorkerSystem.label_hits_batch`, copy by copy)."""
+        ``n[k]`` newest samples (:meth:`WorkerSystem.label_hits_batch`, copy by copy); ``newest``: those
+        samples where known (what :meth:`add` of ``n`` samples to ``rows`` returned)."""
         out = np.zeros((rows.size, 3))
-        k, idx, style = newest_in_rings(*self.flat[:2], self.flat[2], self.flat[3], rows, n)
+        k, idx, style = newest if newest is not None else newest_in_rings(*self.flat[:2], self.flat[2],
+                                                                           self.flat[3], rows, n)
         if idx.size == 0:
             return out
         copy, edge = np.divmod(rows[k], self.n_edges)

@@ -203,18 +203,21 @@ class QuietSteps:
         scores it."""
         n, E = ep.route.shape
         rows_k, fb_edges = np.nonzero((ep.n_fb > 0) & edge_up)
+        newest = None
         if rows_k.size:
             rows = which[rows_k] * E + fb_edges
             n_fb = ep.n_fb[rows_k, fb_edges]
-            self.feedback.add(rows, ep.class_mix[rows_k, fb_edges], ep.style_mix[rows_k, fb_edges], n_fb,
-                              np.concatenate(ep.uniforms))
+            newest = self.feedback.add(rows, ep.class_mix[rows_k, fb_edges], ep.style_mix[rows_k, fb_edges], n_fb,
+                                       np.concatenate(ep.uniforms))
         estimated = np.array([self.envs[i].accuracy_view == "estimated" for i in which.tolist()])
         if not estimated.any():
             return
         new_hits, new_seen = np.zeros((n, E, 3)), np.zeros((n, E, 3))
         if rows_k.size:
             k = np.minimum(n_fb, fg.feedback_cap[rows_k, 0])  # label_hits scores at most the buffer
-            new_hits[rows_k, fb_edges] = self.feedback.label_hits(rows, k)
+            # the rings' k newest samples are those just added where k is what a ring kept of them
+            kept = np.minimum(n_fb, self.feedback.capacity)
+            new_hits[rows_k, fb_edges] = self.feedback.label_hits(rows, k, newest if np.array_equal(k, kept) else None)
             new_seen[rows_k, fb_edges] = k[:, None]
         seen = np.zeros((n, E, 3), dtype=bool)
         seen[rows_k, fb_edges, :2] = True

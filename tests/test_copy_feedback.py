@@ -13,7 +13,7 @@ import pytest
 from gaisnet_env.copy_feedback import CopyFeedback
 from gaisnet_env.vector_env import GaisNetVectorEnv
 from gaisnet_env.worker_config import STYLES
-from gaisnet_env.worker_feedback import evicted, write_rings
+from gaisnet_env.worker_feedback import evicted, newest_in_rings, write_rings
 
 
 @pytest.mark.parametrize("cap", [1, 3, 8])
@@ -63,7 +63,11 @@ def test_kept_counts_equal_each_copys_own_domain_reports() -> None:
         n = rng.integers(1, 20, rows.size).astype(np.int64)
         mix = rng.dirichlet(np.ones(10), rows.size)
         style = np.eye(len(STYLES))[rng.integers(0, len(STYLES), rows.size)]
-        fb.add(rows, mix, style, n, rng.random(3 * int(n.sum())))
+        newest = fb.add(rows, mix, style, n, rng.random(3 * int(n.sum())))
+        kept = np.minimum(n, fb.capacity)  # what add returns is what the rings read back as their newest
+        assert np.array_equal(fb.label_hits(rows, kept, newest), fb.label_hits(rows, kept))
+        for got, read in zip(newest, newest_in_rings(*fb.flat[:2], fb.flat[2], fb.flat[3], rows, kept), strict=True):
+            assert np.array_equal(got, read)
 
     fb.sync(workers)
     check()
