@@ -37,7 +37,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvS
 from gaisnet_env.callbacks import EnvMetricsCallback
 from gaisnet_env.env import GaisNetEnv
 from gaisnet_env.masks import flat_mask
-from gaisnet_env.quiet_steps import QuietSteps, step_copies_quietly
+from gaisnet_env.quiet_steps import QuietSteps, step_copies_quietly, with_quiet_rows
 from gaisnet_env.worker_config import OPERATIONS, TIERS
 
 REWARD_MODES: tuple[str, ...] = ("per_edge", "shared")
@@ -117,7 +117,7 @@ class EdgeAgentsVecEnv(VecEnv):
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         per_copy = acts.reshape(len(self.envs), 2 * self.n_edges)  # copy c's edges are slots c*E .. c*E+E-1
         # quiet copies together, the others one by one (their ops as one batch with batched_ops)
-        stepped, _ = step_copies_quietly(self._quiet, self.envs, per_copy, list(range(len(self.envs))))
+        stepped = with_quiet_rows(*step_copies_quietly(self._quiet, self.envs, per_copy, list(range(len(self.envs)))))
         for c in range(len(self.envs)):
             s = self._slots(c)
             obs, reward, terminated, truncated, info = stepped[c]

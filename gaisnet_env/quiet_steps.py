@@ -59,6 +59,16 @@ def step_copies_quietly(quiet: QuietSteps | None, envs: Sequence[Any], acts: np.
     return stepped, (chosen, obs, rew, trunc, info)
 
 
+def with_quiet_rows(stepped: dict[int, tuple], quiet: tuple | None) -> dict[int, tuple]:
+    """``stepped`` of :func:`step_copies_quietly` with each quiet copy's ``(obs, reward, False, truncated,
+    None)`` added (``info`` None: the env's ``_last_info`` is its row of the quiet copies' vector info)."""
+    if quiet is not None:
+        chosen, obs, rew, trunc, _ = quiet
+        for k, i in enumerate(chosen):
+            stepped[i] = (obs[k].copy(), float(rew[k]), False, bool(trunc[k]), None)
+    return stepped
+
+
 class QuietSteps:
     """Steps the quiet copies of a list of :class:`~gaisnet_env.env.GaisNetEnv` together."""
 
