@@ -250,8 +250,12 @@ REGISTRY: tuple[Result, ...] = (
            "python benchmarks/bench_vector.py --policy noop random --sizes 1 16 64 256 --random-sizes 1 8 16 "
            "--random-block 32 --random-rounds 5 --batched-ops --one-by-one --episodes 2 --threads 1", 7, cheap=True),
     Result("hardware_bounds", "python benchmarks/hardware_bounds.py", 2, cheap=True),
-    # the quiet steps of 2026-12-07 (session 2) against the commit before them
-    Result("ab_vector", "python benchmarks/ab_vector.py --against 49a5dec --sizes 64 256 --rounds 15", 6),
+    # the quiet steps of 2026-12-07 (session 3) against the commit before them: early epochs, and metro's
+    # fault windows (epochs 130-139 and 160-169)
+    Result("ab_vector", "python benchmarks/ab_vector.py --against 5aa82f6 --sizes 64 256 --rounds 15", 8),
+    Result("ab_vector_faults",
+           "python benchmarks/ab_vector.py --against 5aa82f6 --sizes 64 --rounds 9 --skip 128 --name ab_vector_faults",
+           3),
     Result("ppo_vec_engine", "python benchmarks/ppo_vec_engine.py --rounds 2", 10),
     Result("bench_batched_ops", "python benchmarks/bench_batched_ops.py --threads 1", 3),
     Result("bench_engine_ops", "python benchmarks/bench_engine_ops.py", 4),
