@@ -101,3 +101,23 @@ def test_a_ring_with_samples_outside_its_pool_is_refused() -> None:
     w._fb_writes += 1
     with pytest.raises(PermissionError, match="outside its edge's pool"):
         fb.domain_reports()
+
+
+def test_every_ring_write_of_the_workers_is_counted() -> None:
+    """What the kept counts rely on: each way a ``WorkerSystem`` writes its rings adds one to ``_fb_writes``."""
+    venv = GaisNetVectorEnv(2, "tiny")
+    venv.reset(seed=1)
+    w = venv.envs[0].workers
+    rng = np.random.default_rng(0)
+    snap = w.state_dict()
+    writes = [
+        lambda: w.add_feedback(0, np.full(10, 0.1), np.eye(len(STYLES))[0], 3, rng),
+        lambda: w.add_feedback_batch(np.array([0]), np.full((1, 10), 0.1), np.eye(len(STYLES))[[1]], np.array([4]),
+                                     rng),
+        lambda: w.reset(2),
+        lambda: w.load_state_dict(snap),
+    ]
+    for write in writes:
+        before = w._fb_writes
+        write()
+        assert w._fb_writes == before + 1
