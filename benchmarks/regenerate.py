@@ -253,6 +253,7 @@ REGISTRY: tuple[Result, ...] = (
     # the quiet steps of 2026-12-07 (session 3) against the commit before them: early epochs, and metro's
     # fault windows (epochs 130-139 and 160-169)
     Result("ab_vector", "python benchmarks/ab_vector.py --against 5aa82f6 --sizes 64 256 --rounds 15", 8),
+    Result("quiet_phases", "python benchmarks/quiet_phases.py --sizes 64 256 --steps 200", 2, cheap=True),
     Result("ab_vector_faults",
            "python benchmarks/ab_vector.py --against 5aa82f6 --sizes 64 --rounds 9 --skip 128 --name ab_vector_faults",
            3),

@@ -154,6 +154,21 @@ def test_ab_vector_compares_two_checkouts(bench, tmp_path) -> None:
     assert worktrees() == before  # the other checkout is removed
 
 
+def test_quiet_phases_times_every_part(bench, tmp_path) -> None:
+    res = bench("quiet_phases").main(["--scenario", "tiny", "--sizes", "2", "3", "--steps", "4", "--warmup", "1",
+                                      "--out", str(tmp_path)])
+    for row in res["rows"]:
+        assert row["untimed_us"] > 0 and row["timed_us"] > 0
+        parts = row["parts_us"]
+        assert parts["quiet step"] > 0 and parts["draws and their bookkeeping"] > 0
+        assert parts["vector env step"] >= parts["quiet step"] >= parts["epoch"] >= parts["observation"]
+    md = (tmp_path / "quiet_phases.md").read_text()
+    assert "| N = 2 | N = 3 |" in md and "next epoch's figures" in md
+    from gaisnet_env.quiet_steps import QuietSteps
+
+    assert not hasattr(QuietSteps.step, "__wrapped__") and QuietSteps.step.__name__ == "step"  # timers removed
+
+
 def test_bench_vector_batched_ops_variants(bench, tmp_path) -> None:
     res = bench("bench_vector").main(["--scenario", "tiny", "--policy", "random", "--random-sizes", "2",
                                       "--random-block", "2", "--random-rounds", "1", "--profile-top", "0",
