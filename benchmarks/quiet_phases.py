@@ -116,7 +116,7 @@ def table(rows: list[dict[str, Any]], scenario: str) -> str:
              f"| part | {head} |", "|---|" + "---:|" * len(rows),
              "| untimed vector env step | " + " | ".join(f"{r['untimed_us']:.1f}" for r in rows) + " |"]
     for label, _, _ in PARTS:
-        pad = "&nbsp;" * (2 * (len(label) - len(label.lstrip())))
+        pad = "&nbsp;" * (len(label) - len(label.lstrip()))
         lines.append(f"| {pad}{label.strip()} | "
                      + " | ".join(f"{r['parts_us'][label.strip()]:.1f}" for r in rows) + " |")
     return "\n".join(lines)
