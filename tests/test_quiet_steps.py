@@ -219,3 +219,18 @@ def test_weighted_quantiles_batch_equal_one_by_one() -> None:
         if weights[i].sum() > 0:
             want = latency.weighted_quantiles(values[i], weights[i], (0.5, 0.95))
             assert (got[0][i], got[1][i]) == want
+
+
+def test_quiet_info_names_the_first_non_finite_key_and_copy() -> None:
+    from types import SimpleNamespace
+
+    from gaisnet_env.quiet_info import _check_finite
+
+    envs = [SimpleNamespace(state=SimpleNamespace(epoch=5 + k)) for k in range(3)]
+    ok = {"epoch": np.arange(3), "accuracy": np.ones(3), "edge_reward": np.zeros((3, 2)), "action_mask": None}
+    _check_finite(ok, np.zeros(3), envs)  # all finite: no error
+    bad = {**ok, "edge_reward": np.array([[0.0, 0.0], [0.0, 0.0], [np.inf, 0.0]]), "energy_j": np.array([1, np.nan, 2])}
+    with pytest.raises(FloatingPointError, match=r"info\['edge_reward'\] of copy 2 .* at epoch 6"):
+        _check_finite(bad, np.zeros(3), envs)
+    with pytest.raises(FloatingPointError, match="reward of copy 1 is nan at epoch 5"):
+        _check_finite(ok, np.array([0.0, np.nan, 0.0]), envs)
