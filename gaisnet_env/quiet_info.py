@@ -53,11 +53,13 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
     # the single env's types: numpy float64 for carbon (numpy arithmetic), Python floats for the rest
     adds = [list(en.carbon_g) if key == "carbon_g" else value.tolist() for key, value in
             zip(CUM_KEYS, (en.total, en.carbon_g, bytes_up, bytes_down, m.requests, m.violations), strict=True)]
+    totals = []  # each copy's episode energy, carbon and bytes after the epoch
     for k, env in enumerate(envs):
         cum = env.state.cum
         for key, add in zip(CUM_KEYS, adds, strict=True):
             cum[key] += add[k]
-    out = _base_info(envs, ep, masks, st)
+        totals.append((cum["energy_j"], cum["carbon_g"], cum["bytes_up"], cum["bytes_down"]))
+    out = _base_info(envs, ep, masks, st, np.array(totals))
     n_cls, n_gen = batch.row_sums(ep.N[:, 0]), batch.row_sums(ep.N[:, 1])
     wq = m.weighted_quality
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -100,9 +102,10 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
     return info
 
 
-def _base_info(envs: list[Any], ep: Epoch, masks: np.ndarray, st: Any) -> dict[str, Any]:
+def _base_info(envs: list[Any], ep: Epoch, masks: np.ndarray, st: Any, totals: np.ndarray) -> dict[str, Any]:
     """:meth:`GaisNetEnv._base_info` of the copies (after the epoch), as arrays; ``masks`` their Gymnasium
-    action masks (an object array of tuples), ``st`` their states after the epoch (as written back)."""
+    action masks (an object array of tuples), ``st`` their states after the epoch (as written back),
+    ``totals`` (N, 4) their episode energy (J), carbon (g), bytes up and down."""
     acc = np.ascontiguousarray(ep.acc_tier.transpose(0, 2, 1)).mean(axis=-1)  # per tier over edges
     workers = [env.workers for env in envs]  # stock workers (QuietSteps.select): their version counters
     base = [env._version_base for env in envs]
@@ -110,7 +113,6 @@ def _base_info(envs: list[Any], ep: Epoch, masks: np.ndarray, st: Any) -> dict[s
     ver_end = np.array([w._ver_end for w in workers]) - np.array([b["model_version_end"] for b in base])
     ver_cloud = np.array([w._ver_cloud - b["model_version_cloud"] for w, b in zip(workers, base, strict=True)])
     versions = {"model_version_cloud": ver_cloud, "model_version_edge": ver_edge, "model_version_end": ver_end}
-    cum = {k: np.array([env.state.cum[k] for env in envs]) for k in CUM_KEYS[:4]}
     epoch = np.array(st.epoch, dtype=np.int64)
     return {
         "epoch": epoch,
@@ -118,8 +120,8 @@ def _base_info(envs: list[Any], ep: Epoch, masks: np.ndarray, st: Any) -> dict[s
         "accuracy_end": acc[:, 0], "accuracy_edge": acc[:, 1], "accuracy_cloud": acc[:, 2],
         **{key: v.astype(np.int64) for key, v in versions.items()},
         "ops_in_flight": np.count_nonzero(st.op_kind > 0, axis=1).astype(np.int64),
-        "episode_energy_j": cum["energy_j"], "episode_carbon_g": cum["carbon_g"],
-        "episode_bytes_up": cum["bytes_up"], "episode_bytes_down": cum["bytes_down"],
+        "episode_energy_j": totals[:, 0], "episode_carbon_g": totals[:, 1],
+        "episode_bytes_up": totals[:, 2], "episode_bytes_down": totals[:, 3],
         "action_mask": masks,
     }
 
