@@ -2,10 +2,10 @@
 path (select and gather, fault multipliers, cost-figure rows, draws, the epoch's arithmetic, feedback, vector
 info, observation with the next epoch's figures, scatter), in µs per copy and epoch.
 
-Each process first times the untimed no-op steps, then wraps the parts in timers (each timer costs well under
-a microsecond, so the parts add up to a little more than the untimed step) and steps again from the same
-seed. Nested parts are indented under the part that calls them; a part called from two places counts both
-(under a fault, ``select`` also builds the fault multipliers).
+Each process first times the untimed no-op steps, then wraps the parts in timers and steps again from the
+same seed; the timed step's total stands beside the untimed one, so the timers' own cost (and the machine's
+noise between the two passes) can be read off. Nested parts are indented under the part that calls them; a
+part called from two places counts both (under a fault, ``select`` also builds the fault multipliers).
 
     python benchmarks/quiet_phases.py --sizes 64 256 --steps 200
 """
