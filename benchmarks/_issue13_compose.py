@@ -13,8 +13,9 @@ def _commit(d: dict[str, Any] | None) -> str:
     return (d or {}).get("machine", {}).get("commit", "?")
 
 
-def vector_row(v: dict[str, Any] | None) -> dict[str, Any]:
-    """Native vector env, metro, no ops, N = 64: >= 25x per env-step against the single env."""
+def vector_row(v: dict[str, Any] | None, ceiling: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Native vector env, metro, no ops, N = 64: >= 25x per env-step against the single env; ``ceiling`` the
+    ``quiet_ceiling`` result (the quiet path without per-copy reads), where there is one."""
     row: dict[str, Any] = {"target": "Native vector env, metro, no ops, N = 64: per env-step >= 25x faster than "
                            "the single env", "met": None, "numbers": "no bench_vector result", "why": "vector"}
     if not v:
@@ -37,6 +38,10 @@ def vector_row(v: dict[str, Any] | None) -> dict[str, Any]:
     if draws:  # each copy's own random draws, however the rest is batched (bench_vector.copy_draws)
         row["numbers"] += (f"; bound: every copy makes its own random draws in the single env's order, "
                            f"{draws:.1f} µs per copy and epoch, so at most {single / draws:.0f}x")
+    if ceiling:  # the quiet path with every per-copy read gone (quiet_ceiling), beside today's in one run
+        runs = ", ".join(f"N={r['copies']} {r['single_us'] / r['ceiling_us']:.1f}x (today's path "
+                         f"{r['single_us'] / r['today_us']:.1f}x in the same run)" for r in ceiling["rows"])
+        row["numbers"] += f"; with no per-copy read or write-back (quiet_ceiling, commit {_commit(ceiling)}): {runs}"
     return row
 
 
@@ -150,7 +155,8 @@ def hardware_bounds(rows: list[dict[str, Any]], hb: dict[str, Any] | None, engin
 def compose_rows(src: dict[str, Any], tests: dict[str, tuple[bool, str]], has_arch: bool,
                  quoted: dict[str, Any]) -> list[dict[str, Any]]:
     """Every target's row, in the issue's order."""
-    rows = [vector_row(src["bench_vector"]), batched_row(src["bench_batched_ops"], src.get("bench_engine_ops")),
+    rows = [vector_row(src["bench_vector"], src.get("quiet_ceiling")),
+            batched_row(src["bench_batched_ops"], src.get("bench_engine_ops")),
             *random_rows(src["issue13_random"], quoted), ppo_row(src["bench_speed"], quoted)]
     hardware_bounds(rows, src.get("hardware_bounds"), src.get("bench_engine_ops"), src.get("issue13_random"))
     engine = src.get("ppo_vec_engine")

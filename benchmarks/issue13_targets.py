@@ -194,7 +194,7 @@ def compose_main(args: argparse.Namespace) -> dict[str, Any]:
     results = Path(args.results) if args.results else RESULTS
     src = {n: _load(results, n) for n in ("bench_vector", "bench_speed", "issue13_random", "bench_ops",
                                             "bench_batched_ops", "bench_engine_ops", "hardware_bounds",
-                                            "ppo_vec_engine")}
+                                            "ppo_vec_engine", "quiet_ceiling")}
     tests = {} if args.no_tests else {k: run_tests(k) for k in TESTS}
     readme = (ROOT / "README.md").read_text()
     rows = compose_rows(src, tests, "### Architecture" in readme, QUOTED)

@@ -47,8 +47,6 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
     """The vector info of the copies ``envs`` after their quiet epoch (state already written back), with the
     epoch's ``events`` (edges down, requests dropped and rerouted, batteries empty) and faults ``F``; adds the
     epoch to each copy's episode totals. FloatingPointError naming the key and copy for a non-finite value."""
-    n = len(envs)
-    zeros_i = np.zeros(n, np.int64)
     bytes_up, bytes_down = 0.0 + en.bytes_up, 0.0 + en.bytes_down
     # the single env's types: numpy float64 for carbon (numpy arithmetic), Python floats for the rest
     adds = [list(en.carbon_g) if key == "carbon_g" else value.tolist() for key, value in
@@ -60,6 +58,16 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
             cum[key] += add[k]
         totals.append((cum["energy_j"], cum["carbon_g"], cum["bytes_up"], cum["bytes_down"]))
     out = _base_info(envs, ep, masks, st, np.array(totals))
+    out.update(epoch_keys(ep, m, en, r, lat, edge_reward, events, st, F))
+    return finish_info(out, r["total"], envs)
+
+
+def epoch_keys(ep: Epoch, m: Any, en: Any, r: dict[str, np.ndarray], lat: Any, edge_reward: np.ndarray,
+               events: dict[str, np.ndarray], st: Any, F: Any) -> dict[str, Any]:
+    """The vector info's keys that come from the epoch's arrays alone (after :func:`_base_info`'s), in the
+    single env's order: metrics, energy, traffic, counts, events, faults ``F``, rewards and per-edge figures."""
+    n = ep.route.shape[0]
+    zeros_i = np.zeros(n, np.int64)
     n_cls, n_gen = batch.row_sums(ep.N[:, 0]), batch.row_sums(ep.N[:, 1])
     wq = m.weighted_quality
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -71,14 +79,14 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
     E = ep.route.shape[1]
     op_counts = np.zeros((n, 5), np.int64)
     op_counts[:, 0] = E
-    out.update({
+    return {
         "accuracy": m.accuracy, "accuracy_classify": acc_cls, "quality_generate": q_gen,
         "latency_mean_s": m.latency_mean_s, "latency_p50_s": m.latency_p50_s, "latency_p95_s": m.latency_p95_s,
         "latency_ratio": m.latency_ratio, "sla_violations": m.violations, "sla_violation_share": m.violation_share,
         "requests": m.requests, "requests_classify": n_cls, "requests_generate": n_gen,
         "requests_failed": requests_failed, "energy_j": en.total, "energy_end_j": en.end, "energy_edge_j": en.edge,
         "energy_cloud_j": en.cloud, "energy_radio_j": en.radio, "carbon_g": en.carbon_g,
-        "bytes_up": bytes_up, "bytes_down": bytes_down,
+        "bytes_up": 0.0 + en.bytes_up, "bytes_down": 0.0 + en.bytes_down,
         "ops_started": zeros_i, "ops_finished": zeros_i, "ops_failed": zeros_i, "ops_refused": zeros_i,
         "ops_aborted": zeros_i, "actions_masked": zeros_i, "faults_active": F.active,
         "edges_down": events["edge_down"].sum(axis=1),
@@ -90,10 +98,15 @@ def vector_info(envs: list[Any], ep: Epoch, m: Any, en: Any, r: dict[str, np.nda
         **{f"reward_{k}": r[k] for k in ("accuracy", "latency", "energy", "sla", "carbon")},
         "edge_reward": edge_reward, "edge_accuracy": ep.acc_tier[:, :, ROUTE_EDGE].copy(),
         "edge_backlog_s": st.edge_backlog_s.copy(), "cloud_backlog_s": np.array(st.cloud_backlog_s),
-    })
-    _check_finite(out, r["total"], envs)
+    }
+
+
+def finish_info(out: dict[str, Any], total: np.ndarray, envs: list[Any]) -> dict[str, Any]:
+    """``out`` (key -> array over the copies) in Gymnasium's vector format, each key with its ``_key`` mask and
+    the single env's dtypes, after the finiteness check (rewards ``total`` included)."""
+    _check_finite(out, total, envs)
     info: dict[str, Any] = {}
-    mask = np.ones(n, dtype=np.bool_)  # one array for every key: the vector env hands out copies
+    mask = np.ones(len(total), dtype=np.bool_)  # one array for every key: the vector env hands out copies
     for key, value in out.items():
         value = np.asarray(value) if key != "action_mask" else value
         if key != "action_mask":

@@ -169,39 +169,13 @@ class QuietSteps:
         """The epoch of the gathered copies, in the order of :meth:`GaisNetEnv._step`; ``faults`` the
         multipliers of this epoch and the next (:func:`epoch_faults`)."""
         F = faults[0]
-        E = ep.route.shape[1]
-        # faults at the start: a down edge's queue is dropped (no op in flight is lost: select checked)
-        edge_down = F.edge_up == 0
-        per_request = (1.0 - fg.generate_share) * fg.t_classify[1] + fg.generate_share * fg.t_generate[0]
-        dropped = batch.row_sums(np.where(edge_down, st.edge_backlog_s, 0.0)) / np.maximum(per_request[:, 0], 1e-12)
-        st.edge_backlog_s = np.where(edge_down, 0.0, st.edge_backlog_s)
-        battery_empty = st.battery_j <= 0
-        sv = requests.serve(ep.route, edge_down, F.access, F.backhaul, ep.acc_tier, ep.gen_quality)
-        work = requests.work(ep.N, ep.route, sv, battery_empty, fg.t_dicts[0], fg.t_dicts[1])
         envs = [self.envs[i] for i in which.tolist()]
-        lat, share, edge_capacity, new_backlog = _latency(ep, st, fg, sv, work, battery_empty,
-                                                          F, fault_legs(envs, fg, F))
-        served = np.where(lat.finite, sv.served, 0.0)
-        en = batch.energy(fg, work.edge, edge_capacity, share, F.edge_up, work.at_cloud_n, work.end_busy, ep.N,
-                          ep.route, lat.finite, ep.ci_edge[:, 0], ep.ci_cloud[:, 0])
-        has_battery = np.isfinite(st.battery_j).any(axis=1, keepdims=True)
-        drained = np.clip(st.battery_j - (en.end_cell + en.radio_access) + fg.recharge_w * fg.epoch_s, 0.0,
-                          fg.battery_cap_or_inf)
-        st.battery_j = np.where(has_battery, drained, st.battery_j)
-        m = batch.metrics(ep.N, ep.n_req, served, lat)
-        r = batch.reward_terms(fg.weights, m, en.total, en.carbon_g, fg.energy_ref_j[:, 0], fg.carbon_ref_g[:, 0])
-        st.last_violation, st.last_latency_ratio = reward.cell_figures(m, ep.n_req, fg.rw.latency_clip)
-        st.edge_backlog_s = np.where(F.edge_up > 0, new_backlog[:, :E], 0.0)
-        st.cloud_backlog_s = new_backlog[:, E].tolist()
-        edge_reward = reward.edge_reward(fg.rw, m, ep.n_req, served, en, ep.ci_edge, ep.ci_cloud, st.last_violation,
-                                         st.last_latency_ratio, fg.energy_ref_j, fg.carbon_ref_g)
+        m, en, r, lat, edge_reward, events = epoch_costs(ep, st, fg, F, fault_legs(envs, fg, F))
         self._feedback(ep, st, fg, which, F.edge_up > 0)
         in_flight = st.op_kind > 0
         st.op_remaining_s = np.where(in_flight, st.op_remaining_s - fg.epoch_s, 0.0)
         st.since_op = st.since_op + 1.0
         _scatter(envs, st)
-        events = {"edge_down": edge_down, "dropped": dropped, "battery_empty": battery_empty,
-                  "rerouted": batch.row_sums(np.where(sv.gen_rerouted, ep.N[:, 1], 0.0))}
         infos = vector_info(envs, ep, m, en, r, lat, edge_reward, events, st, self._action_masks(which, st, faults[1]),
                             F)
         obs = self._observation(envs, which, st, fg, faults[1])
@@ -278,6 +252,42 @@ class QuietSteps:
         return batch.observation(st, np.array([fig.rates for fig in figs]), fg.mean_rate, accuracy, drift, f,
                                  ci[:, :1], ci[:, 1:], [fig.hour for fig in figs], fg.battery_cap, fg.epoch_s,
                                  [env.scenario.horizon for env in envs])
+
+
+def epoch_costs(ep: Epoch, st: SimpleNamespace, fg: Any, F: SimpleNamespace,
+                legs: tuple[np.ndarray, np.ndarray]) -> tuple:
+    """The arithmetic of a quiet epoch over the copies, in the order of :meth:`GaisNetEnv._step`: faults at the
+    start (a down edge's queue dropped), serving, queues and latency (request ``legs``, edge and cloud
+    (N, 2, E)), energy, batteries, metrics and reward, under the faults ``F`` (:func:`epoch_faults`). Updates
+    the gathered state ``st`` (queues, batteries, last epoch's figures; ``cloud_backlog_s`` a list). Returns
+    ``(metrics, energy, reward terms, latency, edge rewards, events)``, ``events`` the edges down, requests
+    dropped and rerouted and batteries empty."""
+    E = ep.route.shape[1]
+    edge_down = F.edge_up == 0  # (no op in flight is lost: select checked)
+    per_request = (1.0 - fg.generate_share) * fg.t_classify[1] + fg.generate_share * fg.t_generate[0]
+    dropped = batch.row_sums(np.where(edge_down, st.edge_backlog_s, 0.0)) / np.maximum(per_request[:, 0], 1e-12)
+    st.edge_backlog_s = np.where(edge_down, 0.0, st.edge_backlog_s)
+    battery_empty = st.battery_j <= 0
+    sv = requests.serve(ep.route, edge_down, F.access, F.backhaul, ep.acc_tier, ep.gen_quality)
+    work = requests.work(ep.N, ep.route, sv, battery_empty, fg.t_dicts[0], fg.t_dicts[1])
+    lat, share, edge_capacity, new_backlog = _latency(ep, st, fg, sv, work, battery_empty, F, legs)
+    served = np.where(lat.finite, sv.served, 0.0)
+    en = batch.energy(fg, work.edge, edge_capacity, share, F.edge_up, work.at_cloud_n, work.end_busy, ep.N,
+                      ep.route, lat.finite, ep.ci_edge[:, 0], ep.ci_cloud[:, 0])
+    has_battery = np.isfinite(st.battery_j).any(axis=1, keepdims=True)
+    drained = np.clip(st.battery_j - (en.end_cell + en.radio_access) + fg.recharge_w * fg.epoch_s, 0.0,
+                      fg.battery_cap_or_inf)
+    st.battery_j = np.where(has_battery, drained, st.battery_j)
+    m = batch.metrics(ep.N, ep.n_req, served, lat)
+    r = batch.reward_terms(fg.weights, m, en.total, en.carbon_g, fg.energy_ref_j[:, 0], fg.carbon_ref_g[:, 0])
+    st.last_violation, st.last_latency_ratio = reward.cell_figures(m, ep.n_req, fg.rw.latency_clip)
+    st.edge_backlog_s = np.where(F.edge_up > 0, new_backlog[:, :E], 0.0)
+    st.cloud_backlog_s = new_backlog[:, E].tolist()
+    edge_reward = reward.edge_reward(fg.rw, m, ep.n_req, served, en, ep.ci_edge, ep.ci_cloud, st.last_violation,
+                                     st.last_latency_ratio, fg.energy_ref_j, fg.carbon_ref_g)
+    events = {"edge_down": edge_down, "dropped": dropped, "battery_empty": battery_empty,
+              "rerouted": batch.row_sums(np.where(sv.gen_rerouted, ep.N[:, 1], 0.0))}
+    return m, en, r, lat, edge_reward, events
 
 
 def _fault_flags(env: Any) -> tuple[bool, bool]:

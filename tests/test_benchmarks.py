@@ -169,6 +169,40 @@ def test_quiet_phases_times_every_part(bench, tmp_path) -> None:
     assert not hasattr(QuietSteps.step, "__wrapped__") and QuietSteps.step.__name__ == "step"  # timers removed
 
 
+def test_quiet_ceiling_does_the_same_work(bench, tmp_path) -> None:
+    """The ceiling's outputs equal today's path's, and a tampered table is caught (the check can fail)."""
+    qc = bench("quiet_ceiling")
+    res = qc.main(["--scenario", "tiny", "--sizes", "3", "--steps", "6", "--warmup", "1", "--rounds", "1",
+                   "--out", str(tmp_path)])
+    row = res["rows"][0]
+    assert row["same"] is True and row["copies"] == 3
+    assert row["today_us"] > 0 and row["ceiling_us"] > 0 and row["single_us"] > 0
+    assert "| 3 |" in (tmp_path / "quiet_ceiling.md").read_text()
+    from gaisnet_env.vector_env import GaisNetVectorEnv
+
+    def fresh():
+        venv = GaisNetVectorEnv(3, "tiny")
+        venv.reset(seed=0)
+        venv.step(qc._noop(venv))
+        return venv
+
+    tape, outs = qc.record(fresh(), 4)
+    tape[2].acc = tape[2].acc + 1e-9  # a wrong accuracy table: the rewards move
+    venv = fresh()
+    venv._quiet = qc.CeilingSteps(venv, tape)
+    got = [venv.step(qc._noop(venv)) for _ in range(4)]
+    same = [qc._same(o, (g[0], g[1], g[3], g[4])) for o, g in zip(outs, got, strict=True)]
+    assert same[:2] == [True, True] and not same[2]
+    # the compose quotes it in the vector row
+    compose = bench("_issue13_compose")
+    vec = compose.vector_row(None, res)
+    assert vec["met"] is None
+    bench("bench_vector").main(["--scenario", "tiny", "--sizes", "1", "--block", "2", "--rounds", "1",
+                                "--profile-top", "0", "--out", str(tmp_path)])
+    v = json.loads((tmp_path / "bench_vector.json").read_text())
+    assert "quiet_ceiling, commit" in compose.vector_row(v, res)["numbers"]
+
+
 def test_bench_vector_batched_ops_variants(bench, tmp_path) -> None:
     res = bench("bench_vector").main(["--scenario", "tiny", "--policy", "random", "--random-sizes", "2",
                                       "--random-block", "2", "--random-rounds", "1", "--profile-top", "0",
