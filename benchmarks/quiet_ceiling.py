@@ -25,7 +25,7 @@ same work. It is a ceiling, not a design: it reads the tables without paying to 
 runs (no faults, no ops, no resets; checked). Rounds alternate today's path, the ceiling and the single env
 (``GaisNetEnv``, the same no-op steps), one process; medians over the rounds, µs per env-step.
 
-    python benchmarks/quiet_ceiling.py --sizes 64 256 --rounds 9
+    python benchmarks/quiet_ceiling.py --sizes 16 64 256 --rounds 9
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class CeilingSteps:
     def __init__(self, venv: Any, tape: list[SimpleNamespace]) -> None:
         q, envs = venv._quiet, venv.envs
         self.tape, self.s, self.n = tape, 0, len(envs)
+        self.draw_s = 0.0  # seconds in the per-copy draw loop
         self.st = quiet_steps._gather(envs)
         self.rngs = [env.np_random for env in envs]
         self.fg = kept_figures(q, envs)
@@ -125,6 +126,7 @@ class CeilingSteps:
         self.s += 1
         route = np.array(acts[..., 0], dtype=np.int64)
         counts, n_gens, n_labs, uniforms = [], [], [], []
+        t0 = time.perf_counter()
         for rng, lam, (share, rate, cap) in zip(self.rngs, tab.lams, fg.draw_params, strict=True):
             count, n_gen, n_lab = draws.arrivals_and_labels(rng, lam, share, rate)
             total = sum(n_lab) if max(n_lab) <= cap else sum(min(x, cap) for x in n_lab)
@@ -133,6 +135,7 @@ class CeilingSteps:
             counts.append(count)
             n_gens.append(n_gen)
             n_labs.append(n_lab)
+        self.draw_s += time.perf_counter() - t0
         count = np.array(counts, dtype=np.int64)
         n_req = count.astype(np.float64)
         N = np.empty((self.n, 2, count.shape[1]))
@@ -258,6 +261,7 @@ def one_round(scenario: str, n: int, steps: int, warmup: int) -> dict[str, Any]:
         for _ in range(steps):
             got.append(venv.step(act))
         passes[name] = ((time.perf_counter() - t0) / (steps * n), got)
+    draws_us = venv._quiet.draw_s / (steps * n) * 1e6
     same = {name: all(_same(o, (g[0], g[1], g[3], g[4])) for o, g in zip(outs, got, strict=True))
             for name, (_, got) in passes.items()}
     today, ceiling = passes["today"][0], passes["ceiling"][0]
@@ -268,7 +272,7 @@ def one_round(scenario: str, n: int, steps: int, warmup: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     for _ in range(steps):
         single.step(act[0])
-    return {"today_us": today * 1e6, "ceiling_us": ceiling * 1e6,
+    return {"today_us": today * 1e6, "ceiling_us": ceiling * 1e6, "draws_us": draws_us,
             "single_us": (time.perf_counter() - t0) / steps * 1e6, "same": same["ceiling"] and same["today"]}
 
 
@@ -282,13 +286,36 @@ def table(rows: list[dict[str, Any]], scenario: str, steps: int, rounds: int) ->
         lines.append(f"| {r['copies']} | {r['single_us']:.1f} | {r['today_us']:.1f} | {r['ceiling_us']:.1f} | "
                      f"{r['single_us'] / r['today_us']:.2f}x | {r['single_us'] / r['ceiling_us']:.2f}x | "
                      f"{r['today_us'] / r['ceiling_us']:.2f}x | {r['same']} |")
+    if len(rows) < 2:
+        return "\n".join(lines)
+    n = np.array([r["copies"] for r in rows], dtype=np.float64)
+    lines += ["", "Per vector step, least squares over the sizes: µs = fixed + per copy × N (the ceiling's per-copy "
+              "draw loop timed inside it).", "", "| path | fixed µs per vector step | µs per copy | of which the "
+              "copies' own draws |", "|---|---:|---:|---:|"]
+    for name, key in (("today's quiet path", "today_us"), ("ceiling", "ceiling_us")):
+        fixed, per = fit([r[key] * r["copies"] for r in rows], n)
+        draws_col = f"{median([r['draws_us'] for r in rows]):.1f}" if key == "ceiling_us" else "-"
+        lines.append(f"| {name} | {fixed:.0f} | {per:.1f} | {draws_col} |")
+    r64 = next((r for r in rows if r["copies"] == 64), None)
+    if r64 is not None:
+        fixed, per = fit([r["ceiling_us"] * r["copies"] for r in rows], n)
+        budget = 64 * r64["single_us"] / 25.0
+        lines += ["", f"25x the single env at N = 64 is at most {budget:.0f} µs per vector step; the ceiling's "
+                  f"per-copy cost alone is {64 * per:.0f} µs of it, which leaves {budget - 64 * per:.0f} µs for the "
+                  f"fixed part (the ceiling's: {fixed:.0f} µs)."]
     return "\n".join(lines)
+
+
+def fit(per_step_us: list[float], n: np.ndarray) -> tuple[float, float]:
+    """(fixed, per copy) of the least-squares line µs per vector step = fixed + per copy × N."""
+    per, fixed = np.polyfit(n, np.asarray(per_step_us), 1)
+    return float(fixed), float(per)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="metro")
-    p.add_argument("--sizes", type=int, nargs="+", default=[64, 256], help="copies of the native vector env")
+    p.add_argument("--sizes", type=int, nargs="+", default=[16, 64, 256], help="copies of the native vector env")
     p.add_argument("--steps", type=int, default=40, help="quiet epochs timed per pass")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--rounds", type=int, default=9)
@@ -301,7 +328,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for n in args.sizes:
         runs = [one_round(args.scenario, n, args.steps, args.warmup) for _ in range(args.rounds)]
         row = {"copies": n, "same": all(r["same"] for r in runs), "rounds": runs}
-        row.update({k: median([r[k] for r in runs]) for k in ("today_us", "ceiling_us", "single_us")})
+        row.update({k: median([r[k] for r in runs]) for k in ("today_us", "ceiling_us", "single_us", "draws_us")})
         rows.append(row)
         print(f"[quiet_ceiling] N={n}: today {row['today_us']:.1f}, ceiling {row['ceiling_us']:.1f}, single "
               f"{row['single_us']:.1f} us; same {row['same']}", flush=True)

@@ -254,7 +254,7 @@ REGISTRY: tuple[Result, ...] = (
     # fault windows (epochs 130-139 and 160-169)
     Result("ab_vector", "python benchmarks/ab_vector.py --against 5aa82f6 --sizes 64 256 --rounds 15", 8),
     Result("quiet_phases", "python benchmarks/quiet_phases.py --sizes 64 256 --steps 200", 2, cheap=True),
-    Result("quiet_ceiling", "python benchmarks/quiet_ceiling.py --sizes 64 256 --rounds 9", 4),
+    Result("quiet_ceiling", "python benchmarks/quiet_ceiling.py --sizes 16 64 256 --rounds 9", 5),
     Result("ab_vector_faults",
            "python benchmarks/ab_vector.py --against 5aa82f6 --sizes 64 --rounds 9 --skip 128 --name ab_vector_faults",
            3),
