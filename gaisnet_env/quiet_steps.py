@@ -76,7 +76,7 @@ class QuietSteps:
         self.envs = envs
         self.feedback: CopyFeedback | None = None
         self._masks: np.ndarray | None = None  # (N, E, 8) each copy's feasibility mask at its last quiet step
-        self._gym_masks: list[Any] = [None] * len(envs)  # and its Gymnasium mask tuple
+        self._gym_masks = np.full(len(envs), None, dtype=object)  # and its Gymnasium mask tuple
         self._figures_memo: tuple | None = None  # (figure rows, per-edge arrays, figures) of the last step
         self._ahead: list[CopyFigures | None] = [None] * len(envs)  # each copy's figures of its next epoch
         self._selected: tuple | None = None  # (copies, their gathered states, fault flags, faults) of the last select
@@ -152,13 +152,7 @@ class QuietSteps:
         faults_next = epoch_faults(envs, 1, flags)
         fg = kept_figures(self, envs)
         ep = _draw(envs, acts[..., 0], faults, self._epoch_figures(which), fg)
-        for env, f in zip(envs, faults_next.dicts, strict=True):  # the next epoch's faults (masks, info)
-            env._faults_scope = {env.state.epoch + 1: f}
-        try:
-            out = self._epoch(ep, st, fg, np.asarray(which), (faults, faults_next))
-        finally:
-            for env in envs:
-                env._faults_scope = None
+        out = self._epoch(ep, st, fg, np.asarray(which), (faults, faults_next))
         for k, env in enumerate(envs):
             env._last_actions = acts[k]
             env.__dict__["_last_info_row"] = (out[3], k)  # its info, made on first read (GaisNetEnv._last_info)
@@ -178,9 +172,9 @@ class QuietSteps:
         _scatter(envs, st)
         infos = vector_info(envs, ep, m, en, r, lat, edge_reward, events, st, self._action_masks(which, st, faults[1]),
                             F)
-        obs = self._observation(envs, which, st, fg, faults[1])
-        truncated = np.array([env.state.epoch >= env.scenario.horizon for env in envs])
-        return obs, r["total"], truncated, infos
+        horizon = [env.scenario.horizon for env in envs]
+        obs = self._observation(envs, which, st, fg, faults[1], horizon)
+        return obs, r["total"], np.asarray(st.epoch) >= np.asarray(horizon), infos
 
     def _feedback(self, ep: Epoch, st: SimpleNamespace, fg: Any, which: np.ndarray, edge_up: np.ndarray) -> None:
         """The labelled feedback of the epoch into the copies' rings (edges that are up); the estimated view
@@ -220,18 +214,21 @@ class QuietSteps:
                          st.battery_j, st.op_kind)
         if self._masks is None:
             self._masks = np.zeros((len(self.envs), *m.shape[1:]), dtype=bool)
-        changed = (self._masks[which] != m).any(axis=(1, 2))
+        new = (self._masks[which] != m).any(axis=(1, 2)) | (self._gym_masks[which] == None)  # noqa: E711
         self._masks[which] = m
-        out = np.empty(which.size, dtype=object)
-        for k, (i, new) in enumerate(zip(which.tolist(), changed.tolist(), strict=True)):
-            if new or self._gym_masks[i] is None:
-                self._gym_masks[i] = self.envs[i].gym_action_mask()
-            out[k] = self._gym_masks[i]
-        return out
+        for k in np.flatnonzero(new).tolist():  # its own tuple, under the next epoch's faults ``F`` (its scope)
+            env = self.envs[which[k]]
+            env._faults_scope = {env.state.epoch: F.dicts[k]}
+            try:
+                self._gym_masks[which[k]] = env.gym_action_mask()
+            finally:
+                env._faults_scope = None
+        return self._gym_masks[which]
 
     def _observation(self, envs: list[Any], which: np.ndarray, st: SimpleNamespace, fg: Any,
-                     F: SimpleNamespace) -> np.ndarray:
-        """The copies' next observations (:meth:`GaisNetEnv._observation`, batched)."""
+                     F: SimpleNamespace, horizon: list[int]) -> np.ndarray:
+        """The copies' next observations (:meth:`GaisNetEnv._observation`, batched); ``horizon`` their
+        horizons, epochs."""
         estimated = np.array([env.accuracy_view == "estimated" for env in envs])
         if estimated.any():
             rc, rs, has = (a[which] for a in self.feedback.domain_reports())
@@ -251,7 +248,7 @@ class QuietSteps:
              "cloud_capacity": F.cloud_capacity.tolist()}
         return batch.observation(st, np.array([fig.rates for fig in figs]), fg.mean_rate, accuracy, drift, f,
                                  ci[:, :1], ci[:, 1:], [fig.hour for fig in figs], fg.battery_cap, fg.epoch_s,
-                                 [env.scenario.horizon for env in envs])
+                                 horizon)
 
 
 def epoch_costs(ep: Epoch, st: SimpleNamespace, fg: Any, F: SimpleNamespace,

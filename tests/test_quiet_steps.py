@@ -96,6 +96,26 @@ def test_quiet_copies_equal_copies_one_by_one(scenario: str, steps: int, p_op: f
     assert n_faulty > 0 or "faults" not in kw  # quiet epochs with a fault in force ran too
 
 
+def test_copies_at_different_epochs_under_faults() -> None:
+    """Copies whose fault windows fall on different steps (one copy reset later): each quiet copy's masks and
+    numbers are its own faults', as one by one."""
+    faults = {"edges_down": [{"edge": 0, "start_epoch": 4, "duration_epochs": 3}],
+              "links": [{"link": "access", "edge": 0, "start_epoch": 9, "duration_epochs": 2, "bandwidth_factor": 0.0}]}
+    quiet, serial = _pair(3, "tiny", faults=faults)
+    _same(quiet.reset(seed=5), serial.reset(seed=5))
+    acts = np.zeros((3, 2 * quiet.n_edges), np.int64)  # every request on the end device (feasible under both)
+    mask = {"reset_mask": np.array([False, True, False])}
+    differ = 0
+    for step in range(14):
+        if step in (2, 3):  # copy 1 starts over twice: its epochs lag the others' by 2 and then 3
+            np.testing.assert_array_equal(quiet.reset(options=mask)[0], serial.reset(options=mask)[0])
+        chosen = quiet._quiet.select(acts.reshape(3, -1, 2), [0, 1, 2])
+        ahead = {active_at(quiet.envs[i].scenario.faults, quiet.envs[i].state.epoch + 1) for i in chosen}
+        differ += len(ahead) > 1  # the chosen copies' next epochs differ in faults
+        _same(quiet.step(acts), serial.step(acts), f"step {step}")
+    assert differ > 0
+
+
 def test_held_epoch_figures_equal_the_env_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     """The figures the quiet steps carry from epoch to epoch equal those each copy reads itself, the
     domains the same arrays while they hold; most copy-epochs take the carried path."""

@@ -161,16 +161,16 @@ def observation(st: Any, rates: np.ndarray, mean_rate: np.ndarray, accuracy: np.
     feats[..., 16] = np.where(battery_cap > 0, st.battery_j / np.where(battery_cap > 0, battery_cap, 1.0), 1.0)
     feats[..., 17] = st.last_violation
     feats[..., 18] = st.last_latency_ratio
-    for i in range(n):  # the global features as the single env computes them (math on floats)
-        es, hr = float(epoch_s[i, 0]), hour[i]
-        flat[i, n_edge:] = (
-            1.0 - math.exp(-st.cloud_backlog_s[i] / es),
-            f["cloud_capacity"][i],
-            0.5 + 0.5 * math.sin(2 * math.pi * hr / 24.0),
-            0.5 + 0.5 * math.cos(2 * math.pi * hr / 24.0),
-            min(float(ci_cloud[i, 0]) / 1000.0, 1.0),
-            min(st.epoch[i] / horizon[i], 1.0),
-        )
+    # the global features as the single env computes them: math.exp, sin and cos on floats (the copies share
+    # an hour: once per distinct hour), the divisions and minimums over the copies (IEEE, the same bits)
+    glob = flat[:, n_edge:]
+    glob[:, 0] = [1.0 - math.exp(-b / es) for b, es in zip(st.cloud_backlog_s, epoch_s[:, 0].tolist(), strict=True)]
+    glob[:, 1] = f["cloud_capacity"]
+    clock = {hr: (0.5 + 0.5 * math.sin(2 * math.pi * hr / 24.0), 0.5 + 0.5 * math.cos(2 * math.pi * hr / 24.0))
+             for hr in set(hour)}
+    glob[:, 2:4] = [clock[hr] for hr in hour]
+    glob[:, 4] = np.minimum(ci_cloud[:, 0] / 1000.0, 1.0)
+    glob[:, 5] = np.minimum(np.asarray(st.epoch) / np.asarray(horizon), 1.0)
     obs = flat.astype(np.float32)
     bad = ~np.isfinite(obs)
     if bad.any():
