@@ -200,7 +200,14 @@ def test_quiet_ceiling_does_the_same_work(bench, tmp_path) -> None:
     bench("bench_vector").main(["--scenario", "tiny", "--sizes", "1", "--block", "2", "--rounds", "1",
                                 "--profile-top", "0", "--out", str(tmp_path)])
     v = json.loads((tmp_path / "bench_vector.json").read_text())
-    assert "quiet_ceiling, commit" in compose.vector_row(v, res)["numbers"]
+    v["rows"]["native N=64"] = v["rows"].pop("native N=1")  # judged as if it were N = 64
+    res["rows"][0]["copies"] = 64
+    row = compose.vector_row(v, res)
+    assert "quiet_ceiling, commit" in row["numbers"]
+    fast = res["rows"][0]["single_us"] / res["rows"][0]["ceiling_us"] >= 25.0
+    assert row["met"] is False and (row.get("bound") is None) == fast
+    res["rows"][0]["ceiling_us"] = res["rows"][0]["single_us"] / 30.0  # a ceiling past 25x: no bound
+    assert compose.vector_row(v, res).get("bound") is None
 
 
 def test_bench_vector_batched_ops_variants(bench, tmp_path) -> None:
