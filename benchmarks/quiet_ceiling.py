@@ -16,8 +16,7 @@ script measures what is left when every one of those per-copy reads and writes i
   masks as arrays, reads the recorded tables by epoch, and does per copy only what cannot be batched: each
   copy's random draws from its own generator, in the single env's order. Everything else is today's
   vectorised code (requests, queues and latency, energy, reward, the feedback rings and label scoring, the
-  operator's view, masks, info, observation), the observation's global features computed over the copies
-  at once.
+  operator's view, masks, info, observation).
 
 Passes 2 and 3's observations, rewards and infos are checked equal to pass 1's (``same``), so the ceiling does the
 same work. It is a ceiling, not a design: it reads the tables without paying to build or invalidate them
@@ -31,7 +30,6 @@ runs (no faults, no ops, no resets; checked). Rounds alternate today's path, the
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -44,19 +42,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import machine_info, median, write_results
+from benchmarks.quiet_phases import _noop
 from gaisnet_env import operator_view, quiet_steps
-from gaisnet_env.core import actions, draws
-from gaisnet_env.core.layout import EDGE_FEATURES, ROUTE_EDGE, SINCE_SCALE
+from gaisnet_env.core import batch, draws
 from gaisnet_env.core.state import CUM_KEYS
 from gaisnet_env.quiet_figures import _no_fault_stack, kept_figures
 from gaisnet_env.quiet_info import Epoch, epoch_keys, finish_info
 from gaisnet_env.quiet_steps import QuietSteps
-
-
-def _noop(venv: Any) -> np.ndarray:
-    act = np.zeros((venv.num_envs, venv.n_edges, 2), np.int64)
-    act[..., 0] = ROUTE_EDGE  # every request at the edge, no operation
-    return act.reshape(venv.num_envs, -1)
 
 
 def record(venv: Any, steps: int) -> tuple[list[SimpleNamespace], list[tuple]]:
@@ -111,9 +103,7 @@ class CeilingSteps:
         self.versions = {key: np.array([getattr(w, f"_ver_{key[14:]}") - b[key] for w, b in zip(w0, base, strict=True)],
                                        dtype=np.int64)
                          for key in ("model_version_cloud", "model_version_edge", "model_version_end")}
-        self.masks = q._masks.copy()
-        self.gym_masks = np.empty(self.n, dtype=object)
-        self.gym_masks[:] = [m for m in q._gym_masks]
+        self._masks, self._gym_masks = q._masks.copy(), q._gym_masks.copy()  # for QuietSteps._action_masks
         self.envs, self.which = envs, np.arange(self.n)
         if not all(env.accuracy_view == "estimated" for env in envs):
             raise RuntimeError("quiet_ceiling: the operator's view only")
@@ -157,16 +147,6 @@ class CeilingSteps:
         info = self._info(ep, m, en, r, lat, edge_reward, events, st)
         return self._observation(st, fg, tab), r["total"], self.epoch >= self.horizon, info
 
-    def _masks(self, st: SimpleNamespace) -> np.ndarray:
-        F = self.F
-        m = actions.mask({"active": F.active, "access": F.access, "backhaul": F.backhaul, "edge_up": F.edge_up},
-                         st.battery_j, st.op_kind)
-        changed = np.flatnonzero((self.masks != m).any(axis=(1, 2)))
-        self.masks = m
-        for i in changed.tolist():  # (none in these epochs: the envs' own masks hold)
-            self.gym_masks[i] = self.envs[i].gym_action_mask()
-        return self.gym_masks.copy()
-
     def _info(self, ep: Epoch, m: Any, en: Any, r: dict, lat: Any, edge_reward: np.ndarray, events: dict,
               st: SimpleNamespace) -> dict[str, Any]:
         """:func:`vector_info` with the episode totals, versions and epochs as arrays."""
@@ -178,49 +158,22 @@ class CeilingSteps:
                "ops_in_flight": np.count_nonzero(st.op_kind > 0, axis=1).astype(np.int64),
                "episode_energy_j": self.cum[:, 0].copy(), "episode_carbon_g": self.cum[:, 1].copy(),
                "episode_bytes_up": self.cum[:, 2].copy(), "episode_bytes_down": self.cum[:, 3].copy(),
-               "action_mask": self._masks(st)}
+               "action_mask": QuietSteps._action_masks(self, self.which, st, self.F)}
         out.update(epoch_keys(ep, m, en, r, lat, edge_reward, events, st, self.F))
         return finish_info(out, r["total"], self.envs)
 
     def _observation(self, st: SimpleNamespace, fg: Any, tab: SimpleNamespace) -> np.ndarray:
-        """:func:`batch.observation` with the global features over the copies at once."""
+        """:meth:`QuietSteps._observation` (every copy on the operator's view, no faults) with the next epoch's
+        figures from the tables."""
         rc, rs, has = self.feedback.domain_reports()
         accuracy = operator_view.estimate(st.label_hits, st.label_seen, st.label_prior)
         drift = np.where(has, operator_view.domain_drift(rc, rs, st.reported_class_mix, st.reported_style_mix), 0.0)
-        F, rates = self.F, tab.next_rates
-        n, E = rates.shape
-        n_edge = E * len(EDGE_FEATURES)
-        flat = np.empty((n, n_edge + 6))
-        feats = flat[:, :n_edge].reshape(n, E, len(EDGE_FEATURES))
-        feats[..., 0] = np.minimum(rates / (2.0 * fg.mean_rate), 1.0)
-        feats[..., 1:4] = accuracy
-        feats[..., 4] = 1.0 - np.exp(-st.edge_backlog_s / fg.epoch_s)
-        feats[..., 5] = F.access
-        feats[..., 6] = F.backhaul
-        feats[..., 7:11] = 1.0 - np.exp(-st.since_op / SINCE_SCALE)
-        feats[..., 11] = st.op_kind > 0
-        feats[..., 12] = 1.0 - np.exp(-st.op_remaining_s / fg.epoch_s)
-        feats[..., 13] = drift
-        feats[..., 14] = np.minimum(tab.next_ci[:, :1] / 1000.0, 1.0)
-        feats[..., 15] = F.edge_up
-        cap = fg.battery_cap
-        feats[..., 16] = np.where(cap > 0, st.battery_j / np.where(cap > 0, cap, 1.0), 1.0)
-        feats[..., 17] = st.last_violation
-        feats[..., 18] = st.last_latency_ratio
-        es = fg.epoch_s[:, 0]
-        # math.exp per copy (the single env's), sin and cos once per distinct hour (copies share the clock)
-        flat[:, n_edge] = [1.0 - math.exp(-b / e) for b, e in zip(st.cloud_backlog_s, es.tolist(),
-                                                                     strict=True)]
-        hours = {h: (0.5 + 0.5 * math.sin(2 * math.pi * h / 24.0), 0.5 + 0.5 * math.cos(2 * math.pi * h / 24.0))
-                 for h in set(tab.next_hour.tolist())}
-        flat[:, n_edge + 1] = F.cloud_capacity
-        flat[:, n_edge + 2:n_edge + 4] = [hours[h] for h in tab.next_hour.tolist()]
-        flat[:, n_edge + 4] = np.minimum(tab.next_ci[:, 1] / 1000.0, 1.0)
-        flat[:, n_edge + 5] = np.minimum(self.epoch / self.horizon, 1.0)
-        obs = flat.astype(np.float32)
-        if not np.isfinite(obs).all():
-            raise FloatingPointError("quiet_ceiling: an observation is not finite")
-        return obs.clip(0.0, 1.0, out=obs)
+        F = self.F
+        f = {"access": F.access, "backhaul": F.backhaul, "edge_up": F.edge_up,
+             "cloud_capacity": F.cloud_capacity.tolist()}
+        st.epoch = self.epoch
+        return batch.observation(st, tab.next_rates, fg.mean_rate, accuracy, drift, f, tab.next_ci[:, :1],
+                                 tab.next_ci[:, 1:], tab.next_hour.tolist(), fg.battery_cap, fg.epoch_s, self.horizon)
 
 
 def _same(a: Any, b: Any) -> bool:
